@@ -1,0 +1,86 @@
+//! The error codes of the CRDP: stable tokens after `ERR` on the wire.
+
+use core::fmt;
+
+/// Why the server refused a command. Its [`token`](ErrorCode::token) is the
+/// stable lowercase word sent after `ERR`; PROTOCOL.md lists them all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The first word is not a command.
+    UnknownCommand,
+    /// The command has the wrong number of arguments.
+    Usage,
+    /// A room name is empty, too long, or has whitespace or control characters.
+    BadName,
+    /// The address is not an IPv4 address in 239.0.0.0/8.
+    BadAddress,
+    /// The port is not a number in 1024-65535.
+    BadPort,
+    /// A room with that name (ignoring ASCII case) exists already.
+    NameTaken,
+    /// Another room already uses that address and port.
+    AddressInUse,
+    /// The directory holds the most rooms it can.
+    Full,
+    /// No room has that name.
+    NoSuchRoom,
+    /// The line is longer than [`MAX_LINE`](crate::limits::MAX_LINE).
+    LineTooLong,
+    /// The line is not valid UTF-8 or holds control characters.
+    Encoding,
+    /// The server has no room for another connection.
+    Busy,
+    /// The connection was quiet for too long.
+    Timeout,
+}
+
+impl ErrorCode {
+    /// Every code, in the order PROTOCOL.md lists them.
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::UnknownCommand,
+        ErrorCode::Usage,
+        ErrorCode::BadName,
+        ErrorCode::BadAddress,
+        ErrorCode::BadPort,
+        ErrorCode::NameTaken,
+        ErrorCode::AddressInUse,
+        ErrorCode::Full,
+        ErrorCode::NoSuchRoom,
+        ErrorCode::LineTooLong,
+        ErrorCode::Encoding,
+        ErrorCode::Busy,
+        ErrorCode::Timeout,
+    ];
+
+    /// The stable wire token, e.g. `inuse`.
+    pub const fn token(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownCommand => "unknown",
+            ErrorCode::Usage => "usage",
+            ErrorCode::BadName => "badname",
+            ErrorCode::BadAddress => "badaddr",
+            ErrorCode::BadPort => "badport",
+            ErrorCode::NameTaken => "exists",
+            ErrorCode::AddressInUse => "inuse",
+            ErrorCode::Full => "full",
+            ErrorCode::NoSuchRoom => "noroom",
+            ErrorCode::LineTooLong => "toolong",
+            ErrorCode::Encoding => "encoding",
+            ErrorCode::Busy => "busy",
+            ErrorCode::Timeout => "timeout",
+        }
+    }
+
+    /// The code for a wire token; `None` for a token this version does not
+    /// know (a newer server may send one: treat it as a generic error).
+    pub fn from_token(token: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.token() == token)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.token())
+    }
+}

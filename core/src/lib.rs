@@ -1,0 +1,53 @@
+//! The protocol core of roomcast: sans-IO and `no_std`.
+//!
+//! This crate holds everything about roomcast that is not input/output:
+//!
+//! - the command parser and the wire format of the Chat Room Directory
+//!   Protocol (CRDP): [`parse_command`], [`Command`], [`ErrorCode`];
+//! - the room directory and its invariants: [`Directory`];
+//! - the directory server's state machine: [`Server`] and its per-peer
+//!   [`Connection`].
+//!
+//! # The sans-IO promise
+//!
+//! Nothing in here opens a socket, reads a clock, starts a thread or asks the
+//! operating system for randomness. Time comes in as an [`Instant`] argument.
+//! Every buffer is a fixed-capacity `heapless` one whose size is a named
+//! constant in [`limits`], so memory is bounded by construction, and bad input
+//! from a peer is never a panic: it becomes an error reply.
+//!
+//! # The run loop
+//!
+//! A host drives a connection like this (see `host/src/server.rs`):
+//!
+//! 1. on accept, [`Connection::new`];
+//! 2. when the socket is readable, read at most [`Connection::recv_capacity`]
+//!    bytes and hand them to [`Connection::handle_bytes`];
+//! 3. after every `handle_*` call, drain [`Server::poll_event`] until `None`
+//!    (for logging), then write what [`Connection::poll_transmit`] returns and
+//!    report how much went out with [`Connection::handle_sent`];
+//! 4. close the socket once [`Connection::is_finished`] says so.
+#![no_std]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(test)]
+extern crate std;
+
+mod directory;
+mod error;
+pub mod limits;
+mod parse;
+mod server;
+mod time;
+mod wire;
+
+pub use directory::{Directory, DirectoryError};
+pub use error::ErrorCode;
+pub use parse::{ParseError, parse_command, parse_reply_line, parse_room_line};
+pub use server::{Connection, Event, PROTOCOL_VERSION, Server, ServerConfig, Timeout};
+pub use time::Instant;
+pub use wire::{
+    Command, CommandKind, LineBuf, ReplyLine, Room, RoomName, encode_command, encode_room_line,
+    is_valid_room_name,
+};

@@ -1,0 +1,283 @@
+//! Parsers for everything the core reads: command lines from clients, reply
+//! lines from the server. Written with `nom` over bytes; none of them can
+//! panic, whatever the input.
+
+use core::fmt;
+use core::net::Ipv4Addr;
+
+use nom::bytes::complete::{tag, take_till1, take_while_m_n};
+use nom::character::complete::space0;
+use nom::combinator::{all_consuming, map_res};
+use nom::sequence::preceded;
+use nom::{IResult, Parser};
+
+use crate::error::ErrorCode;
+use crate::limits::{MAX_WORDS, MIN_ROOM_PORT};
+use crate::wire::{Command, CommandKind, ReplyLine, Room, RoomName, is_valid_room_name};
+
+/// Why a line could not be read. Borrowed parts point into the line, so an
+/// error message can quote what was wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseError<'a> {
+    /// The line is empty or only whitespace. The server ignores such lines.
+    Empty,
+    /// The line is not valid UTF-8.
+    NotUtf8,
+    /// The line holds a control character (other than tab, CR before LF).
+    ControlChar,
+    /// The first word is not a command.
+    UnknownCommand(&'a str),
+    /// The command has the wrong number of arguments.
+    Usage(CommandKind),
+    /// The room name is not 1-32 printable characters.
+    BadName(&'a str),
+    /// The address is not a dotted-quad IPv4 address.
+    BadAddress(&'a str),
+    /// The address is IPv4 but outside 239.0.0.0/8.
+    NotAdminScoped(Ipv4Addr),
+    /// The port is not a number from 1024 to 65535.
+    BadPort(&'a str),
+    /// A reply line that is neither `OK ...` nor `ERR <code> ...`.
+    BadReply,
+}
+
+impl ParseError<'_> {
+    /// The wire error code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ParseError::Empty | ParseError::UnknownCommand(_) => ErrorCode::UnknownCommand,
+            ParseError::NotUtf8 | ParseError::ControlChar | ParseError::BadReply => {
+                ErrorCode::Encoding
+            }
+            ParseError::Usage(_) => ErrorCode::Usage,
+            ParseError::BadName(_) => ErrorCode::BadName,
+            ParseError::BadAddress(_) | ParseError::NotAdminScoped(_) => ErrorCode::BadAddress,
+            ParseError::BadPort(_) => ErrorCode::BadPort,
+        }
+    }
+}
+
+/// Quotes at most this many characters of a bad word in an error message,
+/// so that a reply always fits in one line.
+const QUOTE_MAX: usize = 40;
+
+/// Displays a word from the input, cut to [`QUOTE_MAX`] characters.
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(QUOTE_MAX) {
+            Some((cut, _)) => write!(f, "'{}...'", &self.0[..cut]),
+            None => write!(f, "'{}'", self.0),
+        }
+    }
+}
+
+impl fmt::Display for ParseError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Empty => f.write_str("empty line; type 'help' for the commands"),
+            ParseError::NotUtf8 => f.write_str("the line is not valid UTF-8; send UTF-8 text"),
+            ParseError::ControlChar => {
+                f.write_str("the line holds a control character; send printable text")
+            }
+            ParseError::UnknownCommand(word) => write!(
+                f,
+                "{} is not a command; type 'help' for the commands",
+                Quoted(word)
+            ),
+            ParseError::Usage(kind) => write!(f, "usage: {}", kind.usage()),
+            ParseError::BadName(name) => write!(
+                f,
+                "{} is not a room name; use 1-32 printable characters without spaces",
+                Quoted(name)
+            ),
+            ParseError::BadAddress(addr) => write!(
+                f,
+                "{} is not an IPv4 address; use one from 239.0.0.0 to 239.255.255.255",
+                Quoted(addr)
+            ),
+            ParseError::NotAdminScoped(addr) => write!(
+                f,
+                "{addr} is outside 239.0.0.0/8, the administratively scoped multicast \
+                 range; use an address from 239.0.0.0 to 239.255.255.255"
+            ),
+            ParseError::BadPort(port) => write!(
+                f,
+                "{} is not a usable port; use a number from {MIN_ROOM_PORT} to 65535",
+                Quoted(port)
+            ),
+            ParseError::BadReply => f.write_str("the server sent a line that is not a reply"),
+        }
+    }
+}
+
+type Res<'a, T> = IResult<&'a [u8], T>;
+
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// One word: blanks, then a run of non-blank bytes.
+fn word(input: &[u8]) -> Res<'_, &[u8]> {
+    preceded(space0, take_till1(is_blank)).parse(input)
+}
+
+/// Splits a line into at most `MAX_WORDS` words; `None` if there are more.
+fn words(line: &[u8]) -> Option<heapless::Vec<&[u8], MAX_WORDS>> {
+    let mut out = heapless::Vec::new();
+    let mut rest = line;
+    while let Ok((tail, w)) = word(rest) {
+        out.push(w).ok()?;
+        rest = tail;
+    }
+    Some(out)
+}
+
+fn decimal<T: core::str::FromStr>(max_digits: usize) -> impl Fn(&[u8]) -> Res<'_, T> {
+    move |input| {
+        map_res(
+            take_while_m_n(1, max_digits, |b: u8| b.is_ascii_digit()),
+            |digits: &[u8]| {
+                // ASCII digits are UTF-8.
+                core::str::from_utf8(digits)
+                    .ok()
+                    .and_then(|s| s.parse::<T>().ok())
+                    .ok_or(())
+            },
+        )
+        .parse(input)
+    }
+}
+
+/// A dotted-quad IPv4 address, every octet 0-255.
+fn ipv4(input: &[u8]) -> Res<'_, Ipv4Addr> {
+    let octet = decimal::<u8>(3);
+    let (rest, (a, _, b, _, c, _, d)) =
+        (&octet, tag("."), &octet, tag("."), &octet, tag("."), &octet).parse(input)?;
+    Ok((rest, Ipv4Addr::new(a, b, c, d)))
+}
+
+/// Strips one trailing CR (a CR LF terminator) and checks the text.
+fn text_of(line: &[u8]) -> Result<&str, ParseError<'_>> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = core::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(ParseError::ControlChar);
+    }
+    Ok(text)
+}
+
+fn as_str(bytes: &[u8]) -> &str {
+    // Only called on slices of a line `text_of` proved to be UTF-8, cut at
+    // ASCII blanks, so this never fails; an empty string if it somehow did.
+    core::str::from_utf8(bytes).unwrap_or("")
+}
+
+fn room_name(word: &[u8]) -> Result<RoomName, ParseError<'_>> {
+    let name = as_str(word);
+    if !is_valid_room_name(name) {
+        return Err(ParseError::BadName(name));
+    }
+    RoomName::try_from(name).map_err(|_| ParseError::BadName(name))
+}
+
+fn group_address(word: &[u8]) -> Result<Ipv4Addr, ParseError<'_>> {
+    let (_, addr) = all_consuming(ipv4)
+        .parse(word)
+        .map_err(|_| ParseError::BadAddress(as_str(word)))?;
+    if addr.octets()[0] != 239 {
+        return Err(ParseError::NotAdminScoped(addr));
+    }
+    Ok(addr)
+}
+
+fn room_port(word: &[u8]) -> Result<u16, ParseError<'_>> {
+    let bad = || ParseError::BadPort(as_str(word));
+    let (_, port) = all_consuming(decimal::<u16>(5))
+        .parse(word)
+        .map_err(|_| bad())?;
+    if port < MIN_ROOM_PORT {
+        return Err(bad());
+    }
+    Ok(port)
+}
+
+/// Parses one command line, without its LF (a trailing CR is ignored).
+///
+/// Verbs are matched ignoring ASCII case; words are separated by spaces or
+/// tabs. Never panics, whatever the bytes.
+pub fn parse_command(line: &[u8]) -> Result<Command, ParseError<'_>> {
+    let text = text_of(line)?;
+    let bytes = text.as_bytes();
+    let first = match word(bytes) {
+        Ok((_, w)) => w,
+        Err(_) => return Err(ParseError::Empty),
+    };
+    let verb = as_str(first);
+    let kind = CommandKind::ALL
+        .into_iter()
+        .find(|k| k.verb().eq_ignore_ascii_case(verb))
+        .ok_or(ParseError::UnknownCommand(verb))?;
+    let words = words(bytes).ok_or(ParseError::Usage(kind))?;
+    let args = &words[1..];
+    if args.len() != kind.arity() {
+        return Err(ParseError::Usage(kind));
+    }
+    Ok(match kind {
+        CommandKind::GetDir => Command::GetDir,
+        CommandKind::Ping => Command::Ping,
+        CommandKind::Help => Command::Help,
+        CommandKind::Bye => Command::Bye,
+        CommandKind::DeleteRoom => Command::DeleteRoom(room_name(args[0])?),
+        CommandKind::MakeRoom => Command::MakeRoom(Room {
+            name: room_name(args[0])?,
+            group: group_address(args[1])?,
+            port: room_port(args[2])?,
+        }),
+    })
+}
+
+/// Parses the first line of a server reply (without its LF): `OK [text]` or
+/// `ERR <code> [message]`.
+pub fn parse_reply_line(line: &[u8]) -> Result<ReplyLine<'_>, ParseError<'_>> {
+    let text = text_of(line)?;
+    let (head, rest) = match text.split_once(' ') {
+        Some((head, rest)) => (head, rest),
+        None => (text, ""),
+    };
+    match head {
+        "OK" => Ok(ReplyLine::Ok(rest)),
+        "ERR" => {
+            let (token, message) = rest.split_once(' ').unwrap_or((rest, ""));
+            if token.is_empty() {
+                return Err(ParseError::BadReply);
+            }
+            Ok(ReplyLine::Err {
+                code: ErrorCode::from_token(token),
+                token,
+                message,
+            })
+        }
+        _ => Err(ParseError::BadReply),
+    }
+}
+
+/// Parses one `getdir` listing line (without its LF): `<name> <address>
+/// <port>`. The caller checks for the `.` that ends a listing first.
+pub fn parse_room_line(line: &[u8]) -> Result<Room, ParseError<'_>> {
+    let text = text_of(line)?;
+    let words = words(text.as_bytes()).ok_or(ParseError::BadReply)?;
+    let [name, group, port] = words.as_slice() else {
+        return Err(ParseError::BadReply);
+    };
+    Ok(Room {
+        name: room_name(name)?,
+        group: group_address(group)?,
+        port: room_port(port)?,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,539 @@
+//! The directory server's state machine.
+//!
+//! [`Server`] holds what all connections share: the [`Directory`] and the
+//! log events. [`Connection`] is one peer: its line framing, its pending
+//! replies and its timers. The host owns the connections (it allocates their
+//! storage and ids) and passes the server in to every call that may read or
+//! change the directory.
+//!
+//! # The drain rule
+//!
+//! After every `handle_*` call: drain [`Server::poll_event`] until `None`,
+//! then write out [`Connection::poll_transmit`] and report it with
+//! [`Connection::handle_sent`], and close the socket if
+//! [`Connection::is_finished`].
+
+use core::fmt::{self, Write as _};
+use core::time::Duration;
+
+use crate::directory::{Directory, DirectoryError};
+use crate::error::ErrorCode;
+use crate::limits::{
+    CONN_RECV_BUF, CONN_SEND_BUF, EVENT_QUEUE, IDLE_TIMEOUT, MAX_LINE, PARTIAL_LINE_TIMEOUT,
+    SEND_TIMEOUT,
+};
+use crate::parse::{ParseError, parse_command};
+use crate::time::Instant;
+use crate::wire::{Command, CommandKind, LineBuf, RoomName, encode_room_line};
+
+/// The protocol name and version the greeting announces.
+pub const PROTOCOL_VERSION: &str = "CRDP/1";
+
+/// How a server behaves; every field has a documented default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// See [`PARTIAL_LINE_TIMEOUT`].
+    pub partial_line_timeout: Duration,
+    /// See [`IDLE_TIMEOUT`].
+    pub idle_timeout: Duration,
+    /// See [`SEND_TIMEOUT`].
+    pub send_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            partial_line_timeout: PARTIAL_LINE_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+            send_timeout: SEND_TIMEOUT,
+        }
+    }
+}
+
+/// Something the host may want to log. Events come from the connection the
+/// host last called, so the host knows which peer each one is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A line was answered.
+    Answered {
+        /// The command, or `None` when the line was not one.
+        command: Option<CommandKind>,
+        /// The room the command named, if any.
+        room: Option<RoomName>,
+        /// `None` for an `OK`, else the code of the `ERR`.
+        error: Option<ErrorCode>,
+    },
+    /// The connection is being closed because a timer ran out.
+    TimedOut(Timeout),
+    /// Events were lost because the host did not drain them in time.
+    Dropped(u64),
+}
+
+/// Which timer closed a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timeout {
+    /// Half a line sat unfinished for too long.
+    PartialLine,
+    /// Nothing arrived for too long.
+    Idle,
+    /// The peer did not read its replies for too long.
+    Send,
+}
+
+/// What every connection shares: the directory and the event queue.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    directory: Directory,
+    events: heapless::Deque<Event, EVENT_QUEUE>,
+    dropped_events: u64,
+}
+
+impl Server {
+    /// A server with an empty directory.
+    pub fn new(config: ServerConfig) -> Self {
+        Self::with_directory(config, Directory::new())
+    }
+
+    /// A server that starts with `directory` (loaded from disk, say).
+    pub fn with_directory(config: ServerConfig, directory: Directory) -> Self {
+        Self {
+            config,
+            directory,
+            events: heapless::Deque::new(),
+            dropped_events: 0,
+        }
+    }
+
+    /// The directory as it is now.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The next log event, if any. Drain until `None` after every call into
+    /// a connection.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if self.dropped_events > 0 {
+            let dropped = core::mem::take(&mut self.dropped_events);
+            return Some(Event::Dropped(dropped));
+        }
+        self.events.pop_front()
+    }
+
+    fn emit(&mut self, event: Event) {
+        if self.events.push_back(event).is_err() {
+            self.dropped_events += 1;
+        }
+    }
+
+    /// Runs one command against the directory; `Err` carries the refusal.
+    fn execute(&mut self, command: &Command) -> Result<(), DirectoryError> {
+        match command {
+            Command::MakeRoom(room) => self.directory.insert(room.clone()),
+            Command::DeleteRoom(name) => self.directory.remove(name).map(|_| ()),
+            Command::GetDir | Command::Ping | Command::Help | Command::Bye => Ok(()),
+        }
+    }
+}
+
+/// A multi-line reply still being produced, a line at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Listing {
+    /// `getdir`: the next room is the first after `after`.
+    Rooms { after: Option<RoomName> },
+    /// `help`: the next line is the one for `CommandKind::ALL[next]`.
+    Help { next: usize },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Send what is queued, then close (after `bye` or a timeout).
+    Closing,
+    /// Close now, dropping what is queued (the peer stopped reading).
+    Aborted,
+}
+
+/// One client connection to the directory server.
+///
+/// Memory is fixed: [`CONN_RECV_BUF`] bytes in, [`CONN_SEND_BUF`] bytes out,
+/// and a cursor for a listing in progress.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    recv: heapless::Vec<u8, CONN_RECV_BUF>,
+    /// How much of `recv` is known to hold no LF.
+    scanned: usize,
+    /// Inside a line that was too long: drop bytes up to its LF.
+    discarding: bool,
+    send: heapless::Vec<u8, CONN_SEND_BUF>,
+    listing: Option<Listing>,
+    state: State,
+    last_recv: Instant,
+    partial_since: Option<Instant>,
+    /// When the peer last took bytes while we had some waiting for it.
+    blocked_since: Option<Instant>,
+}
+
+impl Connection {
+    /// A new connection; its greeting is queued.
+    pub fn new(now: Instant) -> Self {
+        let mut conn = Self {
+            recv: heapless::Vec::new(),
+            scanned: 0,
+            discarding: false,
+            send: heapless::Vec::new(),
+            listing: None,
+            state: State::Open,
+            last_recv: now,
+            partial_since: None,
+            blocked_since: None,
+        };
+        conn.push_line(
+            now,
+            format_args!(
+                "OK {PROTOCOL_VERSION} roomcast directory server ready; \
+                 type 'help' for the commands"
+            ),
+        );
+        conn
+    }
+
+    /// The most bytes [`handle_bytes`](Self::handle_bytes) will take now.
+    /// Zero means: stop reading from this peer until output drains.
+    pub fn recv_capacity(&self) -> usize {
+        match self.state {
+            State::Open => CONN_RECV_BUF - self.recv.len(),
+            State::Closing | State::Aborted => 0,
+        }
+    }
+
+    /// Takes bytes the peer sent and answers every complete line that there
+    /// is room to answer. Returns how many bytes were taken: all of them if
+    /// `data.len() <= self.recv_capacity()`.
+    pub fn handle_bytes(&mut self, now: Instant, server: &mut Server, data: &[u8]) -> usize {
+        let mut taken = 0;
+        if !data.is_empty() {
+            self.last_recv = now;
+        }
+        while taken < data.len() {
+            let room = self.recv_capacity().min(data.len() - taken);
+            if room == 0 {
+                break;
+            }
+            // `room` fits by construction.
+            let _ = self.recv.extend_from_slice(&data[taken..taken + room]);
+            taken += room;
+            self.process(now, server);
+        }
+        self.update_partial(now);
+        taken
+    }
+
+    /// The bytes waiting to go to the peer (empty if none).
+    #[must_use]
+    pub fn poll_transmit(&self) -> &[u8] {
+        match self.state {
+            State::Aborted => &[],
+            State::Open | State::Closing => &self.send,
+        }
+    }
+
+    /// The host wrote the first `n` bytes of [`poll_transmit`](Self::poll_transmit).
+    /// Frees room, so waiting lines may be answered now.
+    pub fn handle_sent(&mut self, now: Instant, server: &mut Server, n: usize) {
+        let n = n.min(self.send.len());
+        if n > 0 {
+            self.send.copy_within(n.., 0);
+            self.send.truncate(self.send.len() - n);
+            self.blocked_since = None;
+        }
+        self.process(now, server);
+        self.update_partial(now);
+        if !self.send.is_empty() && self.blocked_since.is_none() {
+            self.blocked_since = Some(now);
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next, if
+    /// ever. Calling it earlier is harmless.
+    #[must_use]
+    pub fn poll_timeout(&self, server: &Server) -> Option<Instant> {
+        self.next_timeout(server).map(|(at, _)| at)
+    }
+
+    fn next_timeout(&self, server: &Server) -> Option<(Instant, Timeout)> {
+        if self.state == State::Aborted {
+            return None;
+        }
+        let config = &server.config;
+        let timers = [
+            self.partial_since
+                .map(|t| (t + config.partial_line_timeout, Timeout::PartialLine)),
+            Some((self.last_recv + config.idle_timeout, Timeout::Idle)),
+            self.blocked_since
+                .map(|t| (t + config.send_timeout, Timeout::Send)),
+        ];
+        timers.into_iter().flatten().min_by_key(|(at, _)| *at)
+    }
+
+    /// Time passed; closes the connection if one of its timers ran out.
+    /// A spurious call is a no-op.
+    pub fn handle_timeout(&mut self, now: Instant, server: &mut Server) {
+        let Some((at, which)) = self.next_timeout(server) else {
+            return;
+        };
+        if now < at || self.state == State::Aborted {
+            return;
+        }
+        server.emit(Event::TimedOut(which));
+        match which {
+            Timeout::Send => self.state = State::Aborted,
+            Timeout::PartialLine | Timeout::Idle => {
+                self.listing = None;
+                if self.send_room() >= MAX_LINE {
+                    let code = ErrorCode::Timeout;
+                    self.push_line(
+                        now,
+                        format_args!("ERR {code} closing a connection that was quiet too long"),
+                    );
+                }
+                self.state = State::Closing;
+                // The peer gets `send_timeout` to read the farewell.
+                self.partial_since = None;
+                self.last_recv = now + server.config.send_timeout;
+            }
+        }
+    }
+
+    /// Whether the host should close the socket now: after `bye` once its
+    /// reply is sent, or after a timeout.
+    pub fn is_finished(&self) -> bool {
+        match self.state {
+            State::Open => false,
+            State::Closing => self.send.is_empty(),
+            State::Aborted => true,
+        }
+    }
+
+    fn send_room(&self) -> usize {
+        CONN_SEND_BUF - self.send.len()
+    }
+
+    /// Queues one line. Callers first check there are [`MAX_LINE`] bytes of
+    /// room; a line longer than that is cut, never split or lost silently.
+    fn push_line(&mut self, now: Instant, args: fmt::Arguments<'_>) {
+        let mut line = Truncating(LineBuf::new());
+        let _ = line.write_fmt(args);
+        let mut line = line.0;
+        if line.len() == MAX_LINE {
+            line.pop();
+        }
+        let _ = line.push('\n');
+        // The caller made room; if it did not, the line is dropped and the
+        // peer will see a gap rather than the server panicking.
+        let _ = self.send.extend_from_slice(line.as_bytes());
+        if self.blocked_since.is_none() {
+            self.blocked_since = Some(now);
+        }
+    }
+
+    fn update_partial(&mut self, now: Instant) {
+        let pending = self.discarding || !self.recv.is_empty();
+        match (pending, self.partial_since) {
+            (true, None) => self.partial_since = Some(now),
+            (false, Some(_)) => self.partial_since = None,
+            _ => {}
+        }
+    }
+
+    /// Answers lines until input runs out or output is full.
+    fn process(&mut self, now: Instant, server: &mut Server) {
+        while self.state == State::Open && self.send_room() >= MAX_LINE {
+            if self.listing.is_some() {
+                self.continue_listing(now, server);
+                continue;
+            }
+            let Some(end) = self.find_lf() else {
+                self.check_overlong(now, server);
+                return;
+            };
+            if self.discarding {
+                self.discarding = false;
+            } else if end >= MAX_LINE {
+                self.refuse_overlong(now, server);
+            } else {
+                self.answer(now, server, end);
+            }
+            self.consume(end + 1);
+        }
+    }
+
+    fn find_lf(&mut self) -> Option<usize> {
+        match self.recv[self.scanned..].iter().position(|&b| b == b'\n') {
+            Some(i) => Some(self.scanned + i),
+            None => {
+                self.scanned = self.recv.len();
+                None
+            }
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.recv.copy_within(n.., 0);
+        self.recv.truncate(self.recv.len() - n);
+        self.scanned = 0;
+    }
+
+    /// No LF yet: if the line is already too long, answer now and drop it.
+    fn check_overlong(&mut self, now: Instant, server: &mut Server) {
+        if self.discarding {
+            self.recv.clear();
+            self.scanned = 0;
+        } else if self.recv.len() >= MAX_LINE {
+            self.refuse_overlong(now, server);
+            self.discarding = true;
+            self.recv.clear();
+            self.scanned = 0;
+        }
+    }
+
+    fn refuse_overlong(&mut self, now: Instant, server: &mut Server) {
+        let code = ErrorCode::LineTooLong;
+        self.push_line(
+            now,
+            format_args!("ERR {code} line longer than {MAX_LINE} bytes; it was ignored"),
+        );
+        server.emit(Event::Answered {
+            command: None,
+            room: None,
+            error: Some(code),
+        });
+    }
+
+    /// Answers the line `recv[..end]`.
+    fn answer(&mut self, now: Instant, server: &mut Server, end: usize) {
+        let command = match parse_command(&self.recv[..end]) {
+            Ok(command) => command,
+            Err(ParseError::Empty) => return,
+            Err(error) => {
+                let code = error.code();
+                let command = match error {
+                    ParseError::Usage(kind) => Some(kind),
+                    _ => None,
+                };
+                let mut line = Truncating(LineBuf::new());
+                let _ = write!(line, "ERR {code} {error}");
+                self.push_line(now, format_args!("{}", line.0));
+                server.emit(Event::Answered {
+                    command,
+                    room: None,
+                    error: Some(code),
+                });
+                return;
+            }
+        };
+        let room = match &command {
+            Command::MakeRoom(room) => Some(room.name.clone()),
+            Command::DeleteRoom(name) => Some(name.clone()),
+            _ => None,
+        };
+        let error = match server.execute(&command) {
+            Ok(()) => {
+                self.reply_ok(now, server, &command);
+                None
+            }
+            Err(refusal) => {
+                let code = refusal.code();
+                self.push_line(now, format_args!("ERR {code} {refusal}"));
+                Some(code)
+            }
+        };
+        server.emit(Event::Answered {
+            command: Some(command.kind()),
+            room,
+            error,
+        });
+    }
+
+    fn reply_ok(&mut self, now: Instant, server: &Server, command: &Command) {
+        match command {
+            Command::GetDir => {
+                let n = server.directory.len();
+                let s = if n == 1 { "" } else { "s" };
+                self.push_line(now, format_args!("OK {n} room{s}"));
+                self.listing = Some(Listing::Rooms { after: None });
+            }
+            Command::MakeRoom(room) => self.push_line(
+                now,
+                format_args!("OK created {} {} {}", room.name, room.group, room.port),
+            ),
+            Command::DeleteRoom(name) => self.push_line(now, format_args!("OK deleted {name}")),
+            Command::Ping => self.push_line(now, format_args!("OK pong")),
+            Command::Help => {
+                self.push_line(now, format_args!("OK commands (one per line, end with LF):"));
+                self.listing = Some(Listing::Help { next: 0 });
+            }
+            Command::Bye => {
+                self.push_line(now, format_args!("OK bye"));
+                self.state = State::Closing;
+            }
+        }
+    }
+
+    /// Produces the next line of the listing in progress (there is room for
+    /// one: the caller checked).
+    fn continue_listing(&mut self, now: Instant, server: &Server) {
+        let Some(listing) = &mut self.listing else {
+            return;
+        };
+        let mut line = LineBuf::new();
+        match listing {
+            Listing::Rooms { after } => match server.directory.next_after(after.as_deref()) {
+                Some(room) => {
+                    // A room line is at most 32 + 1 + 15 + 1 + 5 + 1 bytes.
+                    let _ = encode_room_line(room, &mut line);
+                    *after = Some(room.name.clone());
+                }
+                None => {
+                    let _ = line.push_str(".\n");
+                    self.listing = None;
+                }
+            },
+            Listing::Help { next } => match CommandKind::ALL.get(*next) {
+                Some(kind) => {
+                    let _ = writeln!(line, "  {:<34} {}", kind.usage(), kind.summary());
+                    *next += 1;
+                }
+                None => {
+                    let _ = line.push_str(".\n");
+                    self.listing = None;
+                }
+            },
+        }
+        let _ = self.send.extend_from_slice(line.as_bytes());
+        if self.blocked_since.is_none() {
+            self.blocked_since = Some(now);
+        }
+    }
+}
+
+/// A line writer that keeps what fits and drops the rest, so a long quoted
+/// value can never turn a reply into no reply.
+struct Truncating(LineBuf);
+
+impl fmt::Write for Truncating {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            if self.0.push(c).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+//! The CRDP's wire types and their encoding.
+//!
+//! Decoding lives in [`crate::parse`]; every byte the core reads or writes
+//! goes through these two modules.
+
+use core::fmt::{self, Write as _};
+use core::net::Ipv4Addr;
+
+use crate::limits::{MAX_LINE, MAX_ROOM_NAME};
+
+/// A room name: 1 to [`MAX_ROOM_NAME`] bytes of printable UTF-8 without
+/// whitespace (see [`is_valid_room_name`]).
+pub type RoomName = heapless::String<MAX_ROOM_NAME>;
+
+/// One protocol line, terminator included.
+pub type LineBuf = heapless::String<MAX_LINE>;
+
+/// A chat room: its name and the multicast group and UDP port it chats on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Room {
+    /// The room's name, unique in the directory ignoring ASCII case.
+    pub name: RoomName,
+    /// The IPv4 multicast group, in 239.0.0.0/8.
+    pub group: Ipv4Addr,
+    /// The UDP port, at least [`MIN_ROOM_PORT`](crate::limits::MIN_ROOM_PORT).
+    pub port: u16,
+}
+
+/// A command from a client to the directory server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `getdir`: list every room.
+    GetDir,
+    /// `makeroom <name> <address> <port>`: add a room.
+    MakeRoom(Room),
+    /// `deleteroom <name>`: remove a room.
+    DeleteRoom(RoomName),
+    /// `ping`: check that the server is alive; also keeps a connection open.
+    Ping,
+    /// `help`: list the commands and their syntax.
+    Help,
+    /// `bye`: the server answers, then closes the connection.
+    Bye,
+}
+
+/// Which command a line named, without its arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CommandKind {
+    /// `getdir`
+    GetDir,
+    /// `makeroom`
+    MakeRoom,
+    /// `deleteroom`
+    DeleteRoom,
+    /// `ping`
+    Ping,
+    /// `help`
+    Help,
+    /// `bye`
+    Bye,
+}
+
+impl CommandKind {
+    /// Every command, in the order `help` lists them.
+    pub const ALL: [CommandKind; 6] = [
+        CommandKind::GetDir,
+        CommandKind::MakeRoom,
+        CommandKind::DeleteRoom,
+        CommandKind::Ping,
+        CommandKind::Help,
+        CommandKind::Bye,
+    ];
+
+    /// The command's word on the wire.
+    pub const fn verb(self) -> &'static str {
+        match self {
+            CommandKind::GetDir => "getdir",
+            CommandKind::MakeRoom => "makeroom",
+            CommandKind::DeleteRoom => "deleteroom",
+            CommandKind::Ping => "ping",
+            CommandKind::Help => "help",
+            CommandKind::Bye => "bye",
+        }
+    }
+
+    /// How many arguments the command takes.
+    pub const fn arity(self) -> usize {
+        match self {
+            CommandKind::MakeRoom => 3,
+            CommandKind::DeleteRoom => 1,
+            _ => 0,
+        }
+    }
+
+    /// The command's syntax, as `help` and `ERR usage` show it.
+    pub const fn usage(self) -> &'static str {
+        match self {
+            CommandKind::GetDir => "getdir",
+            CommandKind::MakeRoom => "makeroom <name> <address> <port>",
+            CommandKind::DeleteRoom => "deleteroom <name>",
+            CommandKind::Ping => "ping",
+            CommandKind::Help => "help",
+            CommandKind::Bye => "bye",
+        }
+    }
+
+    /// What the command does, in a few words, for `help`.
+    pub const fn summary(self) -> &'static str {
+        match self {
+            CommandKind::GetDir => "list every room: name, multicast address, port",
+            CommandKind::MakeRoom => "add a room; address in 239.0.0.0/8, port 1024-65535",
+            CommandKind::DeleteRoom => "remove a room",
+            CommandKind::Ping => "check the server is alive (also keeps the connection open)",
+            CommandKind::Help => "show this list",
+            CommandKind::Bye => "close the connection",
+        }
+    }
+}
+
+impl Command {
+    /// Which command this is.
+    pub fn kind(&self) -> CommandKind {
+        match self {
+            Command::GetDir => CommandKind::GetDir,
+            Command::MakeRoom(_) => CommandKind::MakeRoom,
+            Command::DeleteRoom(_) => CommandKind::DeleteRoom,
+            Command::Ping => CommandKind::Ping,
+            Command::Help => CommandKind::Help,
+            Command::Bye => CommandKind::Bye,
+        }
+    }
+}
+
+/// Whether `name` may name a room: 1 to [`MAX_ROOM_NAME`] bytes, every
+/// character printable and none of them whitespace.
+pub fn is_valid_room_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ROOM_NAME
+        && name.chars().all(|c| !c.is_control() && !c.is_whitespace())
+}
+
+/// Encodes `command` as one line, LF included, ready to send.
+pub fn encode_command(command: &Command) -> LineBuf {
+    let mut line = LineBuf::new();
+    // The longest command (makeroom with a 32-byte name) is far below
+    // MAX_LINE, so these writes cannot run out of room.
+    let _ = match command {
+        Command::MakeRoom(room) => writeln!(
+            line,
+            "makeroom {} {} {}",
+            room.name, room.group, room.port
+        ),
+        Command::DeleteRoom(name) => writeln!(line, "deleteroom {name}"),
+        other => writeln!(line, "{}", other.kind().verb()),
+    };
+    line
+}
+
+/// Appends the `getdir` line for `room`, `<name> <address> <port>` and LF.
+pub fn encode_room_line(room: &Room, out: &mut LineBuf) -> fmt::Result {
+    writeln!(out, "{} {} {}", room.name, room.group, room.port)
+}
+
+/// A reply's first line, as a client reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyLine<'a> {
+    /// `OK <text>`: success; `text` may be empty.
+    Ok(&'a str),
+    /// `ERR <code> <message>`.
+    Err {
+        /// The code, or `None` for a token this version does not know.
+        code: Option<crate::ErrorCode>,
+        /// The token as sent.
+        token: &'a str,
+        /// The human-readable rest of the line.
+        message: &'a str,
+    },
+}
