@@ -44,7 +44,7 @@ mod wire;
 
 pub use directory::{Directory, DirectoryError};
 pub use error::ErrorCode;
-pub use parse::{ParseError, parse_command, parse_reply_line, parse_room_line};
+pub use parse::{ParseError, command_kind, parse_command, parse_reply_line, parse_room_line};
 pub use server::{Connection, Event, PROTOCOL_VERSION, Server, ServerConfig, Timeout};
 pub use time::Instant;
 pub use wire::{

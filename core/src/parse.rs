@@ -215,11 +215,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError<'_>> {
         Ok((_, w)) => w,
         Err(_) => return Err(ParseError::Empty),
     };
-    let verb = as_str(first);
-    let kind = CommandKind::ALL
-        .into_iter()
-        .find(|k| k.verb().eq_ignore_ascii_case(verb))
-        .ok_or(ParseError::UnknownCommand(verb))?;
+    let kind = command_kind(first).ok_or(ParseError::UnknownCommand(as_str(first)))?;
     let words = words(bytes).ok_or(ParseError::Usage(kind))?;
     let args = &words[1..];
     if args.len() != kind.arity() {
@@ -237,6 +233,17 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError<'_>> {
             port: room_port(args[2])?,
         }),
     })
+}
+
+/// The command a line names by its first word, whether or not its arguments
+/// are right; `None` if the first word is not a command. For logs and error
+/// messages about lines [`parse_command`] refused.
+pub fn command_kind(line: &[u8]) -> Option<CommandKind> {
+    let (_, first) = word(line).ok()?;
+    let verb = core::str::from_utf8(first).ok()?;
+    CommandKind::ALL
+        .into_iter()
+        .find(|k| k.verb().eq_ignore_ascii_case(verb))
 }
 
 /// Parses the first line of a server reply (without its LF): `OK [text]` or

@@ -22,7 +22,7 @@ use crate::limits::{
     CONN_RECV_BUF, CONN_SEND_BUF, EVENT_QUEUE, IDLE_TIMEOUT, MAX_LINE, PARTIAL_LINE_TIMEOUT,
     SEND_TIMEOUT,
 };
-use crate::parse::{ParseError, parse_command};
+use crate::parse::{ParseError, command_kind, parse_command};
 use crate::time::Instant;
 use crate::wire::{Command, CommandKind, LineBuf, RoomName, encode_room_line};
 
@@ -420,10 +420,7 @@ impl Connection {
             Err(ParseError::Empty) => return,
             Err(error) => {
                 let code = error.code();
-                let command = match error {
-                    ParseError::Usage(kind) => Some(kind),
-                    _ => None,
-                };
+                let command = command_kind(&self.recv[..end]);
                 let mut line = Truncating(LineBuf::new());
                 let _ = write!(line, "ERR {code} {error}");
                 self.push_line(now, format_args!("{}", line.0));
