@@ -12,6 +12,17 @@
 //! then write out [`Connection::poll_transmit`] and report it with
 //! [`Connection::handle_sent`], and close the socket if
 //! [`Connection::is_finished`].
+//!
+//! # Durable replies
+//!
+//! With [`ServerConfig::durable_replies`], the `OK` to a `makeroom` or
+//! `deleteroom` (and every reply queued behind it on that connection) is
+//! held back until the host has stored the directory: the host asks
+//! [`Server::poll_persist`] once per event-loop turn, stores
+//! [`Server::directory`], reports it with [`Server::handle_persisted`], and
+//! calls [`Connection::handle_durable`] on the connections that were
+//! [holding](Connection::is_holding). One write then covers every change of
+//! the turn.
 
 use core::fmt::{self, Write as _};
 use core::time::Duration;
@@ -39,6 +50,10 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// See [`SEND_TIMEOUT`].
     pub send_timeout: Duration,
+    /// Hold each change's `OK` until the host says the change is stored (see
+    /// the module docs). Off by default: a server without a state file has
+    /// nothing to wait for.
+    pub durable_replies: bool,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +62,7 @@ impl Default for ServerConfig {
             partial_line_timeout: PARTIAL_LINE_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
             send_timeout: SEND_TIMEOUT,
+            durable_replies: false,
         }
     }
 }
@@ -89,6 +105,10 @@ pub struct Server {
     directory: Directory,
     events: heapless::Deque<Event, EVENT_QUEUE>,
     dropped_events: u64,
+    /// How many changes the directory has had.
+    changes: u64,
+    /// How many of them the host has stored.
+    durable: u64,
 }
 
 impl Server {
@@ -104,7 +124,25 @@ impl Server {
             directory,
             events: heapless::Deque::new(),
             dropped_events: 0,
+            changes: 0,
+            durable: 0,
         }
+    }
+
+    /// The change count the host must store [`directory`](Self::directory)
+    /// for, if changes are waiting to be made durable. Ask once per
+    /// event-loop turn, after handling every event of the turn.
+    #[must_use]
+    pub fn poll_persist(&self) -> Option<u64> {
+        (self.changes > self.durable).then_some(self.changes)
+    }
+
+    /// The host stored the directory as it was at change count `changes`
+    /// (the value [`poll_persist`](Self::poll_persist) returned). Now call
+    /// [`Connection::handle_durable`] on every connection that
+    /// [is holding](Connection::is_holding) replies.
+    pub fn handle_persisted(&mut self, changes: u64) {
+        self.durable = self.durable.max(changes.min(self.changes));
     }
 
     /// The directory as it is now.
@@ -132,10 +170,15 @@ impl Server {
     /// Runs one command against the directory; `Err` carries the refusal.
     fn execute(&mut self, command: &Command) -> Result<(), DirectoryError> {
         match command {
-            Command::MakeRoom(room) => self.directory.insert(room.clone()),
-            Command::DeleteRoom(name) => self.directory.remove(name).map(|_| ()),
-            Command::GetDir | Command::Ping | Command::Help | Command::Bye => Ok(()),
+            Command::MakeRoom(room) => self.directory.insert(room.clone())?,
+            Command::DeleteRoom(name) => self.directory.remove(name).map(|_| ())?,
+            Command::GetDir | Command::Ping | Command::Help | Command::Bye => return Ok(()),
         }
+        self.changes += 1;
+        if !self.config.durable_replies {
+            self.durable = self.changes;
+        }
+        Ok(())
     }
 }
 
@@ -175,6 +218,17 @@ pub struct Connection {
     partial_since: Option<Instant>,
     /// When the peer last took bytes while we had some waiting for it.
     blocked_since: Option<Instant>,
+    /// The latest `now` passed in: time that goes backwards is clamped to it.
+    now: Instant,
+    /// Replies from `send[offset..]` wait until change `seq` is durable.
+    held: Option<Held>,
+}
+
+/// Where a connection's not-yet-durable replies begin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    offset: usize,
+    seq: u64,
 }
 
 impl Connection {
@@ -190,6 +244,8 @@ impl Connection {
             last_recv: now,
             partial_since: None,
             blocked_since: None,
+            now,
+            held: None,
         };
         conn.push_line(
             now,
@@ -214,10 +270,8 @@ impl Connection {
     /// is room to answer. Returns how many bytes were taken: all of them if
     /// `data.len() <= self.recv_capacity()`.
     pub fn handle_bytes(&mut self, now: Instant, server: &mut Server, data: &[u8]) -> usize {
+        let now = self.clock(now);
         let mut taken = 0;
-        if !data.is_empty() {
-            self.last_recv = now;
-        }
         while taken < data.len() {
             let room = self.recv_capacity().min(data.len() - taken);
             if room == 0 {
@@ -228,23 +282,47 @@ impl Connection {
             taken += room;
             self.process(now, server);
         }
+        // Bytes offered but not taken (while closing, say) are not input.
+        if taken > 0 {
+            self.last_recv = now;
+        }
         self.update_partial(now);
         taken
     }
 
-    /// The bytes waiting to go to the peer (empty if none).
+    /// The bytes ready to go to the peer (empty if none). Replies held for
+    /// durability are not among them until [`handle_durable`](Self::handle_durable).
     #[must_use]
     pub fn poll_transmit(&self) -> &[u8] {
-        match self.state {
-            State::Aborted => &[],
-            State::Open | State::Closing => &self.send,
+        match (self.state, self.held) {
+            (State::Aborted, _) => &[],
+            (_, Some(held)) => &self.send[..held.offset],
+            (State::Open | State::Closing, None) => &self.send,
+        }
+    }
+
+    /// Whether replies wait for the directory to be stored; see
+    /// [`Server::handle_persisted`].
+    pub fn is_holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// The host stored the directory: release the replies that waited for it.
+    pub fn handle_durable(&mut self, now: Instant, server: &mut Server) {
+        if self.held.is_some_and(|held| held.seq <= server.durable) {
+            self.held = None;
+            self.handle_sent(now, server, 0);
         }
     }
 
     /// The host wrote the first `n` bytes of [`poll_transmit`](Self::poll_transmit).
     /// Frees room, so waiting lines may be answered now.
     pub fn handle_sent(&mut self, now: Instant, server: &mut Server, n: usize) {
-        let n = n.min(self.send.len());
+        let now = self.clock(now);
+        let n = n.min(self.poll_transmit().len());
+        if let Some(held) = &mut self.held {
+            held.offset -= n;
+        }
         if n > 0 {
             self.send.copy_within(n.., 0);
             self.send.truncate(self.send.len() - n);
@@ -258,10 +336,17 @@ impl Connection {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next, if
-    /// ever. Calling it earlier is harmless.
+    /// ever. Calling it earlier is harmless. Never before the latest `now`
+    /// passed in: a timer that ran out while the host was busy is due at once.
     #[must_use]
     pub fn poll_timeout(&self, server: &Server) -> Option<Instant> {
-        self.next_timeout(server).map(|(at, _)| at)
+        self.next_timeout(server).map(|(at, _)| at.max(self.now))
+    }
+
+    /// The time to act on: `now`, or the latest time seen if `now` is earlier.
+    fn clock(&mut self, now: Instant) -> Instant {
+        self.now = self.now.max(now);
+        self.now
     }
 
     fn next_timeout(&self, server: &Server) -> Option<(Instant, Timeout)> {
@@ -282,6 +367,7 @@ impl Connection {
     /// Time passed; closes the connection if one of its timers ran out.
     /// A spurious call is a no-op.
     pub fn handle_timeout(&mut self, now: Instant, server: &mut Server) {
+        let now = self.clock(now);
         let Some((at, which)) = self.next_timeout(server) else {
             return;
         };
@@ -289,9 +375,10 @@ impl Connection {
             return;
         }
         server.emit(Event::TimedOut(which));
-        match which {
-            Timeout::Send => self.state = State::Aborted,
-            Timeout::PartialLine | Timeout::Idle => {
+        match (self.state, which) {
+            // Already closing: the peer had its time to read what was left.
+            (State::Closing, _) | (_, Timeout::Send) => self.state = State::Aborted,
+            (_, Timeout::PartialLine | Timeout::Idle) => {
                 self.listing = None;
                 if self.send_room() >= MAX_LINE {
                     let code = ErrorCode::Timeout;
@@ -301,7 +388,9 @@ impl Connection {
                     );
                 }
                 self.state = State::Closing;
-                // The peer gets `send_timeout` to read the farewell.
+                // The idle timer restarts `send_timeout` late: a peer that
+                // reads nothing is dropped by the send timer, one that reads
+                // too slowly by this one.
                 self.partial_since = None;
                 self.last_recv = now + server.config.send_timeout;
             }
@@ -341,7 +430,8 @@ impl Connection {
     }
 
     fn update_partial(&mut self, now: Instant) {
-        let pending = self.discarding || !self.recv.is_empty();
+        // Once closing, what is left in `recv` is never read: not a line.
+        let pending = self.state == State::Open && (self.discarding || !self.recv.is_empty());
         match (pending, self.partial_since) {
             (true, None) => self.partial_since = Some(now),
             (false, Some(_)) => self.partial_since = None,
@@ -437,9 +527,17 @@ impl Connection {
             Command::DeleteRoom(name) => Some(name.clone()),
             _ => None,
         };
+        let offset = self.send.len();
         let error = match server.execute(&command) {
             Ok(()) => {
                 self.reply_ok(now, server, &command);
+                if server.poll_persist().is_some() && room.is_some() {
+                    let offset = self.held.map_or(offset, |held| held.offset);
+                    self.held = Some(Held {
+                        offset,
+                        seq: server.changes,
+                    });
+                }
                 None
             }
             Err(refusal) => {
@@ -470,7 +568,10 @@ impl Connection {
             Command::DeleteRoom(name) => self.push_line(now, format_args!("OK deleted {name}")),
             Command::Ping => self.push_line(now, format_args!("OK pong")),
             Command::Help => {
-                self.push_line(now, format_args!("OK commands (one per line, end with LF):"));
+                self.push_line(
+                    now,
+                    format_args!("OK commands (one per line, end with LF):"),
+                );
                 self.listing = Some(Listing::Help { next: 0 });
             }
             Command::Bye => {

@@ -7,6 +7,7 @@
 mod client;
 mod log;
 mod server;
+mod state;
 
 use std::process::ExitCode;
 

@@ -9,14 +9,18 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::time::{Duration, Instant as StdInstant};
 
 use polling::{Event as Interest, Events, PollMode, Poller};
-use roomcast_core::{Connection, ErrorCode, Event, Instant, Server, ServerConfig, Timeout, limits};
+use roomcast_core::{
+    Connection, Directory, ErrorCode, Event, Instant, Server, ServerConfig, Timeout, limits,
+};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::DEFAULT_PORT;
 use crate::log::{self, Level, log};
+use crate::state::StateFile;
 
 /// The most clients served at once unless `--max-connections` says
 /// otherwise. One more gets `ERR busy` and is closed.
@@ -36,6 +40,14 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The most bytes read from one connection per readiness event, so one busy
 /// peer cannot starve the others.
 const READ_BUDGET: usize = 64 * 1024;
+
+/// How long to wait before trying again after the directory could not be
+/// saved (disk full, say). Replies to changes wait meanwhile.
+const SAVE_RETRY: Duration = Duration::from_secs(1);
+
+/// Descriptors the process needs besides one per connection: stdio, the
+/// listener, the poller, the signal pipe, the state file, and spare.
+const SPARE_DESCRIPTORS: u64 = 32;
 
 /// The most connections accepted per readiness event of the listener.
 const ACCEPT_BUDGET: usize = 256;
@@ -67,11 +79,51 @@ pub struct ServerArgs {
     /// only trouble, `error` only failures.
     #[arg(long, value_enum, default_value_t = Level::Info)]
     log_level: Level,
+
+    /// Keep the directory in this file, so rooms survive a restart. A change
+    /// is acknowledged only once it is on disk. Without it, rooms live in
+    /// memory only.
+    #[arg(long, value_name = "PATH")]
+    state: Option<PathBuf>,
+
+    /// Close a connection that sends part of a line and then nothing for
+    /// this long (e.g. 30s, 500ms).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          default_value = "30s")]
+    partial_line_timeout: Duration,
+
+    /// Close a connection that sends nothing for this long; `ping` keeps it
+    /// open.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          default_value = "10m")]
+    idle_timeout: Duration,
+
+    /// Drop a connection that leaves its replies unread this long.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          default_value = "30s")]
+    send_timeout: Duration,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: ServerArgs) -> Result<(), String> {
     log::set_level(args.log_level);
+    let mut config = ServerConfig::default();
+    config.partial_line_timeout = args.partial_line_timeout;
+    config.idle_timeout = args.idle_timeout;
+    config.send_timeout = args.send_timeout;
+    config.durable_replies = args.state.is_some();
+    let state = args.state.map(StateFile::new);
+    let mut directory = Box::new(Directory::new());
+    if let Some(state) = &state {
+        let path = state.path().display();
+        if state.load(&mut directory)? {
+            log!(Info, "loaded {} rooms from {path}", directory.len());
+        } else {
+            log!(Info, "no state file at {path} yet: starting with no rooms");
+        }
+    }
+    let server = Box::new(Server::with_directory(config, *directory));
+    raise_descriptor_limit(args.max_connections);
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = listen(addr).map_err(|e| {
         format!("cannot listen on {addr}: {e}; is another server using that port? Try --port")
@@ -80,7 +132,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?
         .port();
-    let mut host = Host::new(listener, args.max_connections as usize)
+    let mut host = Host::new(listener, server, state, args.max_connections as usize)
         .map_err(|e| format!("cannot set up the event loop: {e}"))?;
     // Printed whatever the log level: people and scripts wait for it.
     println!("Chat Room Directory Server listening on port {port}...");
@@ -123,7 +175,12 @@ struct Host {
     poller: Poller,
     listener: TcpListener,
     signals: UnixStream,
-    server: Server,
+    server: Box<Server>,
+    state: Option<StateFile>,
+    /// Connections whose replies wait for the directory to be stored.
+    holding: Vec<usize>,
+    /// After a failed save, when to try again.
+    retry_save_at: Option<StdInstant>,
     peers: Vec<Option<Peer>>,
     free: Vec<usize>,
     live: usize,
@@ -134,7 +191,12 @@ struct Host {
 }
 
 impl Host {
-    fn new(listener: TcpListener, max_connections: usize) -> io::Result<Host> {
+    fn new(
+        listener: TcpListener,
+        server: Box<Server>,
+        state: Option<StateFile>,
+        max_connections: usize,
+    ) -> io::Result<Host> {
         let poller = Poller::new()?;
         let (signals, signal_writer) = UnixStream::pair()?;
         signals.set_nonblocking(true)?;
@@ -151,7 +213,10 @@ impl Host {
             poller,
             listener,
             signals,
-            server: Server::new(ServerConfig::default()),
+            server,
+            state,
+            holding: Vec::new(),
+            retry_save_at: None,
             peers: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -196,6 +261,40 @@ impl Host {
                 next_tick = now + TIMER_TICK;
                 self.tick(now)?;
             }
+            self.persist(now);
+        }
+    }
+
+    /// Stores the directory if this turn changed it, then releases the
+    /// replies that waited for that. One write and one fsync for the turn.
+    fn persist(&mut self, now: StdInstant) {
+        let Some(changes) = self.server.poll_persist() else {
+            return;
+        };
+        if self.retry_save_at.is_some_and(|at| now < at) {
+            return;
+        }
+        let Some(state) = &self.state else {
+            // Without a state file the core never holds replies.
+            return;
+        };
+        if let Err(e) = state.save(self.server.directory()) {
+            log!(
+                Error,
+                "cannot save the directory to {}: {e}; the changes' replies wait,                  retrying in {SAVE_RETRY:?}",
+                state.path().display()
+            );
+            self.retry_save_at = Some(now + SAVE_RETRY);
+            return;
+        }
+        self.retry_save_at = None;
+        self.server.handle_persisted(changes);
+        let core_now = self.now();
+        for index in std::mem::take(&mut self.holding) {
+            if let Some(Some(peer)) = self.peers.get_mut(index) {
+                peer.conn.handle_durable(core_now, &mut self.server);
+            }
+            self.after_input(index);
         }
     }
 
@@ -355,7 +454,9 @@ impl Host {
             return;
         }
         let pending = !peer.conn.poll_transmit().is_empty();
-        if peer.conn.is_finished() || (peer.read_closed && !pending) {
+        if peer.conn.is_holding() {
+            self.holding.push(index);
+        } else if peer.conn.is_finished() || (peer.read_closed && !pending) {
             self.close(index, Close::Orderly);
             return;
         }
@@ -466,6 +567,21 @@ fn refuse_busy(mut stream: TcpStream, addr: SocketAddr, max: usize) {
         Warn,
         "client {addr} refused: {max} clients connected already"
     );
+}
+
+/// Raises the soft limit on open files towards what `max_connections`
+/// needs, as far as the hard limit allows, and warns if that is not enough.
+fn raise_descriptor_limit(max_connections: u32) {
+    let wanted = u64::from(max_connections) + SPARE_DESCRIPTORS;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) if got < wanted => log!(
+            Warn,
+            "the open-file limit is {got}, below the {wanted} that {max_connections} clients \
+             need; raise it (ulimit -n) or lower --max-connections"
+        ),
+        Ok(_) => {}
+        Err(e) => log!(Warn, "cannot raise the open-file limit: {e}"),
+    }
 }
 
 fn is_out_of_descriptors(e: &io::Error) -> bool {
