@@ -34,6 +34,7 @@
 #[cfg(test)]
 extern crate std;
 
+mod client;
 mod directory;
 mod error;
 pub mod limits;
@@ -42,6 +43,10 @@ mod server;
 mod time;
 mod wire;
 
+pub use client::{
+    AddrError, ChatName, Client, ClientConfig, ConnectFailure, Datagram, LEAVE_CHAT_BYTE, Message,
+    Mode, NameError, Output, Prompt, ServerAddr, Text, parse_server_addr,
+};
 pub use directory::{Directory, DirectoryError};
 pub use error::ErrorCode;
 pub use parse::{ParseError, command_kind, parse_command, parse_reply_line, parse_room_line};

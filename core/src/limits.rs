@@ -50,3 +50,54 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a peer may leave replies unread (the server has bytes for it
 /// and it takes none) before the server drops the connection.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---- The chat client ----
+
+/// The largest chat datagram, in bytes: `Name: text` in UTF-8, no newline.
+/// A typed line whose datagram would be longer is refused with a message;
+/// 1200 bytes fits in one IPv4 packet on any usual link, so a message is
+/// never fragmented.
+pub const MAX_DATAGRAM: usize = 1200;
+
+/// The longest chat name, in characters (`name <chat name>`).
+pub const MAX_CHAT_NAME: usize = 32;
+
+/// The longest directory server address the client takes, `HOST:PORT`
+/// included: a DNS name (253 bytes), brackets for IPv6, a port.
+pub const MAX_SERVER_ADDR: usize = 264;
+
+/// The longest message the client shows in one piece, in bytes.
+pub const MAX_TEXT: usize = 1024;
+
+/// How long the client waits for the directory server to accept a
+/// connection before it gives up and says so.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the client waits for a reply (or the next line of a listing)
+/// before it gives up on the server and closes the connection.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connected client stays quiet before it sends `ping`, so the
+/// server's [`IDLE_TIMEOUT`] never closes a connection the user is keeping.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(240);
+
+/// How many bytes of server output the client buffers: a partial line and
+/// the complete lines behind it. A line longer than [`MAX_LINE`] from the
+/// server is a protocol error.
+pub const CLIENT_RECV_BUF: usize = 2 * MAX_LINE;
+
+/// How many `getdir` rows the client holds to size the table's columns; a
+/// longer listing is shown as it arrives, in columns wide enough for any
+/// room.
+pub const LISTING_BUFFER: usize = 32;
+
+/// How many outputs the client queues between two drains by the host.
+pub const CLIENT_OUTPUT_QUEUE: usize = 16;
+
+/// How many of its own recent datagrams the client remembers, so it does not
+/// show them again when multicast loopback brings them back.
+pub const OWN_ECHO_MEMORY: usize = 16;
+
+/// How long the client remembers a datagram it sent (see
+/// [`OWN_ECHO_MEMORY`]).
+pub const OWN_ECHO_WINDOW: Duration = Duration::from_secs(5);

@@ -1,10 +1,529 @@
-//! The terminal chat client (to be written).
+//! `roomcast client`: the terminal chat client.
+//!
+//! One `polling` loop drives the [`Client`] machine of `roomcast-core` over
+//! the directory server's TCP connection, the chat room's multicast socket
+//! and the terminal (whose reading thread wakes the loop with
+//! `Poller::notify`). After every input the loop drains the machine's
+//! outputs and carries them out; see `net.rs` for the sockets and
+//! `terminal.rs` for line editing.
+
+mod net;
+mod terminal;
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::Duration;
+
+use polling::{Event, Events, Poller};
+use roomcast_core::{
+    ChatName, Client, ClientConfig, ConnectFailure, Instant, Output, Prompt, ServerAddr,
+    parse_server_addr,
+};
+use socket2::Socket;
+
+use self::net::Group;
+use self::terminal::{Input, Terminal};
+use crate::DEFAULT_PORT;
 
 /// Options of `roomcast client`.
 #[derive(Debug, clap::Args)]
-pub struct ClientArgs {}
+pub struct ClientArgs {
+    /// The directory server that `connect` (with no argument) and `chat`
+    /// use, as HOST or HOST:PORT.
+    #[arg(long, value_name = "HOST[:PORT]", default_value_t = format!("localhost:{DEFAULT_PORT}"))]
+    server: String,
+    /// Your chat name: 1-32 printable characters [default: your login name]
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// The IPv4 address of the network interface to chat on: multicast is
+    /// joined and sent there [default: the system's choice].
+    #[arg(long, value_name = "ADDR")]
+    iface: Option<Ipv4Addr>,
+    /// How many router hops chat messages may cross (multicast TTL); 1 keeps
+    /// them on the local network.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
+    ttl: u32,
+}
+
+const KEY_TCP: usize = 1;
+const KEY_UDP: usize = 2;
 
 /// Runs the client until the user quits.
-pub fn run(_args: ClientArgs) -> Result<(), String> {
-    Err("the client is not written yet".into())
+pub fn run(args: ClientArgs) -> Result<(), String> {
+    let server = parse_server_addr(&args.server, DEFAULT_PORT)
+        .map_err(|e| format!("--server {}: {e}", args.server))?;
+    let name = match &args.name {
+        Some(name) => ChatName::new(name).map_err(|e| format!("--name {name:?}: {e}"))?,
+        None => default_name(),
+    };
+    let poller = Arc::new(Poller::new().map_err(|e| format!("cannot start: {e}"))?);
+    let terminal =
+        Terminal::start(poller.clone()).map_err(|e| format!("cannot use the terminal: {e}"))?;
+    let start = std::time::Instant::now();
+    let client = Client::new(ClientConfig::new(server, DEFAULT_PORT, name), Instant::ZERO);
+    let (resolved_tx, resolved) = mpsc::channel();
+    let mut host = Host {
+        client,
+        poller,
+        start,
+        terminal,
+        tcp: Tcp::None,
+        group: None,
+        iface: args.iface,
+        ttl: args.ttl,
+        prompt: Prompt::Main,
+        awaiting_line: false,
+        held: None,
+        resolved_tx,
+        resolved,
+        attempt: 0,
+        exit: false,
+        deferred: Vec::new(),
+        buf: vec![0; 64 * 1024],
+    };
+    let result = host.run();
+    host.shutdown();
+    host.terminal.finish();
+    result
+}
+
+/// The login name, if it makes a chat name; else "guest".
+fn default_name() -> ChatName {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(std::env::var_os)
+        .find_map(|v| ChatName::new(&v.to_string_lossy()).ok())
+        .unwrap_or_else(|| ChatName::new("guest").expect("a valid name"))
+}
+
+/// The directory server connection, as far as it got.
+enum Tcp {
+    None,
+    /// A thread resolves the name (it could take a while).
+    Resolving,
+    /// Trying `socket`; `rest` are the addresses to try after it.
+    Connecting {
+        socket: Socket,
+        rest: Vec<SocketAddr>,
+    },
+    Open {
+        stream: TcpStream,
+        /// Lines not yet written.
+        out: Vec<u8>,
+    },
+}
+
+/// Something that happened while carrying out outputs, to hand to the
+/// machine once the drain is over (it is not re-entered mid-drain).
+enum Deferred {
+    Connected,
+    ConnectFailed(ConnectFailure),
+    ServerClosed,
+    JoinFailed(String),
+    SendFailed(String),
+}
+
+struct Host {
+    client: Client,
+    poller: Arc<Poller>,
+    start: std::time::Instant,
+    terminal: Terminal,
+    tcp: Tcp,
+    group: Option<Group>,
+    iface: Option<Ipv4Addr>,
+    ttl: u32,
+    prompt: Prompt,
+    /// A line was asked of the terminal and has not come yet.
+    awaiting_line: bool,
+    /// Input that came while the machine was busy.
+    held: Option<Input>,
+    resolved_tx: Sender<(u64, io::Result<Vec<SocketAddr>>)>,
+    resolved: Receiver<(u64, io::Result<Vec<SocketAddr>>)>,
+    /// Counts connect attempts, so a late resolution of an abandoned one is
+    /// ignored.
+    attempt: u64,
+    exit: bool,
+    deferred: Vec<Deferred>,
+    buf: Vec<u8>,
+}
+
+impl Host {
+    fn now(&self) -> Instant {
+        let micros = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Instant::from_micros(micros)
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        let mut events = Events::new();
+        loop {
+            self.drain();
+            if self.exit {
+                return Ok(());
+            }
+            if self.feed_input() {
+                continue;
+            }
+            self.arm().map_err(|e| format!("event loop: {e}"))?;
+            let timeout = self.client.poll_timeout().map(|at| {
+                Duration::from_micros(at.as_micros().saturating_sub(self.now().as_micros()))
+            });
+            events.clear();
+            match self.poller.wait(&mut events, timeout) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("event loop: {e}")),
+            }
+            let keys: Vec<(usize, bool, bool)> = events
+                .iter()
+                .map(|e| (e.key, e.readable, e.writable))
+                .collect();
+            for (key, readable, writable) in keys {
+                match key {
+                    KEY_TCP => self.on_tcp(readable, writable),
+                    KEY_UDP => self.on_udp(),
+                    _ => {}
+                }
+            }
+            self.on_resolved();
+            if self
+                .client
+                .poll_timeout()
+                .is_some_and(|at| self.now() >= at)
+            {
+                let now = self.now();
+                self.client.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Carries out every output the machine has, then hands it what
+    /// happened meanwhile, until both are empty.
+    fn drain(&mut self) {
+        loop {
+            while let Some(output) = self.client.poll_output() {
+                self.carry_out(output);
+            }
+            if self.deferred.is_empty() {
+                return;
+            }
+            let now = self.now();
+            for deferred in std::mem::take(&mut self.deferred) {
+                match deferred {
+                    Deferred::Connected => self.client.handle_connected(now),
+                    Deferred::ConnectFailed(why) => self.client.handle_connect_failed(now, why),
+                    Deferred::ServerClosed => self.client.handle_server_closed(now),
+                    Deferred::JoinFailed(e) => self.client.handle_join_failed(now, &e),
+                    Deferred::SendFailed(e) => self.client.handle_send_failed(now, &e),
+                }
+            }
+        }
+    }
+
+    fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::Connect { server } => self.resolve(server),
+            Output::SendLine(line) => {
+                if let Tcp::Open { out, .. } = &mut self.tcp {
+                    out.extend_from_slice(line.as_bytes());
+                    self.flush_tcp();
+                }
+            }
+            Output::Close => self.close_tcp(),
+            Output::JoinGroup { group, port } => {
+                self.leave_group();
+                match Group::join(group, port, self.iface, self.ttl) {
+                    Ok(joined) => {
+                        // SAFETY: the socket is deleted from the poller before
+                        // it is dropped (`leave_group`).
+                        match unsafe { self.poller.add(&joined.recv, Event::readable(KEY_UDP)) } {
+                            Ok(()) => self.group = Some(joined),
+                            Err(e) => self.deferred.push(Deferred::JoinFailed(e.to_string())),
+                        }
+                    }
+                    Err(e) => self.deferred.push(Deferred::JoinFailed(e.to_string())),
+                }
+            }
+            Output::LeaveGroup => self.leave_group(),
+            Output::SendDatagram(payload) => {
+                if let Some(group) = &self.group
+                    && let Err(e) = group.send(&payload)
+                {
+                    self.deferred.push(Deferred::SendFailed(e.to_string()));
+                }
+            }
+            Output::Show(message) => self.terminal.print(&message.to_string()),
+            Output::Prompt(prompt) => self.prompt = prompt,
+            Output::Exit => self.exit = true,
+        }
+    }
+
+    /// Hands the user's input to the machine when it is ready for it, and
+    /// asks for the next line when there is none. True if input was fed.
+    fn feed_input(&mut self) -> bool {
+        if self.held.is_none()
+            && let Some(input) = self.terminal.try_input()
+        {
+            self.awaiting_line = false;
+            self.held = Some(input);
+        }
+        if self.client.ready_for_input()
+            && let Some(input) = self.held.take()
+        {
+            let now = self.now();
+            match input {
+                Input::Line(line) => self.client.handle_user_line(now, &line),
+                Input::LeaveChat => self.client.handle_leave_chat(now),
+                Input::Interrupt => self.client.handle_interrupt(now),
+                Input::Eof => self.client.handle_end_of_input(now),
+            }
+            return true;
+        }
+        if !self.awaiting_line && self.held.is_none() && self.client.ready_for_input() {
+            self.terminal.request_line(&self.prompt);
+            self.awaiting_line = true;
+        }
+        false
+    }
+
+    /// Re-arms the oneshot registrations with what each source waits for.
+    fn arm(&self) -> io::Result<()> {
+        match &self.tcp {
+            Tcp::Connecting { socket, .. } => {
+                self.poller.modify(socket, Event::writable(KEY_TCP))?
+            }
+            Tcp::Open { stream, out } => {
+                let event = if out.is_empty() {
+                    Event::readable(KEY_TCP)
+                } else {
+                    Event::all(KEY_TCP)
+                };
+                self.poller.modify(stream, event)?;
+            }
+            Tcp::None | Tcp::Resolving => {}
+        }
+        if let Some(group) = &self.group {
+            self.poller.modify(&group.recv, Event::readable(KEY_UDP))?;
+        }
+        Ok(())
+    }
+
+    // ---- the directory server connection ----
+
+    fn resolve(&mut self, server: ServerAddr) {
+        self.close_tcp();
+        self.attempt += 1;
+        let attempt = self.attempt;
+        let tx = self.resolved_tx.clone();
+        let poller = self.poller.clone();
+        let spawned = thread::Builder::new()
+            .name("resolve".into())
+            .spawn(move || {
+                let result = server
+                    .as_str()
+                    .to_socket_addrs()
+                    .map(|addrs| addrs.collect());
+                let _ = tx.send((attempt, result));
+                let _ = poller.notify();
+            });
+        match spawned {
+            Ok(_) => self.tcp = Tcp::Resolving,
+            Err(_) => self
+                .deferred
+                .push(Deferred::ConnectFailed(ConnectFailure::Other)),
+        }
+    }
+
+    fn on_resolved(&mut self) {
+        while let Ok((attempt, result)) = self.resolved.try_recv() {
+            if attempt != self.attempt || !matches!(self.tcp, Tcp::Resolving) {
+                continue;
+            }
+            match result {
+                Ok(addrs) if !addrs.is_empty() => self.try_connect(addrs, None),
+                _ => self.fail_connect(ConnectFailure::Resolve),
+            }
+        }
+    }
+
+    /// Tries the first of `addrs` that starts; on none, reports `last`.
+    fn try_connect(&mut self, mut addrs: Vec<SocketAddr>, mut last: Option<io::Error>) {
+        addrs.reverse();
+        while let Some(addr) = addrs.pop() {
+            match net::start_connect(addr) {
+                Ok(socket) => {
+                    // SAFETY: deleted from the poller before it is dropped
+                    // (`close_tcp`, `on_tcp`).
+                    if let Err(e) = unsafe { self.poller.add(&socket, Event::writable(KEY_TCP)) } {
+                        last = Some(e);
+                        continue;
+                    }
+                    addrs.reverse();
+                    self.tcp = Tcp::Connecting {
+                        socket,
+                        rest: addrs,
+                    };
+                    return;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let why = last
+            .as_ref()
+            .map_or(ConnectFailure::Other, net::connect_failure);
+        self.fail_connect(why);
+    }
+
+    fn fail_connect(&mut self, why: ConnectFailure) {
+        self.tcp = Tcp::None;
+        self.deferred.push(Deferred::ConnectFailed(why));
+        self.drain();
+    }
+
+    fn on_tcp(&mut self, readable: bool, writable: bool) {
+        match std::mem::replace(&mut self.tcp, Tcp::None) {
+            Tcp::Connecting { socket, rest } => {
+                let _ = self.poller.delete(&socket);
+                match net::finish_connect(socket) {
+                    Ok(stream) => {
+                        // SAFETY: deleted before dropped (`close_tcp`).
+                        match unsafe { self.poller.add(&stream, Event::readable(KEY_TCP)) } {
+                            Ok(()) => {
+                                self.tcp = Tcp::Open {
+                                    stream,
+                                    out: Vec::new(),
+                                };
+                                self.deferred.push(Deferred::Connected);
+                            }
+                            Err(e) => self.try_connect(rest, Some(e)),
+                        }
+                    }
+                    Err(e) => self.try_connect(rest, Some(e)),
+                }
+                self.drain();
+            }
+            open @ Tcp::Open { .. } => {
+                self.tcp = open;
+                if writable {
+                    self.flush_tcp();
+                    self.drain();
+                }
+                if readable {
+                    self.read_tcp();
+                }
+            }
+            other => self.tcp = other,
+        }
+    }
+
+    /// Reads what the server sent, feeding it to the machine as it has room.
+    fn read_tcp(&mut self) {
+        loop {
+            let Tcp::Open { stream, .. } = &mut self.tcp else {
+                return;
+            };
+            let room = self.client.recv_capacity().min(self.buf.len());
+            if room == 0 {
+                // Cannot happen after a drain; stop rather than spin.
+                return;
+            }
+            let n = match stream.read(&mut self.buf[..room]) {
+                Ok(0) => {
+                    self.deferred.push(Deferred::ServerClosed);
+                    self.drain();
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.deferred.push(Deferred::ServerClosed);
+                    self.drain();
+                    return;
+                }
+            };
+            let now = self.now();
+            let mut taken = 0;
+            while taken < n {
+                taken += self.client.handle_server_bytes(now, &self.buf[taken..n]);
+                self.drain();
+                if !matches!(self.tcp, Tcp::Open { .. }) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes what it can of the pending lines.
+    fn flush_tcp(&mut self) {
+        let Tcp::Open { stream, out } = &mut self.tcp else {
+            return;
+        };
+        while !out.is_empty() {
+            match stream.write(out) {
+                Ok(0) => break,
+                Ok(n) => {
+                    out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    out.clear();
+                    self.deferred.push(Deferred::ServerClosed);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn close_tcp(&mut self) {
+        match std::mem::replace(&mut self.tcp, Tcp::None) {
+            Tcp::Connecting { socket, .. } => {
+                let _ = self.poller.delete(&socket);
+            }
+            Tcp::Open { stream, mut out } => {
+                // A last line (if any) goes out before the close, best effort.
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+                let mut s = &stream;
+                let _ = s.write_all(&out);
+                out.clear();
+                let _ = self.poller.delete(&stream);
+            }
+            Tcp::None | Tcp::Resolving => {}
+        }
+    }
+
+    // ---- the chat room ----
+
+    fn on_udp(&mut self) {
+        loop {
+            let Some(group) = &self.group else {
+                return;
+            };
+            match group.recv.recv_from(&mut self.buf) {
+                Ok((n, _from)) => {
+                    let now = self.now();
+                    self.client.handle_datagram(now, &self.buf[..n]);
+                    self.drain();
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn leave_group(&mut self) {
+        if let Some(group) = self.group.take() {
+            let _ = self.poller.delete(&group.recv);
+            group.leave();
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.leave_group();
+        self.close_tcp();
+    }
 }

@@ -1,0 +1,106 @@
+//! Sockets of the chat client: a nonblocking TCP connect, and the multicast
+//! pair (a receiving socket bound to the room's group and port, a sending
+//! socket with the multicast interface, TTL and loopback set).
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
+
+use roomcast_core::ConnectFailure;
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Starts a nonblocking TCP connect to `addr`. The socket turns writable
+/// when the attempt ends; then call [`finish_connect`].
+pub fn start_connect(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => Ok(socket),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(socket),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(socket),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the connect started by [`start_connect`] worked; the stream if so.
+pub fn finish_connect(socket: Socket) -> io::Result<TcpStream> {
+    if let Some(error) = socket.take_error()? {
+        return Err(error);
+    }
+    socket.peer_addr()?;
+    Ok(socket.into())
+}
+
+/// What a failed connect means for the user.
+pub fn connect_failure(error: &io::Error) -> ConnectFailure {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => ConnectFailure::Refused,
+        io::ErrorKind::TimedOut => ConnectFailure::TimedOut,
+        io::ErrorKind::NetworkUnreachable | io::ErrorKind::HostUnreachable => {
+            ConnectFailure::Unreachable
+        }
+        _ => ConnectFailure::Other,
+    }
+}
+
+/// A joined chat room: where its datagrams arrive and how ours leave.
+pub struct Group {
+    /// Bound to the group's address and port, member of the group.
+    pub recv: UdpSocket,
+    send: UdpSocket,
+    group: Ipv4Addr,
+    iface: Ipv4Addr,
+    dest: SocketAddrV4,
+}
+
+impl Group {
+    /// Joins `group` on `iface` (`None`: the system's choice) and prepares
+    /// to send to it with `ttl`.
+    ///
+    /// The receiving socket binds to the group's own address, with
+    /// SO_REUSEADDR and SO_REUSEPORT so several clients on one host share
+    /// the room, and so that a room on another group with the same port is
+    /// not received here. Loopback is on: other clients on this host hear us.
+    pub fn join(
+        group: Ipv4Addr,
+        port: u16,
+        iface: Option<Ipv4Addr>,
+        ttl: u32,
+    ) -> io::Result<Group> {
+        let iface_addr = iface.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let recv = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        recv.set_reuse_address(true)?;
+        recv.set_reuse_port(true)?;
+        // Only this socket's own memberships, never another socket's.
+        #[cfg(target_os = "linux")]
+        recv.set_multicast_all_v4(false)?;
+        recv.bind(&SocketAddrV4::new(group, port).into())?;
+        recv.join_multicast_v4(&group, &iface_addr)?;
+        recv.set_nonblocking(true)?;
+
+        let send = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        if let Some(iface) = iface {
+            send.set_multicast_if_v4(&iface)?;
+        }
+        send.set_multicast_ttl_v4(ttl)?;
+        send.set_multicast_loop_v4(true)?;
+        send.set_nonblocking(true)?;
+        Ok(Group {
+            recv: recv.into(),
+            send: send.into(),
+            group,
+            iface: iface_addr,
+            dest: SocketAddrV4::new(group, port),
+        })
+    }
+
+    /// Sends one chat datagram to the room.
+    pub fn send(&self, payload: &[u8]) -> io::Result<()> {
+        self.send.send_to(payload, self.dest).map(|_| ())
+    }
+
+    /// Leaves the group; the sockets close when this is dropped.
+    pub fn leave(self) {
+        let _ = self.recv.leave_multicast_v4(&self.group, &self.iface);
+    }
+}

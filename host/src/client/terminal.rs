@@ -1,0 +1,239 @@
+//! The user's side of the client: reading lines and printing messages.
+//!
+//! Lines are read on a thread of their own, one per prompt: the event loop
+//! asks for a line with [`Terminal::request_line`] when the client is ready
+//! for one, and the thread hands it back through a channel and wakes the
+//! loop with `Poller::notify`. So a command finishes before the next one is
+//! read, and the prompt always matches the mode.
+//!
+//! In a terminal (stdin and stdout both ttys) rustyline edits the line, keeps
+//! history, and prints arriving messages above the prompt through its
+//! external printer, so they never garble the half-typed line; Ctrl-] in
+//! chat mode leaves the room at once, without Enter. Otherwise plain lines
+//! are read from stdin (a line holding byte 0x1D leaves chat mode), no
+//! prompt is shown, and messages go to stdout as lines: scripts can drive it.
+
+use std::io::{self, BufRead, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::Duration;
+
+use polling::Poller;
+use roomcast_core::{Mode, Prompt};
+use rustyline::error::ReadlineError;
+use rustyline::{
+    Cmd, ConditionalEventHandler, Config, DefaultEditor, Event, EventContext, EventHandler,
+    ExternalPrinter, KeyEvent, RepeatCount,
+};
+
+/// The longest line read from piped input; a longer one is cut in pieces.
+const MAX_PLAIN_LINE: u64 = 64 * 1024;
+
+/// What the user did.
+#[derive(Debug)]
+pub enum Input {
+    /// A line (without its newline).
+    Line(Vec<u8>),
+    /// Ctrl-] in a terminal.
+    LeaveChat,
+    /// Ctrl-C at the prompt.
+    Interrupt,
+    /// Ctrl-D, or the end of piped input.
+    Eof,
+}
+
+struct LineRequest {
+    prompt: String,
+    in_chat: bool,
+}
+
+/// The terminal, seen from the event loop.
+pub struct Terminal {
+    requests: Sender<LineRequest>,
+    inputs: Receiver<Input>,
+    printer: Option<Sender<String>>,
+    printer_done: Option<Receiver<()>>,
+}
+
+impl Terminal {
+    /// Starts the reading thread (and the printing thread in a terminal).
+    pub fn start(poller: Arc<Poller>) -> io::Result<Terminal> {
+        use std::io::IsTerminal as _;
+        let (requests, request_rx) = mpsc::channel::<LineRequest>();
+        let (input_tx, inputs) = mpsc::channel::<Input>();
+        let tty = io::stdin().is_terminal() && io::stdout().is_terminal();
+        if tty {
+            let config = Config::builder().auto_add_history(false).build();
+            let mut editor = DefaultEditor::with_config(config).map_err(io::Error::other)?;
+            let in_chat = Arc::new(AtomicBool::new(false));
+            let leave = Arc::new(AtomicBool::new(false));
+            editor.bind_sequence(
+                KeyEvent::ctrl(']'),
+                EventHandler::Conditional(Box::new(LeaveChatKey {
+                    in_chat: in_chat.clone(),
+                    leave: leave.clone(),
+                })),
+            );
+            let external = editor.create_external_printer().map_err(io::Error::other)?;
+            let (printer, printer_rx) = mpsc::channel::<String>();
+            let (done_tx, printer_done) = mpsc::channel();
+            thread::Builder::new()
+                .name("printer".into())
+                .spawn(move || print_thread(external, printer_rx, done_tx))?;
+            thread::Builder::new()
+                .name("editor".into())
+                .spawn(move || {
+                    editor_thread(editor, request_rx, input_tx, poller, in_chat, leave)
+                })?;
+            Ok(Terminal {
+                requests,
+                inputs,
+                printer: Some(printer),
+                printer_done: Some(printer_done),
+            })
+        } else {
+            thread::Builder::new()
+                .name("stdin".into())
+                .spawn(move || plain_thread(request_rx, input_tx, poller))?;
+            Ok(Terminal {
+                requests,
+                inputs,
+                printer: None,
+                printer_done: None,
+            })
+        }
+    }
+
+    /// Asks the reading thread for the next line, shown with `prompt`.
+    pub fn request_line(&self, prompt: &Prompt) {
+        let _ = self.requests.send(LineRequest {
+            prompt: prompt.to_string(),
+            in_chat: prompt.mode() == Mode::Chat,
+        });
+    }
+
+    /// What the user did, if anything came.
+    pub fn try_input(&self) -> Option<Input> {
+        self.inputs.try_recv().ok()
+    }
+
+    /// Shows `text` (one message; it may span lines).
+    pub fn print(&self, text: &str) {
+        match &self.printer {
+            Some(printer) => {
+                // Raw mode may be on: end lines with CR LF.
+                let _ = printer.send(text.replace('\n', "\r\n"));
+            }
+            None => {
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+                let _ = out.flush();
+            }
+        }
+    }
+
+    /// Lets queued messages out before the process exits (briefly: a
+    /// message rustyline holds for its next prompt is not waited for).
+    pub fn finish(mut self) {
+        self.printer = None;
+        if let Some(done) = self.printer_done.take() {
+            let _ = done.recv_timeout(Duration::from_millis(500));
+        }
+        let _ = io::stdout().flush();
+    }
+}
+
+/// Ctrl-]: in chat mode, end the line at once and say to leave.
+struct LeaveChatKey {
+    in_chat: Arc<AtomicBool>,
+    leave: Arc<AtomicBool>,
+}
+
+impl ConditionalEventHandler for LeaveChatKey {
+    fn handle(&self, _: &Event, _: RepeatCount, _: bool, _: &EventContext) -> Option<Cmd> {
+        if self.in_chat.load(Ordering::SeqCst) {
+            self.leave.store(true, Ordering::SeqCst);
+            Some(Cmd::Interrupt)
+        } else {
+            Some(Cmd::Noop)
+        }
+    }
+}
+
+fn editor_thread(
+    mut editor: DefaultEditor,
+    requests: Receiver<LineRequest>,
+    inputs: Sender<Input>,
+    poller: Arc<Poller>,
+    in_chat: Arc<AtomicBool>,
+    leave: Arc<AtomicBool>,
+) {
+    for request in requests {
+        in_chat.store(request.in_chat, Ordering::SeqCst);
+        leave.store(false, Ordering::SeqCst);
+        let input = match editor.readline(&request.prompt) {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                Input::Line(line.into_bytes())
+            }
+            Err(ReadlineError::Interrupted) if leave.swap(false, Ordering::SeqCst) => {
+                Input::LeaveChat
+            }
+            Err(ReadlineError::Interrupted) => Input::Interrupt,
+            Err(ReadlineError::Eof) => Input::Eof,
+            Err(error) => {
+                eprintln!("roomcast: cannot read the terminal: {error}");
+                Input::Eof
+            }
+        };
+        let eof = matches!(input, Input::Eof);
+        if inputs.send(input).is_err() {
+            return;
+        }
+        let _ = poller.notify();
+        if eof {
+            return;
+        }
+    }
+}
+
+fn print_thread(mut printer: impl ExternalPrinter, messages: Receiver<String>, done: Sender<()>) {
+    for message in messages {
+        if printer.print(message).is_err() {
+            break;
+        }
+    }
+    let _ = done.send(());
+}
+
+fn plain_thread(requests: Receiver<LineRequest>, inputs: Sender<Input>, poller: Arc<Poller>) {
+    let stdin = io::stdin();
+    let mut stdin = stdin.lock();
+    for _request in requests {
+        let mut line = Vec::new();
+        let input = match (&mut stdin)
+            .take(MAX_PLAIN_LINE)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => Input::Eof,
+            Ok(_) => {
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                }
+                Input::Line(line)
+            }
+        };
+        let eof = matches!(input, Input::Eof);
+        if inputs.send(input).is_err() {
+            return;
+        }
+        let _ = poller.notify();
+        if eof {
+            return;
+        }
+    }
+}
