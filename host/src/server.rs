@@ -41,6 +41,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// peer cannot starve the others.
 const READ_BUDGET: usize = 64 * 1024;
 
+/// The most bytes written to one connection per readiness event. A peer
+/// with a deep socket buffer (and a long listing to fill it) would otherwise
+/// hold the loop for as long as it takes to fill megabytes.
+const WRITE_BUDGET: usize = 64 * 1024;
+
 /// How long to wait before trying again after the directory could not be
 /// saved (disk full, say). Replies to changes wait meanwhile.
 const SAVE_RETRY: Duration = Duration::from_secs(1);
@@ -502,9 +507,11 @@ impl Host {
     }
 }
 
-/// Writes as much of the peer's pending output as the socket takes.
+/// Writes the peer's pending output until the socket is full or this turn's
+/// [`WRITE_BUDGET`] is spent (the poller then reports it writable again).
 fn flush(peer: &mut Peer, now: Instant, server: &mut Server) -> io::Result<()> {
-    loop {
+    let mut budget = WRITE_BUDGET;
+    while budget > 0 {
         let pending = peer.conn.poll_transmit();
         if pending.is_empty() {
             return Ok(());
@@ -512,6 +519,7 @@ fn flush(peer: &mut Peer, now: Instant, server: &mut Server) -> io::Result<()> {
         match peer.stream.write(pending) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
             Ok(n) => {
+                budget = budget.saturating_sub(n);
                 peer.conn.handle_sent(now, server, n);
                 drain_events(server, peer.addr);
             }
@@ -520,6 +528,7 @@ fn flush(peer: &mut Peer, now: Instant, server: &mut Server) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
+    Ok(())
 }
 
 /// Logs what the core reported about the peer at `addr`.

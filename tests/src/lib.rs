@@ -218,6 +218,19 @@ impl Crdp {
         line
     }
 
+    /// Reads one line, without its LF; `None` if the connection ended (or
+    /// failed) first.
+    pub fn try_read_line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(_) if line.ends_with('\n') => {
+                line.pop();
+                Some(line)
+            }
+            _ => None,
+        }
+    }
+
     /// Reads one whole reply to `command`: one line, or for a multi-line
     /// `OK` (getdir, help) every line up to and including the `.`.
     pub fn read_reply(&mut self, command: &str) -> Vec<String> {
