@@ -322,3 +322,58 @@ fn every_acknowledged_change_survives_sigkill() {
         }
     }
 }
+
+/// A small deterministic generator, so a failure can be replayed.
+fn xorshift(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn binary_garbage_gets_errors_or_a_close_and_others_are_unaffected() {
+    let server = ServerProcess::start(&["--log-level", "warn"]);
+    let mut steady = server.connect();
+    assert!(steady.ask("makeroom keep 239.7.7.7 7777").starts_with("OK"));
+    for seed in [1u64, 2, 3, 0xdead_beef] {
+        let mut state = seed;
+        let garbage: Vec<u8> = (0..1 << 20).map(|_| xorshift(&mut state) as u8).collect();
+        let mut noisy = TcpStream::connect(server.addr()).unwrap();
+        noisy
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let reader = {
+            let mut noisy = noisy.try_clone().unwrap();
+            thread::spawn(move || {
+                let mut all = Vec::new();
+                let _ = noisy.read_to_end(&mut all);
+                all
+            })
+        };
+        noisy.write_all(&garbage).unwrap();
+        noisy.write_all(b"\nbye\n").unwrap();
+        let replies = reader.join().unwrap();
+        let text = String::from_utf8(replies)
+            .unwrap_or_else(|e| panic!("seed {seed}: replies are not UTF-8: {e}"));
+        let mut lines = text.lines();
+        assert!(lines.next().unwrap().starts_with("OK CRDP/1"));
+        for line in lines {
+            assert!(
+                line.starts_with("ERR ") || line.starts_with("OK") || line == ".",
+                "seed {seed}: unexpected line {line:?}"
+            );
+            assert!(line.len() < roomcast_core::limits::MAX_LINE);
+        }
+        assert!(
+            text.ends_with("OK bye\n"),
+            "seed {seed}: the connection still works"
+        );
+        assert_eq!(steady.ask("ping"), "OK pong");
+    }
+    let listing = steady.request("getdir");
+    assert!(
+        listing.contains(&"keep 239.7.7.7 7777".to_owned()),
+        "{listing:?}"
+    );
+}
