@@ -1,12 +1,15 @@
 //! Arbitrary bytes into the directory server's state machine.
 //!
-//! Input layout: the first byte says how many "step" bytes follow (1-16);
-//! the step bytes are used in turn, one per step, and the rest of the input
-//! is the byte stream the peers send. Each step byte picks:
+//! Input layout: the first byte says how many "step" bytes follow (bits
+//! 0-3: 1-16) and whether the server holds replies to changes until they are
+//! stored (bit 4: `durable_replies`). The step bytes are used in turn, one
+//! per step, and the rest of the input is the byte stream the peers send.
+//! Each step byte picks:
 //!
 //! - bit 7: which of two connections the step is for (they share one
 //!   directory, so one may change it while the other lists it);
-//! - bit 6: a slow reader: the host writes out only half of what is queued;
+//! - bit 6: a slow host: it writes out only half of what is queued, and
+//!   does not store the directory this step;
 //! - bits 0-5: how many bytes to feed (0 means: all that is left), except
 //!   that the value 63 means "skip one input byte and let 700 seconds pass",
 //!   so that every timer runs out.
@@ -39,13 +42,9 @@ impl Peer {
         }
     }
 
-    /// The drain rule: events first, then output (all of it, or half when
-    /// `slow`). Returns how many bytes were written.
-    fn drain(&mut self, now: Instant, server: &mut Server, slow: bool) -> usize {
-        while server.poll_event().is_some() {}
-        let out = self.conn.poll_transmit();
-        let n = if slow { out.len() / 2 } else { out.len() };
-        for &b in &out[..n] {
+    /// Checks the bytes the peer received.
+    fn receive(&mut self, bytes: &[u8]) {
+        for &b in bytes {
             if b == b'\n' {
                 assert!(
                     self.line.len() < MAX_LINE,
@@ -61,14 +60,56 @@ impl Peer {
                 assert!(self.line.len() < MAX_LINE, "output line too long");
             }
         }
-        self.conn.handle_sent(now, server, n);
-        while server.poll_event().is_some() {}
+    }
+}
+
+/// The server, its peers and the clock: what a host holds.
+struct Host {
+    now: Instant,
+    server: Server,
+    peers: [Peer; 2],
+}
+
+impl Host {
+    /// Stores the directory if it changed, as a host with a state file does
+    /// once per event-loop turn, and releases the replies that waited.
+    fn persist(&mut self) {
+        let Some(changes) = self.server.poll_persist() else {
+            return;
+        };
+        self.server.handle_persisted(changes);
+        for peer in &mut self.peers {
+            if peer.conn.is_holding() {
+                peer.conn.handle_durable(self.now, &mut self.server);
+                while self.server.poll_event().is_some() {}
+            }
+        }
+        assert!(self.server.poll_persist().is_none());
+    }
+
+    /// The drain rule for peer `i`: events first, then output (all of it,
+    /// or half when `slow`). Returns how many bytes were written.
+    fn drain(&mut self, i: usize, slow: bool) -> usize {
+        while self.server.poll_event().is_some() {}
+        let peer = &mut self.peers[i];
+        let out = peer.conn.poll_transmit();
+        let n = if slow { out.len() / 2 } else { out.len() };
+        let sent = out[..n].to_vec();
+        peer.receive(&sent);
+        peer.conn.handle_sent(self.now, &mut self.server, n);
+        while self.server.poll_event().is_some() {}
         n
     }
 
-    /// Writes out everything, including the rest of a listing in progress.
-    fn drain_all(&mut self, now: Instant, server: &mut Server) {
-        while self.drain(now, server, false) > 0 {}
+    /// Stores the directory and writes out everything for peer `i`,
+    /// including the rest of a listing in progress.
+    fn drain_all(&mut self, i: usize) {
+        loop {
+            self.persist();
+            if self.drain(i, false) == 0 {
+                break;
+            }
+        }
     }
 }
 
@@ -81,13 +122,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (steps, mut input) = rest.split_at(n_steps);
+    let mut config = ServerConfig::default();
+    config.durable_replies = head & 0x10 != 0;
 
-    let mut now = Instant::ZERO;
-    let mut server = Server::new(ServerConfig::default());
-    let mut peers = [Peer::new(now), Peer::new(now)];
-    for peer in &mut peers {
-        peer.drain(now, &mut server, false);
-    }
+    let now = Instant::ZERO;
+    let mut host = Host {
+        now,
+        server: Server::new(config),
+        peers: [Peer::new(now), Peer::new(now)],
+    };
+    host.drain(0, false);
+    host.drain(1, false);
 
     // A step that takes no input halves the output at least, or writes it
     // all out and so lets the next step take input, or finishes a
@@ -98,22 +143,25 @@ fuzz_target!(|data: &[u8]| {
         step += 1;
         assert!(step <= max_steps, "no progress after {max_steps} steps");
         let s = steps[step % n_steps];
-        let peer = &mut peers[usize::from(s >> 7)];
+        let i = usize::from(s >> 7);
         let slow = s & 0x40 != 0;
-        now = now + Duration::from_millis(1);
+        host.now = host.now + Duration::from_millis(1);
+        let now = host.now;
 
-        if peer.conn.is_finished() {
+        if host.peers[i].conn.is_finished() {
             // The host closes it and a new peer connects in its place.
-            *peer = Peer::new(now);
-            peer.drain(now, &mut server, false);
+            host.peers[i] = Peer::new(now);
+            host.drain(i, false);
         }
         let size = usize::from(s & 0x3f);
         if size == 63 {
             // Uses up one input byte, so that timeouts cannot loop forever.
             input = &input[1..];
-            now = now + Duration::from_secs(700);
-            peer.conn.handle_timeout(now, &mut server);
-            peer.drain(now, &mut server, slow);
+            host.now = now + Duration::from_secs(700);
+            host.peers[i]
+                .conn
+                .handle_timeout(host.now, &mut host.server);
+            host.drain(i, slow);
             continue;
         }
         let size = if size == 0 {
@@ -121,21 +169,26 @@ fuzz_target!(|data: &[u8]| {
         } else {
             size.min(input.len())
         };
-        let capacity = peer.conn.recv_capacity();
-        let taken = peer.conn.handle_bytes(now, &mut server, &input[..size]);
+        let conn = &mut host.peers[i].conn;
+        let capacity = conn.recv_capacity();
+        let taken = conn.handle_bytes(now, &mut host.server, &input[..size]);
         assert!(taken <= size);
         if size <= capacity {
             assert_eq!(taken, size, "took less than recv_capacity promised");
         }
         input = &input[taken..];
-        let written = peer.drain(now, &mut server, slow);
+        if !slow {
+            host.persist();
+        }
+        let written = host.drain(i, slow);
         if taken == 0 && written == 0 {
             // A host that stopped reading must be able to make progress by
-            // writing everything out.
-            peer.drain_all(now, &mut server);
-            if !peer.conn.is_finished() {
+            // storing the directory and writing everything out.
+            host.drain_all(i);
+            let conn = &host.peers[i].conn;
+            if !conn.is_finished() {
                 assert!(
-                    peer.conn.recv_capacity() > 0,
+                    conn.recv_capacity() > 0,
                     "open connection with nothing to send refuses input"
                 );
             }
@@ -144,13 +197,15 @@ fuzz_target!(|data: &[u8]| {
 
     // Let every timer run out; every connection must then finish.
     for _ in 0..4 {
-        now = now + Duration::from_secs(700);
-        for peer in &mut peers {
-            peer.conn.handle_timeout(now, &mut server);
-            peer.drain_all(now, &mut server);
+        host.now = host.now + Duration::from_secs(700);
+        for i in 0..host.peers.len() {
+            host.peers[i]
+                .conn
+                .handle_timeout(host.now, &mut host.server);
+            host.drain_all(i);
         }
     }
-    for peer in &peers {
+    for peer in &host.peers {
         assert!(
             peer.conn.is_finished(),
             "connection still open after all timeouts"
