@@ -432,6 +432,12 @@ impl Host {
                         budget = budget.saturating_sub(n);
                         peer.conn.handle_bytes(now, &mut self.server, &buf[..n]);
                         drain_events(&mut self.server, peer.addr);
+                        if n < room {
+                            // The socket is drained; reading again would only
+                            // say so (level-triggered: more data, or EOF,
+                            // is reported by the next wait).
+                            break;
+                        }
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
