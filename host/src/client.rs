@@ -254,7 +254,9 @@ impl Host {
                     self.deferred.push(Deferred::SendFailed(e.to_string()));
                 }
             }
-            Output::Show(message) => self.terminal.print(&message.to_string()),
+            Output::Show(message) => self
+                .terminal
+                .print(&message.to_string(), self.awaiting_line),
             Output::Prompt(prompt) => self.prompt = prompt,
             Output::Exit => self.exit = true,
         }

@@ -13,9 +13,10 @@
 //! are read from stdin (a line holding byte 0x1D leaves chat mode), no
 //! prompt is shown, and messages go to stdout as lines: scripts can drive it.
 
+use std::cell::Cell;
 use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::Duration;
@@ -55,6 +56,9 @@ pub struct Terminal {
     inputs: Receiver<Input>,
     printer: Option<Sender<String>>,
     printer_done: Option<Receiver<()>>,
+    /// Messages given to the printer thread, and how many it has written.
+    queued: Cell<u64>,
+    printed: Arc<AtomicU64>,
 }
 
 impl Terminal {
@@ -79,9 +83,11 @@ impl Terminal {
             let external = editor.create_external_printer().map_err(io::Error::other)?;
             let (printer, printer_rx) = mpsc::channel::<String>();
             let (done_tx, printer_done) = mpsc::channel();
+            let printed = Arc::new(AtomicU64::new(0));
+            let count = printed.clone();
             thread::Builder::new()
                 .name("printer".into())
-                .spawn(move || print_thread(external, printer_rx, done_tx))?;
+                .spawn(move || print_thread(external, printer_rx, count, done_tx))?;
             thread::Builder::new()
                 .name("editor".into())
                 .spawn(move || {
@@ -92,6 +98,8 @@ impl Terminal {
                 inputs,
                 printer: Some(printer),
                 printer_done: Some(printer_done),
+                queued: Cell::new(0),
+                printed,
             })
         } else {
             thread::Builder::new()
@@ -102,6 +110,8 @@ impl Terminal {
                 inputs,
                 printer: None,
                 printer_done: None,
+                queued: Cell::new(0),
+                printed: Arc::new(AtomicU64::new(0)),
             })
         }
     }
@@ -119,18 +129,39 @@ impl Terminal {
         self.inputs.try_recv().ok()
     }
 
-    /// Shows `text` (one message; it may span lines).
-    pub fn print(&self, text: &str) {
+    /// Shows `text` (one message; it may span lines). `editing` says
+    /// whether a line was asked for and has not come back: then rustyline
+    /// is (or is about to be) editing it, and the message goes through its
+    /// external printer, above the prompt. Otherwise it is written at once,
+    /// after what the printer still holds, so that it comes before the next
+    /// prompt.
+    pub fn print(&self, text: &str, editing: bool) {
         match &self.printer {
-            Some(printer) => {
+            Some(printer) if editing => {
                 // Raw mode may be on: end lines with CR LF.
-                let _ = printer.send(text.replace('\n', "\r\n"));
+                let mut text = text.replace('\n', "\r\n");
+                text.push_str("\r\n");
+                self.queued.set(self.queued.get() + 1);
+                let _ = printer.send(text);
             }
-            None => {
+            _ => {
+                self.wait_printed();
                 let mut out = io::stdout().lock();
                 let _ = writeln!(out, "{text}");
                 let _ = out.flush();
             }
+        }
+    }
+
+    /// Waits (briefly) until the printer thread has written what it was
+    /// given. It can be held up only by a message rustyline keeps for its
+    /// next prompt; then this gives up rather than wait for that prompt.
+    fn wait_printed(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_millis(200);
+        while self.printed.load(Ordering::SeqCst) < self.queued.get()
+            && std::time::Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -201,11 +232,17 @@ fn editor_thread(
     }
 }
 
-fn print_thread(mut printer: impl ExternalPrinter, messages: Receiver<String>, done: Sender<()>) {
+fn print_thread(
+    mut printer: impl ExternalPrinter,
+    messages: Receiver<String>,
+    printed: Arc<AtomicU64>,
+    done: Sender<()>,
+) {
     for message in messages {
         if printer.print(message).is_err() {
             break;
         }
+        printed.fetch_add(1, Ordering::SeqCst);
     }
     let _ = done.send(());
 }
