@@ -443,6 +443,8 @@ struct Pending {
     since: Instant,
 }
 
+// One listing at a time, inside the client: no_std keeps it inline.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Listing {
     /// `getdir` shown as a table.
@@ -1172,6 +1174,11 @@ impl Client {
     }
 
     fn enter_chat(&mut self, room: Room) {
+        // Joined before the user reads that they are in the room.
+        self.emit(Output::JoinGroup {
+            group: room.group,
+            port: room.port,
+        });
         say!(
             self,
             "Entering chat room {} ({} port {}) as {}. Type a message and press Enter to \
@@ -1181,10 +1188,6 @@ impl Client {
             room.port,
             self.name
         );
-        self.emit(Output::JoinGroup {
-            group: room.group,
-            port: room.port,
-        });
         self.chat = Some(room);
     }
 
@@ -1451,11 +1454,12 @@ impl Client {
             Err(_) => return self.protocol_error("a directory line that is not a room"),
         };
         match &mut self.listing {
-            Some(Listing::Lookup { name, found }) => {
-                if found.is_none() && room.name.eq_ignore_ascii_case(name) {
-                    *found = Some(room);
-                }
+            Some(Listing::Lookup { name, found })
+                if found.is_none() && room.name.eq_ignore_ascii_case(name) =>
+            {
+                *found = Some(room);
             }
+            Some(Listing::Lookup { .. }) => {}
             Some(Listing::Table {
                 rows,
                 widths,

@@ -1,0 +1,204 @@
+//! Helpers for the client's end-to-end tests: a client process driven
+//! through piped stdin, the checks that keep multicast inside the sandbox,
+//! and skipping that turns into failure under CI.
+#![allow(dead_code)] // each test crate uses its own part of this
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use roomcast_tests::{Lines, WAIT, roomcast_bin};
+
+/// Skips the test (returns false) when `ok` is false, saying `why`; under CI
+/// (env `CI` set) a skip is a failure instead.
+pub fn require(ok: bool, why: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("cannot run this test under CI: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
+/// The network interfaces of this process's network namespace (from
+/// `/proc/self/net/dev`: `/sys/class/net` may show another namespace's).
+pub fn interfaces() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/net/dev")
+        .map(|text| {
+            text.lines()
+                .skip(2)
+                .filter_map(|line| line.split(':').next())
+                .map(|name| name.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether multicast sent here stays on this machine: the network namespace
+/// has no interface but loopback (as in `../shared/sandbox`).
+pub fn sandboxed() -> bool {
+    let ifaces = interfaces();
+    !ifaces.is_empty() && ifaces.iter().all(|i| i == "lo")
+}
+
+/// Checks that multicast may be sent here; see [`require`].
+pub fn require_sandbox() -> bool {
+    require(
+        sandboxed(),
+        &format!(
+            "multicast must stay on this machine, and this network namespace has \
+             interfaces other than lo ({:?}); run the tests inside ../shared/sandbox",
+            interfaces()
+        ),
+    )
+}
+
+/// Whether we are root (needed for network namespaces).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Whether `program` can be run.
+pub fn have(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| Path::new(&dir).join(program).is_file())
+    })
+}
+
+/// A `roomcast client` whose stdin is a pipe and whose output is collected,
+/// killed (by its own PID) when dropped.
+pub struct ClientProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// What it printed on stdout.
+    pub stdout: Lines,
+    /// What it printed on stderr.
+    pub stderr: Lines,
+    /// Where [`expect`](Self::expect) looks from.
+    cursor: usize,
+    label: String,
+}
+
+impl ClientProcess {
+    /// Starts `roomcast client ARGS...` (prefixed by `wrapper`, e.g. `ip netns
+    /// exec NS`, if any).
+    pub fn start_with(label: &str, wrapper: &[&str], args: &[&str]) -> ClientProcess {
+        let bin = roomcast_bin();
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let mut child = command
+            .arg("client")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start roomcast client");
+        let stdout = Lines::collect(child.stdout.take().unwrap());
+        let stderr = Lines::collect(child.stderr.take().unwrap());
+        let stdin = child.stdin.take();
+        let mut client = ClientProcess {
+            child,
+            stdin,
+            stdout,
+            stderr,
+            cursor: 0,
+            label: label.to_string(),
+        };
+        client.expect("roomcast chat client");
+        client
+    }
+
+    /// Starts a client of the server on 127.0.0.1:`port`, chatting on
+    /// loopback.
+    pub fn start(label: &str, port: u16, extra: &[&str]) -> ClientProcess {
+        let server = format!("127.0.0.1:{port}");
+        let mut args = vec!["--server", &server, "--iface", "127.0.0.1"];
+        args.extend_from_slice(extra);
+        ClientProcess::start_with(label, &[], &args)
+    }
+
+    /// Types `line` (a newline is added).
+    pub fn send(&mut self, line: &str) {
+        self.send_bytes(format!("{line}\n").as_bytes());
+    }
+
+    /// Writes raw bytes to its stdin.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(bytes).expect("write to client");
+        stdin.flush().expect("flush to client");
+    }
+
+    /// Closes its stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits for a line containing `needle` after the last one expected, and
+    /// returns it. Panics after [`WAIT`], showing everything it printed.
+    pub fn expect(&mut self, needle: &str) -> String {
+        let (i, line) = self.stdout.wait_for_from(self.cursor, needle);
+        self.cursor = i + 1;
+        line
+    }
+
+    /// Types `line`, then waits for `needle`.
+    pub fn run(&mut self, line: &str, needle: &str) -> String {
+        self.send(line);
+        self.expect(needle)
+    }
+
+    /// Every line it printed after the last one expected.
+    pub fn rest(&self) -> Vec<String> {
+        self.stdout
+            .all()
+            .split_off(self.cursor.min(self.stdout.all().len()))
+    }
+
+    /// Waits for it to exit; its status code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit; it printed:\n{}",
+                self.label,
+                self.stdout.all().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ClientProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `check` holds, up to [`WAIT`].
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
