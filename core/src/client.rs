@@ -422,6 +422,8 @@ enum Conn {
         purpose: Purpose,
         /// When we last sent a line (for the keepalive).
         last_send: Instant,
+        /// The server's greeting arrived.
+        greeted: bool,
     },
 }
 
@@ -601,6 +603,7 @@ impl Client {
                 server: server.clone(),
                 purpose: purpose.clone(),
                 last_send: now,
+                greeted: false,
             };
             self.recv.clear();
             self.push_pending(Request::Greeting);
@@ -780,6 +783,7 @@ impl Client {
             Conn::Open {
                 server,
                 purpose: Purpose::Interactive,
+                greeted: true,
                 ..
             } => Prompt::Connected {
                 server: server.clone(),
@@ -800,6 +804,7 @@ impl Client {
             self.conn,
             Conn::Open {
                 purpose: Purpose::Interactive,
+                greeted: true,
                 ..
             }
         )
@@ -1333,6 +1338,9 @@ impl Client {
     fn reply_ok(&mut self, request: Request) {
         match request {
             Request::Greeting => {
+                if let Conn::Open { greeted, .. } = &mut self.conn {
+                    *greeted = true;
+                }
                 let server = self.conn_server();
                 match &self.conn {
                     Conn::Open {
