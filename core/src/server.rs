@@ -286,6 +286,10 @@ impl Connection {
         if taken > 0 {
             self.last_recv = now;
         }
+        if data[..taken].contains(&b'\n') {
+            // A line ended: the partial-line timer restarts for the next one.
+            self.partial_since = None;
+        }
         self.update_partial(now);
         taken
     }
@@ -429,9 +433,13 @@ impl Connection {
         }
     }
 
+    /// Starts or stops the partial-line timer. It runs while the newest
+    /// line is unfinished, from when it began: complete lines waiting behind
+    /// unread replies are the send timer's business, not this one's.
     fn update_partial(&mut self, now: Instant) {
+        let unfinished = self.recv.last().is_some_and(|&b| b != b'\n');
         // Once closing, what is left in `recv` is never read: not a line.
-        let pending = self.state == State::Open && (self.discarding || !self.recv.is_empty());
+        let pending = self.state == State::Open && (self.discarding || unfinished);
         match (pending, self.partial_since) {
             (true, None) => self.partial_since = Some(now),
             (false, Some(_)) => self.partial_since = None,

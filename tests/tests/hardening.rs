@@ -377,3 +377,19 @@ fn binary_garbage_gets_errors_or_a_close_and_others_are_unaffected() {
         "{listing:?}"
     );
 }
+
+#[test]
+fn pipelined_lines_split_across_writes_are_not_a_partial_line() {
+    let server = ServerProcess::start(&["--partial-line-timeout", "300ms"]);
+    let mut c = server.connect();
+    c.send_raw(b"pi");
+    // Every write ends a line and starts the next: no line is ever left
+    // unfinished for 300 ms, though the buffer is never empty.
+    for _ in 0..10 {
+        thread::sleep(Duration::from_millis(100));
+        c.send_raw(b"ng\npi");
+        assert_eq!(c.read_line(), "OK pong");
+    }
+    c.send_raw(b"ng\n");
+    assert_eq!(c.read_line(), "OK pong");
+}
