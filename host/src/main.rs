@@ -4,6 +4,7 @@
 //! `client.rs` drive the protocol machines of `roomcast-core` over real
 //! sockets.
 
+mod bench;
 mod client;
 mod log;
 mod server;
@@ -31,6 +32,9 @@ enum Command {
     Server(server::ServerArgs),
     /// Run the terminal chat client.
     Client(client::ClientArgs),
+    /// Measure a directory server (or redis-server) under load, and chat
+    /// over multicast on loopback.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Server(args) => server::run(args),
         Command::Client(args) => client::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

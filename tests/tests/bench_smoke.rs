@@ -1,0 +1,151 @@
+//! `roomcast bench` builds and works: each mode runs once, briefly, against
+//! a real server. Nothing here asserts speed; BENCHMARKS.md and
+//! `bench/run.sh` are where speed is measured.
+
+use std::process::Command;
+
+use roomcast_tests::{ServerProcess, roomcast_bin};
+
+/// Runs `roomcast bench ARGS --json` and returns its one JSON line.
+fn bench(args: &[&str]) -> String {
+    let out = Command::new(roomcast_bin())
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run roomcast bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "roomcast bench {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout.trim();
+    assert!(
+        line.starts_with('{') && line.ends_with('}'),
+        "not one JSON object: {line}"
+    );
+    line.to_string()
+}
+
+/// The number under `key` in a flat JSON object (`None` for null).
+fn number(json: &str, key: &str) -> Option<f64> {
+    let pattern = format!("\"{key}\":");
+    let at = json
+        .find(&pattern)
+        .unwrap_or_else(|| panic!("no {key} in {json}"))
+        + pattern.len();
+    let rest = &json[at..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+#[test]
+fn load_mode_counts_replies_of_every_mix() {
+    let server = ServerProcess::start(&["--log-level", "error"]);
+    let addr = server.addr().to_string();
+    let json = bench(&[
+        "--server",
+        &addr,
+        "--conns",
+        "4",
+        "--pipeline",
+        "2",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--mix",
+        "ping,getdir,rooms",
+        "--rooms",
+        "3",
+    ]);
+    assert!(number(&json, "requests").unwrap() > 0.0, "{json}");
+    assert_eq!(number(&json, "errors"), Some(0.0), "{json}");
+    assert_eq!(number(&json, "conn_errors"), Some(0.0), "{json}");
+    assert_eq!(number(&json, "connected"), Some(4.0), "{json}");
+    for op in ["ping", "getdir", "makeroom", "deleteroom"] {
+        let n = number(&json, &format!("{op}_requests"));
+        assert!(n.unwrap_or(0.0) > 0.0, "no {op} counted: {json}");
+    }
+    // The 3 rooms it added, and the ones each connection made; the listing
+    // is read in full.
+    assert!(number(&json, "listing_rooms").unwrap() >= 3.0, "{json}");
+    // The rooms it added are gone again.
+    let mut c = server.connect();
+    assert_eq!(c.request("getdir"), ["OK 0 rooms", "."]);
+}
+
+#[test]
+fn idle_mode_reads_the_servers_memory() {
+    let server = ServerProcess::start(&["--log-level", "error"]);
+    let addr = server.addr().to_string();
+    let pid = server.pid().to_string();
+    let json = bench(&[
+        "--server",
+        &addr,
+        "--idle",
+        "--conns",
+        "20",
+        "--hold",
+        "0.2",
+        "--server-pid",
+        &pid,
+    ]);
+    assert_eq!(number(&json, "connected"), Some(20.0), "{json}");
+    assert_eq!(number(&json, "conn_errors"), Some(0.0), "{json}");
+    assert!(number(&json, "rss_end_kib").unwrap() > 0.0, "{json}");
+    assert!(number(&json, "bytes_per_conn").is_some(), "{json}");
+}
+
+#[test]
+fn refuses_a_target_off_this_machine() {
+    let out = Command::new(roomcast_bin())
+        .args(["bench", "--server", "192.0.2.1:5577", "--duration", "0"])
+        .output()
+        .expect("run roomcast bench");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--allow-remote"), "{stderr}");
+}
+
+/// Whether loopback is the only network interface, as in the sandbox.
+fn in_sandbox() -> bool {
+    std::fs::read_to_string("/proc/net/dev").is_ok_and(|dev| {
+        dev.lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next())
+            .all(|name| name.trim() == "lo")
+    })
+}
+
+#[test]
+fn chat_and_raw_multicast_modes_deliver() {
+    if !in_sandbox() {
+        // Multicast benchmarks refuse to run where traffic could leave the
+        // machine; CI runs the tests inside ../shared/sandbox.
+        eprintln!("skipped: not inside ../shared/sandbox (interfaces besides lo)");
+        let out = Command::new(roomcast_bin())
+            .args(["bench", "chat", "--no-ramp"])
+            .output()
+            .expect("run roomcast bench chat");
+        assert!(!out.status.success(), "chat ran outside the sandbox");
+        return;
+    }
+    for (mode, port) in [("chat", "47100"), ("raw", "47200")] {
+        let json = bench(&[
+            mode,
+            "--port",
+            port,
+            "--rate",
+            "1000",
+            "--duration",
+            "0.3",
+            "--no-ramp",
+        ]);
+        let sent = number(&json, "fixed_sent").unwrap();
+        let lost = number(&json, "fixed_lost").unwrap();
+        assert!(sent >= 300.0, "{json}");
+        assert!(lost < sent, "{mode}: nothing arrived: {json}");
+    }
+}
