@@ -239,6 +239,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError<'_>> {
 /// are right; `None` if the first word is not a command. For logs and error
 /// messages about lines [`parse_command`] refused.
 pub fn command_kind(line: &[u8]) -> Option<CommandKind> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     let (_, first) = word(line).ok()?;
     let verb = core::str::from_utf8(first).ok()?;
     CommandKind::ALL

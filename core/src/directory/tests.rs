@@ -1,0 +1,380 @@
+//! Directory tests: each rule at its edge, and a model test under random
+//! makeroom/deleteroom sequences.
+
+use super::*;
+use crate::wire::RoomName;
+use core::net::Ipv4Addr;
+use proptest::prelude::*;
+use std::boxed::Box;
+use std::collections::{BTreeMap, BTreeSet};
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+fn room(name: &str, group: [u8; 4], port: u16) -> Room {
+    Room {
+        name: RoomName::try_from(name).unwrap(),
+        group: Ipv4Addr::from(group),
+        port,
+    }
+}
+
+/// The `i`th of many distinct rooms, each with its own address.
+fn nth_room(i: usize) -> Room {
+    let [_, _, b, c] = u32::try_from(i).unwrap().to_be_bytes();
+    room(&std::format!("room{i:05}"), [239, 0, b, c], 5000)
+}
+
+fn names(dir: &Directory) -> Vec<&str> {
+    dir.rooms().iter().map(|r| r.name.as_str()).collect()
+}
+
+#[test]
+fn insert_get_remove() {
+    let mut dir = Directory::new();
+    assert!(dir.is_empty());
+    assert_eq!(dir.get("Lobby"), None);
+
+    let lobby = room("Lobby", [239, 1, 1, 1], 5000);
+    assert_eq!(dir.insert(lobby.clone()), Ok(()));
+    assert_eq!((dir.len(), dir.is_empty()), (1, false));
+    assert_eq!(dir.get("Lobby"), Some(&lobby));
+    // Lookups ignore ASCII case.
+    assert_eq!(dir.get("LOBBY"), Some(&lobby));
+    assert_eq!(dir.get("lobby"), Some(&lobby));
+    assert_eq!(dir.get("Lobb"), None);
+    assert_eq!(dir.get("Lobbyy"), None);
+
+    // Removal ignores case too, and returns the room as it was stored.
+    assert_eq!(dir.remove("lObBy"), Ok(lobby));
+    assert!(dir.is_empty());
+    assert_eq!(dir.get("Lobby"), None);
+}
+
+#[test]
+fn names_are_unique_ignoring_ascii_case() {
+    let mut dir = Directory::new();
+    let lobby = room("Lobby", [239, 1, 1, 1], 5000);
+    dir.insert(lobby.clone()).unwrap();
+    let err = dir.insert(room("lobby", [239, 2, 2, 2], 6000)).unwrap_err();
+    // The error carries the room that holds the name, as stored.
+    assert_eq!(err, DirectoryError::NameTaken(lobby.clone()));
+    assert_eq!(err.code(), ErrorCode::NameTaken);
+    let msg = err.to_string();
+    assert!(msg.contains("'Lobby'"), "{msg}");
+    assert_eq!(dir.rooms(), core::slice::from_ref(&lobby));
+
+    // Only ASCII case is folded: these are different names.
+    dir.insert(room("é", [239, 3, 3, 3], 5000)).unwrap();
+    dir.insert(room("É", [239, 4, 4, 4], 5000)).unwrap();
+    assert_eq!(dir.len(), 3);
+}
+
+#[test]
+fn an_address_clash_names_the_holder() {
+    let mut dir = Directory::new();
+    let lobby = room("Lobby", [239, 1, 1, 1], 5000);
+    dir.insert(lobby.clone()).unwrap();
+    let err = dir.insert(room("Other", [239, 1, 1, 1], 5000)).unwrap_err();
+    assert_eq!(err, DirectoryError::AddressInUse(lobby.clone()));
+    assert_eq!(err.code(), ErrorCode::AddressInUse);
+    let msg = err.to_string();
+    assert!(msg.contains("239.1.1.1:5000"), "{msg}");
+    assert!(msg.contains("'Lobby'"), "{msg}");
+    assert_eq!(dir.rooms(), core::slice::from_ref(&lobby));
+
+    // The same address on another port, or the same port on another
+    // address, is fine.
+    dir.insert(room("Other", [239, 1, 1, 1], 5001)).unwrap();
+    dir.insert(room("Third", [239, 1, 1, 2], 5000)).unwrap();
+    assert_eq!(names(&dir), ["Lobby", "Other", "Third"]);
+
+    // Once the holder is gone, its address is free again.
+    dir.remove("Lobby").unwrap();
+    dir.insert(room("Fourth", [239, 1, 1, 1], 5000)).unwrap();
+}
+
+#[test]
+fn a_name_clash_is_reported_before_an_address_clash() {
+    let mut dir = Directory::new();
+    let a = room("a", [239, 1, 1, 1], 5000);
+    dir.insert(a.clone()).unwrap();
+    dir.insert(room("b", [239, 2, 2, 2], 5000)).unwrap();
+    assert_eq!(
+        dir.insert(room("A", [239, 2, 2, 2], 5000)),
+        Err(DirectoryError::NameTaken(a))
+    );
+}
+
+#[test]
+fn rooms_are_sorted_ignoring_case() {
+    let mut dir = Directory::new();
+    for (i, n) in [
+        "delta", "Bravo", "alpha", "Charlie", "_x", "Zulu", "a", "ab",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        dir.insert(room(n, [239, 0, 0, u8::try_from(i).unwrap()], 5000))
+            .unwrap();
+    }
+    // Byte-wise after lowercasing: '_' (0x5f) sorts before 'a' (0x61).
+    assert_eq!(
+        names(&dir),
+        [
+            "_x", "a", "ab", "alpha", "Bravo", "Charlie", "delta", "Zulu"
+        ]
+    );
+    assert_eq!(cmp_names("Bravo", "alpha"), Ordering::Greater);
+    assert_eq!(cmp_names("ABC", "abc"), Ordering::Equal);
+    assert_eq!(cmp_names("ab", "ABC"), Ordering::Less);
+}
+
+#[test]
+fn full_at_exactly_max_rooms() {
+    // Boxed: a full directory is a few hundred KiB.
+    let mut dir = Box::new(Directory::new());
+    for i in 0..MAX_ROOMS {
+        assert_eq!(dir.insert(nth_room(i)), Ok(()), "room {i}");
+    }
+    assert_eq!(dir.len(), MAX_ROOMS);
+
+    let before: Vec<Room> = dir.rooms().to_vec();
+    let extra = room("extra", [239, 255, 255, 255], 65535);
+    let err = dir.insert(extra.clone()).unwrap_err();
+    assert_eq!(err, DirectoryError::Full);
+    assert_eq!(err.code(), ErrorCode::Full);
+    assert!(err.to_string().contains("4096"), "{err}");
+    assert_eq!(
+        dir.rooms(),
+        before.as_slice(),
+        "a refused insert changed the directory"
+    );
+
+    // Name and address checks still come first on a full directory.
+    assert_eq!(
+        dir.insert(room("ROOM00007", [239, 255, 255, 255], 65535)),
+        Err(DirectoryError::NameTaken(nth_room(7)))
+    );
+    assert_eq!(
+        dir.insert(room("extra", [239, 0, 0, 9], 5000)),
+        Err(DirectoryError::AddressInUse(nth_room(9)))
+    );
+
+    // Room again after one delete.
+    dir.remove("room00100").unwrap();
+    assert_eq!(dir.insert(extra.clone()), Ok(()));
+    assert_eq!(dir.len(), MAX_ROOMS);
+    assert_eq!(dir.get("EXTRA"), Some(&extra));
+}
+
+#[test]
+fn removing_an_unknown_room_is_an_error() {
+    let mut dir = Directory::new();
+    let err = dir.remove("ghost").unwrap_err();
+    assert_eq!(err, DirectoryError::NoSuchRoom);
+    assert_eq!(err.code(), ErrorCode::NoSuchRoom);
+    assert!(!err.to_string().is_empty());
+
+    dir.insert(room("real", [239, 1, 1, 1], 5000)).unwrap();
+    assert_eq!(dir.remove("rea"), Err(DirectoryError::NoSuchRoom));
+    assert_eq!(dir.remove("reall"), Err(DirectoryError::NoSuchRoom));
+    assert_eq!(dir.len(), 1);
+    dir.remove("real").unwrap();
+    assert_eq!(dir.remove("real"), Err(DirectoryError::NoSuchRoom));
+}
+
+#[test]
+fn next_after_walks_in_order_and_tolerates_a_removed_cursor() {
+    let mut dir = Directory::new();
+    assert_eq!(dir.next_after(None), None);
+    for (i, n) in ["b", "D", "f", "h"].into_iter().enumerate() {
+        dir.insert(room(n, [239, 0, 0, u8::try_from(i).unwrap()], 5000))
+            .unwrap();
+    }
+    // A full walk visits every room once, in order.
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    while let Some(r) = dir.next_after(cursor.as_deref()) {
+        walked.push(r.name.to_string());
+        cursor = Some(r.name.to_string());
+    }
+    assert_eq!(walked, ["b", "D", "f", "h"]);
+
+    let next =
+        |dir: &Directory, after: &str| dir.next_after(Some(after)).map(|r| r.name.to_string());
+    // The cursor compares ignoring case.
+    assert_eq!(next(&dir, "B").as_deref(), Some("D"));
+    assert_eq!(next(&dir, "d").as_deref(), Some("f"));
+    // A cursor that is not (or no longer) in the directory.
+    assert_eq!(next(&dir, "a").as_deref(), Some("b"));
+    assert_eq!(next(&dir, "c").as_deref(), Some("D"));
+    dir.remove("f").unwrap();
+    assert_eq!(next(&dir, "f").as_deref(), Some("h"));
+    assert_eq!(next(&dir, "h"), None);
+    assert_eq!(next(&dir, "z"), None);
+    // A room added behind the cursor is skipped, one ahead is seen.
+    dir.insert(room("a0", [239, 9, 9, 9], 5000)).unwrap();
+    dir.insert(room("g", [239, 9, 9, 8], 5000)).unwrap();
+    assert_eq!(next(&dir, "f").as_deref(), Some("g"));
+}
+
+// ---- model test ----
+
+#[derive(Clone, Debug)]
+enum Op {
+    Insert(Room),
+    Remove(String),
+}
+
+/// Small pools, so that names and address/port pairs clash often. Names
+/// come in several cases to exercise case folding.
+fn arb_name() -> impl Strategy<Value = String> {
+    (0..6usize, any::<u8>()).prop_map(|(i, case)| {
+        let base = ["alpha", "Beta", "gamma", "x", "Xy", "é"][i];
+        base.chars()
+            .enumerate()
+            .map(|(j, c)| {
+                if (case >> (j % 8)) & 1 == 1 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect()
+    })
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (arb_name(), 0..3u8, 1024..1027u16).prop_map(|(name, g, port)| {
+            Op::Insert(room(&name, [239, 0, 0, g], port))
+        }),
+        1 => arb_name().prop_map(Op::Remove),
+    ]
+}
+
+/// A plainly correct directory, on std collections.
+#[derive(Default)]
+struct Model {
+    by_name: BTreeMap<String, Room>,
+    addrs: BTreeSet<(Ipv4Addr, u16)>,
+}
+
+impl Model {
+    fn insert(&mut self, room: Room) -> Result<(), ErrorCode> {
+        let key = room.name.to_ascii_lowercase();
+        if self.by_name.contains_key(&key) {
+            return Err(ErrorCode::NameTaken);
+        }
+        if self.addrs.contains(&(room.group, room.port)) {
+            return Err(ErrorCode::AddressInUse);
+        }
+        if self.by_name.len() == MAX_ROOMS {
+            return Err(ErrorCode::Full);
+        }
+        self.addrs.insert((room.group, room.port));
+        self.by_name.insert(key, room);
+        Ok(())
+    }
+
+    fn remove(&mut self, name: &str) -> Result<Room, ErrorCode> {
+        let room = self
+            .by_name
+            .remove(&name.to_ascii_lowercase())
+            .ok_or(ErrorCode::NoSuchRoom)?;
+        self.addrs.remove(&(room.group, room.port));
+        Ok(room)
+    }
+}
+
+fn check_invariants(dir: &Directory, model: &Model) -> Result<(), TestCaseError> {
+    let rooms = dir.rooms();
+    prop_assert!(rooms.len() <= MAX_ROOMS);
+    prop_assert_eq!(rooms.len(), dir.len());
+    let mut seen_names = BTreeSet::new();
+    let mut seen_addrs = BTreeSet::new();
+    for r in rooms {
+        prop_assert!(
+            seen_names.insert(r.name.to_ascii_lowercase()),
+            "duplicate name {}",
+            r.name
+        );
+        prop_assert!(
+            seen_addrs.insert((r.group, r.port)),
+            "duplicate address {}:{}",
+            r.group,
+            r.port
+        );
+    }
+    for pair in rooms.windows(2) {
+        prop_assert_eq!(cmp_names(&pair[0].name, &pair[1].name), Ordering::Less);
+    }
+    // The same rooms as the model, in the same order: a map keyed by the
+    // ASCII-lowercased name sorts byte-wise, exactly as `cmp_names` does.
+    let want: Vec<&Room> = model.by_name.values().collect();
+    let got: Vec<&Room> = rooms.iter().collect();
+    prop_assert_eq!(got, want);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn prop_directory_matches_a_simple_model(ops in proptest::collection::vec(arb_op(), 1..60)) {
+        let mut dir = Directory::new();
+        let mut model = Model::default();
+        for op in ops {
+            match op {
+                Op::Insert(room) => {
+                    let got = dir.insert(room.clone()).map_err(|e| e.code());
+                    let want = model.insert(room.clone());
+                    prop_assert_eq!(got, want, "insert {:?}", room);
+                }
+                Op::Remove(name) => {
+                    let got = dir.remove(&name).map_err(|e| e.code());
+                    let want = model.remove(&name);
+                    prop_assert_eq!(got, want, "remove {}", name);
+                }
+            }
+            check_invariants(&dir, &model)?;
+        }
+    }
+}
+
+/// The model test again, near capacity, so `Full` is decided too.
+#[test]
+fn model_agrees_at_capacity() {
+    let mut dir = Box::new(Directory::new());
+    let mut model = Model::default();
+    for i in 0..MAX_ROOMS - 2 {
+        let r = nth_room(i + 10);
+        assert_eq!(dir.insert(r.clone()), Ok(()));
+        model.insert(r).unwrap();
+    }
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(32));
+    let ops = proptest::collection::vec(arb_op(), 1..30);
+    runner
+        .run(&ops, |ops| {
+            let mut dir = dir.clone();
+            let mut model = Model {
+                by_name: model.by_name.clone(),
+                addrs: model.addrs.clone(),
+            };
+            for op in ops {
+                match op {
+                    Op::Insert(room) => {
+                        let got = dir.insert(room.clone()).map_err(|e| e.code());
+                        prop_assert_eq!(got, model.insert(room));
+                    }
+                    Op::Remove(name) => {
+                        let got = dir.remove(&name).map_err(|e| e.code());
+                        prop_assert_eq!(got, model.remove(&name));
+                    }
+                }
+                prop_assert!(dir.len() <= MAX_ROOMS);
+            }
+            Ok(())
+        })
+        .unwrap();
+}

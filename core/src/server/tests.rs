@@ -1,0 +1,1070 @@
+//! Server machine tests, written as scripts: bytes in, exact bytes out.
+//!
+//! `Host` plays the host's part of the drain rule: after every call into a
+//! connection it drains the events, then writes out everything the
+//! connection has to send (unless a test says the peer is not reading).
+
+use super::*;
+use crate::directory::{Room, cmp_names};
+use core::net::Ipv4Addr;
+use proptest::prelude::*;
+use std::boxed::Box;
+use std::collections::BTreeSet;
+use std::string::String;
+use std::vec::Vec;
+use std::{format, vec};
+
+const GREETING: &str = "OK CRDP/1 roomcast directory server ready; type 'help' for the commands\n";
+
+fn secs(s: u64) -> Instant {
+    Instant::ZERO + Duration::from_secs(s)
+}
+
+fn before(at: Instant) -> Instant {
+    Instant::from_micros(at.as_micros() - 1)
+}
+
+fn room(name: &str, group: [u8; 4], port: u16) -> Room {
+    Room {
+        name: RoomName::try_from(name).unwrap(),
+        group: Ipv4Addr::from(group),
+        port,
+    }
+}
+
+fn name(s: &str) -> Option<RoomName> {
+    Some(RoomName::try_from(s).unwrap())
+}
+
+/// A directory of `n` rooms named `r0000`, `r0001`, ...
+fn directory_of(n: usize) -> Directory {
+    let mut dir = Directory::new();
+    for i in 0..n {
+        let [_, _, b, c] = u32::try_from(i).unwrap().to_be_bytes();
+        dir.insert(room(&format!("r{i:04}"), [239, 1, b, c], 5000))
+            .unwrap();
+    }
+    dir
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).expect("the server sent invalid UTF-8")
+}
+
+/// The host side: the shared server, the clock, and every event seen.
+struct Host {
+    server: Box<Server>,
+    now: Instant,
+    events: Vec<Event>,
+}
+
+impl Host {
+    fn new() -> Self {
+        Self::with(ServerConfig::default(), Directory::new())
+    }
+
+    fn with(config: ServerConfig, directory: Directory) -> Self {
+        Self {
+            server: Box::new(Server::with_directory(config, directory)),
+            now: Instant::ZERO,
+            events: Vec::new(),
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.server.poll_event() {
+            self.events.push(event);
+        }
+    }
+
+    fn take_events(&mut self) -> Vec<Event> {
+        core::mem::take(&mut self.events)
+    }
+
+    /// Writes out all the connection has to send, in pieces of at most
+    /// `window` bytes, and returns it.
+    fn drain_by(&mut self, conn: &mut Connection, window: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let pending = conn.poll_transmit();
+            if pending.is_empty() {
+                return out;
+            }
+            let n = pending.len().min(window.max(1));
+            out.extend_from_slice(&pending[..n]);
+            conn.handle_sent(self.now, &mut self.server, n);
+            self.drain_events();
+        }
+    }
+
+    fn drain(&mut self, conn: &mut Connection) -> String {
+        text(self.drain_by(conn, usize::MAX))
+    }
+
+    /// Feeds `bytes` as the host would (never more than `recv_capacity`),
+    /// draining between calls; returns all output.
+    fn feed(&mut self, conn: &mut Connection, bytes: &[u8]) -> String {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() && conn.recv_capacity() > 0 {
+            let offer = conn.recv_capacity().min(rest.len());
+            let n = conn.handle_bytes(self.now, &mut self.server, &rest[..offer]);
+            assert_eq!(n, offer, "took less than recv_capacity promised");
+            rest = &rest[n..];
+            self.drain_events();
+            out.extend(self.drain_by(conn, usize::MAX));
+        }
+        text(out)
+    }
+
+    fn connect(&mut self) -> Connection {
+        let mut conn = Connection::new(self.now);
+        assert_eq!(self.drain(&mut conn), GREETING);
+        conn
+    }
+
+    fn timeout(&mut self, conn: &mut Connection, now: Instant) {
+        self.now = now;
+        conn.handle_timeout(now, &mut self.server);
+        self.drain_events();
+    }
+}
+
+/// One host with one connection: the common case.
+struct Session {
+    host: Host,
+    conn: Connection,
+}
+
+impl Session {
+    fn new() -> Self {
+        Self::with_directory(Directory::new())
+    }
+
+    fn with_directory(directory: Directory) -> Self {
+        let mut host = Host::with(ServerConfig::default(), directory);
+        let conn = host.connect();
+        Self { host, conn }
+    }
+
+    fn send(&mut self, bytes: impl AsRef<[u8]>) -> String {
+        self.host.feed(&mut self.conn, bytes.as_ref())
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        self.host.take_events()
+    }
+
+    fn at(&mut self, now: Instant) -> &mut Self {
+        self.host.now = now;
+        self
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        self.host.timeout(&mut self.conn, now);
+    }
+}
+
+fn answered(
+    command: Option<CommandKind>,
+    room: Option<RoomName>,
+    error: Option<ErrorCode>,
+) -> Event {
+    Event::Answered {
+        command,
+        room,
+        error,
+    }
+}
+
+fn error_of(event: &Event) -> Option<ErrorCode> {
+    match event {
+        Event::Answered { error, .. } => *error,
+        other => panic!("not an answer: {other:?}"),
+    }
+}
+
+/// Splits a listing reply into its lines, checking the frame: a header
+/// `OK <n> room(s)`, room lines, then `.`. Returns (n, room lines).
+fn listing_lines(reply: &str) -> (usize, Vec<&str>) {
+    let mut lines: Vec<&str> = reply.split_terminator('\n').collect();
+    assert!(reply.ends_with('\n'), "{reply:?}");
+    assert_eq!(lines.pop(), Some("."), "{reply:?}");
+    let header = lines.remove(0);
+    let n: usize = header
+        .strip_prefix("OK ")
+        .and_then(|h| h.strip_suffix(" rooms").or_else(|| h.strip_suffix(" room")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("bad header {header:?}"));
+    (n, lines)
+}
+
+// ---- replies ----
+
+#[test]
+fn the_greeting_names_the_protocol() {
+    let mut host = Host::new();
+    let mut conn = Connection::new(host.now);
+    let greeting = host.drain(&mut conn);
+    assert!(greeting.starts_with("OK CRDP/1 "), "{greeting}");
+    assert!(greeting.ends_with('\n') && greeting.matches('\n').count() == 1);
+    assert_eq!(greeting, GREETING);
+    assert!(host.take_events().is_empty());
+    assert!(!conn.is_finished());
+}
+
+#[test]
+fn each_command_gets_its_exact_reply() {
+    let mut s = Session::new();
+    assert_eq!(s.send("ping\n"), "OK pong\n");
+    assert_eq!(s.send("getdir\n"), "OK 0 rooms\n.\n");
+    assert_eq!(
+        s.send("makeroom Lobby 239.1.2.3 5000\n"),
+        "OK created Lobby 239.1.2.3 5000\n"
+    );
+    assert_eq!(s.send("getdir\n"), "OK 1 room\nLobby 239.1.2.3 5000\n.\n");
+    assert_eq!(
+        s.send("makeroom lobby 239.9.9.9 5000\n"),
+        "ERR exists a room named 'Lobby' exists already; pick another name\n"
+    );
+    assert_eq!(
+        s.send("makeroom Other 239.1.2.3 5000\n"),
+        "ERR inuse 239.1.2.3:5000 is already used by room 'Lobby'; \
+         pick another address or port\n"
+    );
+    assert_eq!(s.send("deleteroom LOBBY\n"), "OK deleted LOBBY\n");
+    assert_eq!(
+        s.send("deleteroom Lobby\n"),
+        "ERR noroom no room has that name; 'getdir' lists the rooms\n"
+    );
+    assert_eq!(
+        s.send("frobnicate\n"),
+        "ERR unknown 'frobnicate' is not a command; type 'help' for the commands\n"
+    );
+    assert_eq!(s.send("ping now\n"), "ERR usage usage: ping\n");
+    assert_eq!(
+        s.send("makeroom x\n"),
+        "ERR usage usage: makeroom <name> <address> <port>\n"
+    );
+    assert_eq!(
+        s.send("makeroom x 224.0.0.1 5000\n"),
+        "ERR badaddr 224.0.0.1 is outside 239.0.0.0/8, the administratively scoped \
+         multicast range; use an address from 239.0.0.0 to 239.255.255.255\n"
+    );
+    assert_eq!(
+        s.send("makeroom x 239.0.0.1 80\n"),
+        "ERR badport '80' is not a usable port; use a number from 1024 to 65535\n"
+    );
+    let reply = s.send(format!("deleteroom {}\n", "n".repeat(33)));
+    assert!(reply.starts_with("ERR badname '"), "{reply}");
+    assert_eq!(s.send("bye\n"), "OK bye\n");
+    assert!(s.conn.is_finished());
+}
+
+#[test]
+fn getdir_lists_rooms_sorted_between_header_and_dot() {
+    let mut s = Session::new();
+    s.send("makeroom zeta 239.0.0.2 2000\nmakeroom Alpha 239.0.0.1 1024\n");
+    assert_eq!(
+        s.send("getdir\n"),
+        "OK 2 rooms\nAlpha 239.0.0.1 1024\nzeta 239.0.0.2 2000\n.\n"
+    );
+    s.send("makeroom beta 239.0.0.3 65535\n");
+    assert_eq!(
+        s.send("GETDIR\r\n"),
+        "OK 3 rooms\nAlpha 239.0.0.1 1024\nbeta 239.0.0.3 65535\nzeta 239.0.0.2 2000\n.\n"
+    );
+}
+
+#[test]
+fn help_lists_every_command_then_a_dot() {
+    let mut s = Session::new();
+    let reply = s.send("help\n");
+    let lines: Vec<&str> = reply.split_terminator('\n').collect();
+    assert_eq!(lines.len(), 2 + CommandKind::ALL.len(), "{reply}");
+    assert!(lines[0].starts_with("OK "), "{reply}");
+    for (line, kind) in lines[1..].iter().zip(CommandKind::ALL) {
+        assert!(
+            line.starts_with(&format!("  {}", kind.usage())),
+            "{line:?} for {kind:?}"
+        );
+        assert!(line.ends_with(kind.summary()), "{line:?}");
+    }
+    assert_eq!(lines.last(), Some(&"."));
+    assert!(reply.ends_with("\n.\n"));
+    // The connection goes on as before.
+    assert_eq!(s.send("ping\n"), "OK pong\n");
+}
+
+#[test]
+fn pipelined_commands_are_answered_in_order() {
+    let mut s = Session::new();
+    let reply = s.send(
+        "ping\nmakeroom a 239.1.1.1 1024\r\ngetdir\nbogus\ndeleteroom A\nhelp\ngetdir\nping\n",
+    );
+    let mut want =
+        String::from("OK pong\nOK created a 239.1.1.1 1024\nOK 1 room\na 239.1.1.1 1024\n.\n");
+    want += "ERR unknown 'bogus' is not a command; type 'help' for the commands\n";
+    want += "OK deleted A\n";
+    let help_start = want.len();
+    assert_eq!(&reply[..help_start], want);
+    let rest = &reply[help_start..];
+    let help_end = rest.find("\n.\n").unwrap() + 3;
+    assert!(rest.starts_with("OK commands"));
+    assert_eq!(&rest[help_end..], "OK 0 rooms\n.\nOK pong\n");
+    assert_eq!(s.events().len(), 8);
+}
+
+#[test]
+fn blank_lines_get_no_reply_and_no_event() {
+    let mut s = Session::new();
+    assert_eq!(s.send("\n\r\n  \n\t\r\n"), "");
+    assert!(s.events().is_empty());
+    assert_eq!(s.send("\n\nping\n\n"), "OK pong\n");
+    assert_eq!(s.events(), [answered(Some(CommandKind::Ping), None, None)]);
+}
+
+#[test]
+fn bye_answers_then_finishes_and_ignores_the_rest() {
+    let mut s = Session::new();
+    // Not finished while the reply is still unsent.
+    let input = b"bye\nping\nmakeroom a 239.1.1.1 1024\n";
+    let n = s.conn.handle_bytes(s.host.now, &mut s.host.server, input);
+    assert_eq!(n, input.len());
+    assert!(!s.conn.is_finished());
+    assert_eq!(s.conn.recv_capacity(), 0);
+    assert_eq!(s.conn.poll_transmit(), b"OK bye\n");
+    assert!(!s.conn.is_finished());
+    // Half of it out: still not finished.
+    s.conn.handle_sent(s.host.now, &mut s.host.server, 3);
+    assert!(!s.conn.is_finished());
+    assert_eq!(s.host.drain(&mut s.conn), "bye\n");
+    assert!(s.conn.is_finished());
+    // Nothing after bye ran.
+    assert!(s.host.server.directory().is_empty());
+    s.host.drain_events();
+    assert_eq!(s.events(), [answered(Some(CommandKind::Bye), None, None)]);
+    // And it stays finished, taking nothing more.
+    assert_eq!(
+        s.conn
+            .handle_bytes(s.host.now, &mut s.host.server, b"ping\n"),
+        0
+    );
+    assert_eq!(s.conn.poll_transmit(), b"");
+    assert!(s.conn.is_finished());
+}
+
+// ---- bad lines ----
+
+#[test]
+fn a_line_of_exactly_max_line_bytes_is_answered() {
+    let mut s = Session::new();
+    // 511 content bytes + LF = MAX_LINE: answered as a line.
+    let line = format!("{}\n", "a".repeat(MAX_LINE - 1));
+    assert_eq!(line.len(), MAX_LINE);
+    let reply = s.send(&line);
+    assert!(reply.starts_with("ERR unknown 'aaaa"), "{reply}");
+    assert_eq!(reply.matches('\n').count(), 1);
+    // A real command padded to the limit works, with LF or with CR LF.
+    let padded = format!("ping{}\n", " ".repeat(MAX_LINE - 5));
+    assert_eq!(padded.len(), MAX_LINE);
+    assert_eq!(s.send(&padded), "OK pong\n");
+    let padded = format!("ping{}\r\n", " ".repeat(MAX_LINE - 6));
+    assert_eq!(padded.len(), MAX_LINE);
+    assert_eq!(s.send(&padded), "OK pong\n");
+}
+
+#[test]
+fn a_line_one_byte_too_long_gets_one_toolong_and_the_connection_goes_on() {
+    let toolong = "ERR toolong line longer than 512 bytes; it was ignored\n";
+    for (line, how) in [
+        (format!("{}\n", "a".repeat(MAX_LINE)), "LF"),
+        (format!("ping{}\n", " ".repeat(MAX_LINE - 4)), "padded ping"),
+        (format!("ping{}\r\n", " ".repeat(MAX_LINE - 5)), "CR LF"),
+    ] {
+        assert_eq!(line.len(), MAX_LINE + 1, "{how}");
+        // Whole, then byte by byte.
+        let mut s = Session::new();
+        assert_eq!(
+            s.send(format!("{line}ping\n")),
+            format!("{toolong}OK pong\n"),
+            "{how}"
+        );
+        assert_eq!(
+            s.events(),
+            [
+                answered(None, None, Some(ErrorCode::LineTooLong)),
+                answered(Some(CommandKind::Ping), None, None),
+            ]
+        );
+        let mut s = Session::new();
+        let mut out = String::new();
+        for b in format!("{line}ping\n").bytes() {
+            out += &s.send([b]);
+        }
+        assert_eq!(out, format!("{toolong}OK pong\n"), "{how}, byte by byte");
+    }
+}
+
+#[test]
+fn a_line_is_refused_as_soon_as_it_cannot_fit() {
+    let mut s = Session::new();
+    // 511 bytes and no LF: it may still end in time.
+    assert_eq!(s.send("a".repeat(MAX_LINE - 1)), "");
+    // The 512th byte without an LF: too long already, answered now.
+    assert_eq!(
+        s.send("a"),
+        "ERR toolong line longer than 512 bytes; it was ignored\n"
+    );
+    assert_eq!(s.send("aaa\nping\n"), "OK pong\n");
+}
+
+#[test]
+fn a_megabyte_line_gets_one_toolong() {
+    let big = vec![b'x'; 1 << 20];
+    for chunk in [1 << 20, 1000, 511, 512, 513, 4096, 7] {
+        let mut s = Session::new();
+        let mut out = String::new();
+        for piece in big.chunks(chunk) {
+            out += &s.send(piece);
+        }
+        // Answered as soon as it is known to be too long, not at its end.
+        assert_eq!(
+            out,
+            "ERR toolong line longer than 512 bytes; it was ignored\n"
+        );
+        assert_eq!(s.send("\n"), "", "the end of the long line is not a line");
+        assert_eq!(s.send("ping\n"), "OK pong\n", "chunk {chunk}");
+        let errors: Vec<_> = s.events().iter().map(error_of).collect();
+        assert_eq!(errors, [Some(ErrorCode::LineTooLong), None]);
+    }
+}
+
+#[test]
+fn bytes_that_are_not_utf8_get_err_encoding() {
+    let mut s = Session::new();
+    assert_eq!(
+        s.send(b"ping\xff\n"),
+        "ERR encoding the line is not valid UTF-8; send UTF-8 text\n"
+    );
+    assert_eq!(
+        s.send(b"deleteroom a\0b\n"),
+        "ERR encoding the line holds a control character; send printable text\n"
+    );
+    assert_eq!(
+        s.send(b"\xc3\n\x80\n"),
+        "ERR encoding the line is not valid UTF-8; send UTF-8 text\n".repeat(2)
+    );
+    assert_eq!(s.send("ping\n"), "OK pong\n");
+    let errors: Vec<_> = s.events().iter().map(error_of).collect();
+    assert_eq!(
+        errors,
+        [Some(ErrorCode::Encoding); 4]
+            .into_iter()
+            .chain([None])
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn events_say_what_was_answered() {
+    let mut s = Session::new();
+    s.send(
+        "makeroom a 239.1.1.1 1024\nmakeroom A 239.1.1.2 1024\nmakeroom b 239.1.1.1 1024\n\
+         deleteroom zz\ndeleteroom a\ngetdir\nhelp\nping\nnope\ngetdir 1\n\
+         makeroom c 10.0.0.1 1024\n",
+    );
+    let mk = Some(CommandKind::MakeRoom);
+    let del = Some(CommandKind::DeleteRoom);
+    let events = s.events();
+    assert_eq!(
+        events[..10],
+        [
+            answered(mk, name("a"), None),
+            answered(mk, name("A"), Some(ErrorCode::NameTaken)),
+            answered(mk, name("b"), Some(ErrorCode::AddressInUse)),
+            answered(del, name("zz"), Some(ErrorCode::NoSuchRoom)),
+            answered(del, name("a"), None),
+            answered(Some(CommandKind::GetDir), None, None),
+            answered(Some(CommandKind::Help), None, None),
+            answered(Some(CommandKind::Ping), None, None),
+            answered(None, None, Some(ErrorCode::UnknownCommand)),
+            answered(Some(CommandKind::GetDir), None, Some(ErrorCode::Usage)),
+        ]
+    );
+    // A refused line that names a command is logged as that command.
+    assert_eq!(
+        events[10..],
+        [answered(mk, None, Some(ErrorCode::BadAddress))]
+    );
+    assert_eq!(
+        s.send("deleteroom\r\nDELETEROOM\n"),
+        "ERR usage usage: deleteroom <name>\n".repeat(2)
+    );
+    assert_eq!(
+        s.events(),
+        [
+            answered(del, None, Some(ErrorCode::Usage)),
+            answered(del, None, Some(ErrorCode::Usage)),
+        ]
+    );
+}
+
+#[test]
+fn undrained_events_are_counted_not_lost_silently() {
+    let mut host = Host::new();
+    let mut conn = host.connect();
+    // 3 * EVENT_QUEUE answers without draining events (output is drained).
+    let lines = "ping\n".repeat(3 * EVENT_QUEUE);
+    let mut rest = lines.as_bytes();
+    while !rest.is_empty() || !conn.poll_transmit().is_empty() {
+        let n = conn.handle_bytes(host.now, &mut host.server, rest);
+        rest = &rest[n..];
+        let out = conn.poll_transmit().len();
+        conn.handle_sent(host.now, &mut host.server, out);
+    }
+    let mut dropped = 0;
+    let mut kept = 0;
+    while let Some(event) = host.server.poll_event() {
+        match event {
+            Event::Dropped(n) => dropped += n,
+            Event::Answered { .. } => kept += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(kept, EVENT_QUEUE);
+    assert_eq!(dropped + kept as u64, 3 * EVENT_QUEUE as u64);
+}
+
+// ---- backpressure and bounded memory ----
+
+#[test]
+fn a_connection_is_small_whatever_the_directory_holds() {
+    // A listing of 1000 rooms is ~25 KB; a connection cannot hold it.
+    let size = core::mem::size_of::<Connection>();
+    assert!(size < CONN_RECV_BUF + CONN_SEND_BUF + 256, "{size} bytes");
+}
+
+#[test]
+fn a_peer_that_does_not_read_is_pushed_back_on_then_served_in_full() {
+    let rooms = 1000;
+    let mut host = Host::with(ServerConfig::default(), directory_of(rooms));
+    let mut conn = host.connect();
+    let requests = 200;
+    let input = "getdir\n".repeat(requests);
+    let mut rest = input.as_bytes();
+
+    // The peer sends but never reads.
+    let mut calls = 0;
+    loop {
+        let n = conn.handle_bytes(host.now, &mut host.server, rest);
+        host.drain_events();
+        assert!(conn.poll_transmit().len() <= CONN_SEND_BUF);
+        rest = &rest[n..];
+        calls += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    assert!(calls <= 3, "{calls}");
+    assert_eq!(conn.recv_capacity(), 0);
+    assert!(!rest.is_empty(), "took everything: no backpressure");
+    assert!(input.len() - rest.len() <= CONN_RECV_BUF + MAX_LINE);
+    // Offered more, it takes none.
+    assert_eq!(conn.handle_bytes(host.now, &mut host.server, rest), 0);
+    let first = conn.poll_transmit().len();
+    assert!(
+        first > CONN_SEND_BUF - MAX_LINE && first <= CONN_SEND_BUF,
+        "{first}"
+    );
+
+    // Now the peer reads, a little at a time, and sends as it can.
+    let mut out = Vec::new();
+    while !rest.is_empty() || !conn.poll_transmit().is_empty() {
+        let pending = conn.poll_transmit();
+        assert!(pending.len() <= CONN_SEND_BUF);
+        let n = pending.len().min(300);
+        out.extend_from_slice(&pending[..n]);
+        conn.handle_sent(host.now, &mut host.server, n);
+        let room = conn.recv_capacity().min(rest.len());
+        let took = conn.handle_bytes(host.now, &mut host.server, &rest[..room]);
+        assert_eq!(took, room);
+        rest = &rest[took..];
+        host.drain_events();
+    }
+    let out = text(out);
+    let want_one = {
+        let mut s = format!("OK {rooms} rooms\n");
+        for r in host.server.directory().rooms() {
+            s += &format!("{} {} {}\n", r.name, r.group, r.port);
+        }
+        s + ".\n"
+    };
+    assert_eq!(want_one.lines().count(), rooms + 2);
+    assert!(
+        out == want_one.repeat(requests),
+        "replies garbled or out of order"
+    );
+    assert_eq!(host.take_events().len(), requests);
+}
+
+#[test]
+fn a_listing_stays_correct_while_rooms_change() {
+    let mut host = Host::with(ServerConfig::default(), directory_of(300));
+    let mut lister = host.connect();
+    let mut editor = host.connect();
+    let n = lister.handle_bytes(host.now, &mut host.server, b"getdir\n");
+    assert_eq!(n, 7);
+    let mut out = Vec::new();
+    let mut step = 0u32;
+    while !lister.poll_transmit().is_empty() {
+        let pending = lister.poll_transmit();
+        let k = pending.len().min(150);
+        out.extend_from_slice(&pending[..k]);
+        lister.handle_sent(host.now, &mut host.server, k);
+        // Between pieces, another peer deletes and adds rooms on both sides
+        // of the listing's cursor.
+        step += 1;
+        let edits = format!(
+            "deleteroom r{:04}\nmakeroom s{step:03} 239.2.0.{} 5000\nmakeroom a{step:03} 239.3.0.{} 5000\n",
+            (step * 7) % 300,
+            step % 256,
+            step % 256,
+        );
+        let reply = host.feed(&mut editor, edits.as_bytes());
+        assert_eq!(reply.matches("OK").count(), 3, "{reply}");
+    }
+    let out = text(out);
+    let (count, lines) = listing_lines(&out);
+    assert_eq!(
+        count, 300,
+        "the header counts the rooms when the listing began"
+    );
+    let names: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    // Sorted, no duplicates.
+    for pair in names.windows(2) {
+        assert_eq!(
+            cmp_names(pair[0], pair[1]),
+            core::cmp::Ordering::Less,
+            "{pair:?}"
+        );
+    }
+    // Every room present throughout is listed (exactly once: see above).
+    let listed: BTreeSet<&str> = names.iter().copied().collect();
+    let deleted: BTreeSet<String> = (1..=step)
+        .map(|s| format!("r{:04}", (s * 7) % 300))
+        .collect();
+    for i in 0..300 {
+        let n = format!("r{i:04}");
+        if !deleted.contains(&n) {
+            assert!(listed.contains(n.as_str()), "{n} missing");
+        }
+    }
+    // Rooms added behind the cursor (`a...`) are never seen; rooms added
+    // ahead of it (`s...`) are.
+    assert!(!names.iter().any(|n| n.starts_with('a')));
+    let ahead = names.iter().filter(|n| n.starts_with('s')).count();
+    assert!(
+        ahead > 0 && ahead < usize::try_from(step).unwrap(),
+        "{ahead} of {step}"
+    );
+    for line in &lines {
+        assert_eq!(line.split(' ').count(), 3, "{line}");
+    }
+    assert!(step > 10, "the listing was not interleaved: {step} steps");
+}
+
+// ---- timers ----
+
+#[test]
+fn a_partial_line_is_closed_after_the_partial_line_timeout() {
+    let mut s = Session::new();
+    assert_eq!(
+        s.conn.poll_timeout(&s.host.server),
+        Some(Instant::ZERO + IDLE_TIMEOUT)
+    );
+    s.at(secs(5)).send("pin");
+    let deadline = secs(5) + PARTIAL_LINE_TIMEOUT;
+    assert_eq!(s.conn.poll_timeout(&s.host.server), Some(deadline));
+    // Trickling more of the same line does not push the deadline back.
+    s.at(secs(20)).send("g");
+    assert_eq!(s.conn.poll_timeout(&s.host.server), Some(deadline));
+
+    s.timeout(before(deadline));
+    assert!(s.events().is_empty());
+    assert_eq!(s.host.drain(&mut s.conn), "");
+    assert!(!s.conn.is_finished());
+    assert_eq!(s.conn.recv_capacity(), CONN_RECV_BUF - 4);
+
+    s.timeout(deadline);
+    assert_eq!(s.events(), [Event::TimedOut(Timeout::PartialLine)]);
+    assert_eq!(
+        s.host.drain(&mut s.conn),
+        "ERR timeout closing a connection that was quiet too long\n"
+    );
+    assert!(s.conn.is_finished());
+    assert_eq!(s.conn.recv_capacity(), 0);
+}
+
+#[test]
+fn finishing_the_line_stops_the_partial_line_timer() {
+    let mut s = Session::new();
+    s.at(secs(1)).send("pi");
+    assert_eq!(s.at(secs(2)).send("ng\n"), "OK pong\n");
+    assert_eq!(s.events(), [answered(Some(CommandKind::Ping), None, None)]);
+    assert_eq!(
+        s.conn.poll_timeout(&s.host.server),
+        Some(secs(2) + IDLE_TIMEOUT)
+    );
+    s.timeout(secs(1) + PARTIAL_LINE_TIMEOUT);
+    assert!(s.events().is_empty());
+    assert!(!s.conn.is_finished());
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let mut s = Session::new();
+    let deadline = Instant::ZERO + IDLE_TIMEOUT;
+    assert_eq!(s.conn.poll_timeout(&s.host.server), Some(deadline));
+    s.timeout(before(deadline));
+    assert!(s.events().is_empty());
+    assert!(!s.conn.is_finished());
+    s.timeout(deadline);
+    assert_eq!(s.events(), [Event::TimedOut(Timeout::Idle)]);
+    assert_eq!(
+        s.host.drain(&mut s.conn),
+        "ERR timeout closing a connection that was quiet too long\n"
+    );
+    assert!(s.conn.is_finished());
+}
+
+#[test]
+fn ping_resets_the_idle_timer() {
+    let mut s = Session::new();
+    let first = Instant::ZERO + IDLE_TIMEOUT;
+    let ping_at = before(first);
+    assert_eq!(s.at(ping_at).send("ping\n"), "OK pong\n");
+    assert_eq!(
+        s.conn.poll_timeout(&s.host.server),
+        Some(ping_at + IDLE_TIMEOUT)
+    );
+    s.timeout(first);
+    s.timeout(before(ping_at + IDLE_TIMEOUT));
+    assert_eq!(s.events(), [answered(Some(CommandKind::Ping), None, None)]);
+    assert!(!s.conn.is_finished());
+    s.timeout(ping_at + IDLE_TIMEOUT);
+    assert_eq!(s.events(), [Event::TimedOut(Timeout::Idle)]);
+}
+
+#[test]
+fn a_peer_that_never_reads_is_aborted_after_the_send_timeout() {
+    let mut host = Host::new();
+    // The greeting is never read.
+    let mut conn = Connection::new(host.now);
+    host.now = secs(10);
+    let n = conn.handle_bytes(host.now, &mut host.server, b"ping\n");
+    assert_eq!(n, 5);
+    host.drain_events();
+    let deadline = Instant::ZERO + SEND_TIMEOUT;
+    assert_eq!(conn.poll_timeout(&host.server), Some(deadline));
+    host.timeout(&mut conn, before(deadline));
+    assert!(!conn.is_finished());
+    assert!(conn.poll_transmit().ends_with(b"OK pong\n"));
+    host.timeout(&mut conn, deadline);
+    assert!(
+        host.take_events()
+            .ends_with(&[Event::TimedOut(Timeout::Send)])
+    );
+    // Aborted: nothing more to send, nothing more taken, no timer.
+    assert!(conn.is_finished());
+    assert_eq!(conn.poll_transmit(), b"");
+    assert_eq!(conn.recv_capacity(), 0);
+    assert_eq!(conn.poll_timeout(&host.server), None);
+    host.timeout(&mut conn, secs(1000));
+    assert!(host.take_events().is_empty());
+}
+
+#[test]
+fn a_peer_that_reads_slowly_is_not_aborted() {
+    let mut s = Session::with_directory(directory_of(200));
+    let n = s
+        .conn
+        .handle_bytes(s.host.now, &mut s.host.server, b"getdir\n");
+    assert_eq!(n, 7);
+    let mut now = Instant::ZERO;
+    let mut out = Vec::new();
+    while !s.conn.poll_transmit().is_empty() {
+        // Just inside the send timeout each time (and well inside the idle
+        // timeout overall).
+        now = before(now + SEND_TIMEOUT);
+        s.timeout(now);
+        assert!(!s.conn.is_finished());
+        let pending = s.conn.poll_transmit();
+        let k = pending.len().min(500);
+        out.extend_from_slice(&pending[..k]);
+        s.conn.handle_sent(now, &mut s.host.server, k);
+    }
+    let (count, lines) = listing_lines(core::str::from_utf8(&out).unwrap());
+    assert_eq!((count, lines.len()), (200, 200));
+    assert!(now > Instant::ZERO + SEND_TIMEOUT * 3);
+    assert!(!s.events().iter().any(|e| matches!(e, Event::TimedOut(_))));
+}
+
+#[test]
+fn spurious_timeouts_are_no_ops() {
+    let mut s = Session::with_directory(directory_of(3));
+    s.at(secs(1)).send("makeroom x 239.9.9.9 9999\nhel");
+    s.events();
+    let deadline = s.conn.poll_timeout(&s.host.server).unwrap();
+    assert_eq!(deadline, secs(1) + PARTIAL_LINE_TIMEOUT);
+    for at in [
+        Instant::ZERO,
+        secs(1),
+        secs(2),
+        before(deadline),
+        before(deadline),
+    ] {
+        s.timeout(at);
+        assert!(s.events().is_empty());
+        assert_eq!(s.conn.poll_transmit(), b"");
+        assert_eq!(s.conn.poll_timeout(&s.host.server), Some(deadline));
+        assert!(!s.conn.is_finished());
+    }
+    // The line goes on where it was.
+    let reply = s.at(secs(3)).send("p\n");
+    assert!(
+        reply.starts_with("OK commands") && reply.ends_with("\n.\n"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn the_deadline_is_never_in_the_past() {
+    // Whatever `now` the host last passed in, poll_timeout never asks to be
+    // called before it: a host loop never sees a deadline that already went.
+    let mut s = Session::new();
+    // A partial line at 0s, more of it at 31s (the host was late).
+    s.at(secs(0)).send("pi");
+    s.at(secs(31)).send("n");
+    let at = s.conn.poll_timeout(&s.host.server).unwrap();
+    assert!(at >= secs(31), "deadline {at:?} is before now (31s)");
+    // It is due now: the timer fires.
+    s.timeout(secs(31));
+    assert_eq!(s.events(), [Event::TimedOut(Timeout::PartialLine)]);
+
+    // Two overdue timers: after the first fires, the second is not reported
+    // in the past either.
+    let mut s = Session::new();
+    s.at(secs(0)).send("x");
+    // Replies the peer does not read, and a new partial line: both the send
+    // and the partial-line timers run out at 35s.
+    let n = s
+        .conn
+        .handle_bytes(secs(5), &mut s.host.server, b"\nping\ny");
+    assert_eq!(n, 7);
+    s.host.drain_events();
+    s.events();
+    s.timeout(secs(100));
+    assert_eq!(s.events().len(), 1);
+    let at = s.conn.poll_timeout(&s.host.server).unwrap();
+    assert!(at >= secs(100), "deadline {at:?} is before now (100s)");
+    s.timeout(at);
+    assert_eq!(s.events(), [Event::TimedOut(Timeout::Send)]);
+    assert!(s.conn.is_finished());
+}
+
+#[test]
+fn time_that_goes_backwards_is_clamped() {
+    let mut s = Session::new();
+    s.at(secs(100)).send("ping\n");
+    let deadline = s.conn.poll_timeout(&s.host.server).unwrap();
+    assert_eq!(deadline, secs(100) + IDLE_TIMEOUT);
+    // The host's clock jumps back 50s and a line comes in.
+    s.at(secs(50)).send("ping\n");
+    let after = s.conn.poll_timeout(&s.host.server).unwrap();
+    assert!(after >= deadline, "{after:?} < {deadline:?}");
+}
+
+/// A peer that reads a byte now and then and sends nothing: the send timer
+/// never runs out, the idle timer closes it with replies still queued. Once
+/// closing, the next timer that runs out drops it: it is not sent another
+/// farewell, and its deadline is not pushed back again. With `offer`, the
+/// host also hands in bytes the closing connection does not take.
+fn trickle_until_dropped(offer: bool) {
+    let mut s = Session::with_directory(directory_of(200));
+    let n = s
+        .conn
+        .handle_bytes(s.host.now, &mut s.host.server, b"getdir\n");
+    assert_eq!(n, 7);
+    let step = Duration::from_secs(20);
+    let mut now = Instant::ZERO;
+    let mut out = Vec::new();
+    let mut closed_at = None;
+    for _ in 0..500 {
+        now = now + step;
+        s.timeout(now);
+        if closed_at.is_none() && s.events().contains(&Event::TimedOut(Timeout::Idle)) {
+            closed_at = Some(now);
+        }
+        if s.conn.is_finished() {
+            break;
+        }
+        if let Some(&b) = s.conn.poll_transmit().first() {
+            out.push(b);
+            s.conn.handle_sent(now, &mut s.host.server, 1);
+        }
+        if offer && closed_at.is_some() {
+            assert_eq!(s.conn.handle_bytes(now, &mut s.host.server, b"ping\n"), 0);
+        }
+    }
+    let closed_at = closed_at.expect("the idle timer never ran out");
+    assert_eq!(closed_at, Instant::ZERO + IDLE_TIMEOUT);
+    assert!(s.conn.is_finished(), "still open at {now:?}");
+    assert!(
+        now <= closed_at + SEND_TIMEOUT + IDLE_TIMEOUT + step,
+        "dropped only at {now:?}"
+    );
+    assert_eq!(s.events(), [Event::TimedOut(Timeout::Idle)]);
+    assert_eq!(s.conn.poll_transmit(), b"");
+    assert!(!text(out).contains("ERR"));
+}
+
+#[test]
+fn a_closing_connection_is_dropped_if_the_peer_only_trickles() {
+    trickle_until_dropped(false);
+}
+
+#[test]
+fn bytes_offered_while_closing_do_not_keep_it_open() {
+    trickle_until_dropped(true);
+}
+
+#[test]
+fn a_bye_whose_reply_is_not_read_is_dropped_after_the_send_timeout() {
+    let mut host = Host::new();
+    let mut conn = host.connect();
+    host.now = secs(5);
+    // Bye with trailing bytes that will never be read.
+    let _ = conn.handle_bytes(host.now, &mut host.server, b"bye\nxyz");
+    host.drain_events();
+    host.take_events();
+    let deadline = conn.poll_timeout(&host.server).unwrap();
+    assert_eq!(deadline, secs(5) + SEND_TIMEOUT);
+    host.timeout(&mut conn, deadline);
+    assert!(conn.is_finished());
+    // Dropped for not reading; no `ERR timeout` after `OK bye`.
+    assert_eq!(host.take_events(), [Event::TimedOut(Timeout::Send)]);
+    assert_eq!(conn.poll_transmit(), b"");
+}
+
+// ---- chunking invariance ----
+
+/// One piece of a client's byte stream: valid commands, near misses, and
+/// junk, over a small name and address pool so that rooms clash.
+fn arb_piece() -> impl Strategy<Value = Vec<u8>> {
+    let names = prop_oneof![
+        Just("a"),
+        Just("B"),
+        Just("b"),
+        Just("r0001"),
+        Just("bad\u{a0}")
+    ];
+    let addrs = prop_oneof![
+        Just("239.0.0.1"),
+        Just("239.1.0.1"),
+        Just("224.0.0.1"),
+        Just("239.0.0")
+    ];
+    let ports = prop_oneof![Just("5000"), Just("1024"), Just("80"), Just("65536")];
+    let eol = prop_oneof![Just("\n"), Just("\r\n")];
+    prop_oneof![
+        4 => (names.clone(), addrs, ports, eol.clone())
+            .prop_map(|(n, a, p, e)| format!("makeroom {n} {a} {p}{e}").into_bytes()),
+        2 => (names, eol.clone()).prop_map(|(n, e)| format!("deleteroom {n}{e}").into_bytes()),
+        2 => eol.clone().prop_map(|e| format!("getdir{e}").into_bytes()),
+        1 => Just(b"help\n".to_vec()),
+        1 => Just(b"PING\n".to_vec()),
+        1 => Just(b"ping 1 2 3 4 5\n".to_vec()),
+        1 => Just(b"\n".to_vec()),
+        1 => Just(b"whatever\n".to_vec()),
+        1 => Just(b"bye\n".to_vec()),
+        1 => (MAX_LINE - 3..MAX_LINE + 3).prop_map(|n| {
+            let mut v = vec![b'y'; n];
+            v.push(b'\n');
+            v
+        }),
+        2 => proptest::collection::vec(any::<u8>(), 0..24),
+    ]
+}
+
+/// Feeds `stream` cut at `cuts`, writing output out `window` bytes at a
+/// time; returns every byte sent and every event.
+fn run(stream: &[u8], cuts: &[usize], window: usize) -> (String, Vec<Event>) {
+    let mut host = Host::with(ServerConfig::default(), directory_of(3));
+    let mut conn = Connection::new(host.now);
+    let mut out = Vec::new();
+    let mut bounds: Vec<usize> = cuts.iter().map(|&c| c.min(stream.len())).collect();
+    bounds.push(stream.len());
+    bounds.sort_unstable();
+    let mut start = 0;
+    for end in bounds {
+        let mut rest = &stream[start..end];
+        start = end;
+        while !rest.is_empty() && !conn.is_finished() {
+            let room = conn.recv_capacity().min(rest.len());
+            let n = conn.handle_bytes(host.now, &mut host.server, &rest[..room]);
+            assert_eq!(n, room);
+            rest = &rest[n..];
+            host.drain_events();
+            // Write out one window's worth, not necessarily everything.
+            let pending = conn.poll_transmit();
+            let k = pending.len().min(window);
+            out.extend_from_slice(&pending[..k]);
+            conn.handle_sent(host.now, &mut host.server, k);
+            host.drain_events();
+            assert!(n > 0 || k > 0, "stuck: nothing taken, nothing to send");
+        }
+    }
+    out.extend(host.drain_by(&mut conn, window));
+    (text(out), host.take_events())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn prop_any_split_gives_the_same_replies(
+        pieces in proptest::collection::vec(arb_piece(), 1..24),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        window in 1..3000usize,
+    ) {
+        let stream: Vec<u8> = pieces.concat();
+        let cuts: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+        let whole = run(&stream, &[], usize::MAX);
+        let split = run(&stream, &cuts, window);
+        prop_assert_eq!(&split.0, &whole.0);
+        prop_assert_eq!(&split.1, &whole.1);
+        let every_byte: Vec<usize> = (1..stream.len()).collect();
+        let bytewise = run(&stream, &every_byte, 1);
+        prop_assert_eq!(&bytewise.0, &whole.0);
+        prop_assert_eq!(&bytewise.1, &whole.1);
+        // Every reply line is a whole line of at most MAX_LINE bytes.
+        prop_assert!(whole.0.is_empty() || whole.0.ends_with('\n'));
+        for line in whole.0.split_inclusive('\n') {
+            prop_assert!(line.len() <= MAX_LINE, "{} bytes", line.len());
+        }
+    }
+
+    #[test]
+    fn prop_any_bytes_never_panic_and_keep_the_connection_usable(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2000),
+    ) {
+        let mut s = Session::new();
+        let _ = s.send(&bytes);
+        // Unless the junk said bye, a fresh line after an LF is answered.
+        if s.conn.recv_capacity() > 0 {
+            let reply = s.send("\nping\n");
+            prop_assert!(reply.ends_with("OK pong\n"), "{reply:?}");
+        }
+    }
+}
