@@ -508,8 +508,8 @@ impl Client {
         };
         say!(
             client,
-            "roomcast chat client. Your chat name is {}. Type 'help' for the commands, \
-             'connect' to reach the directory server at {}.",
+            "roomcast chat client; your chat name is {}.\nType 'connect' to reach the \
+             directory server at {}, 'help' for all commands.",
             client.name,
             client.server
         );
@@ -1186,7 +1186,7 @@ impl Client {
         });
         say!(
             self,
-            "Entering chat room {} ({} port {}) as {}. Type a message and press Enter to \
+            "Entering chat room {} ({} port {}) as {}.\nType a message and press Enter to \
              send it; Ctrl-] (or /leave) leaves the room.",
             Clean(&room.name),
             room.group,
@@ -1261,7 +1261,7 @@ impl Client {
         } else {
             say!(
                 self,
-                "You are at the main prompt; type 'connect' to reconnect."
+                "Type 'connect' to reconnect."
             );
         }
     }

@@ -54,7 +54,7 @@ fn the_server_going_away() {
     let status = server.signal_and_wait("TERM");
     assert!(status.success());
     client.expect("closed the connection.");
-    client.expect("You are at the main prompt; type 'connect' to reconnect.");
+    client.expect("Type 'connect' to reconnect.");
     client.run("getdir", "type 'connect' first");
     client.run("connect", "nothing is listening there");
 }

@@ -92,7 +92,7 @@ fn chat_prompt(room: &str, name: &str) -> Prompt {
 fn fresh() -> Client {
     let mut c = Client::new(config(), t(0));
     let out = drain(&mut c);
-    assert!(all_shown(&out).contains("Your chat name is Mel"));
+    assert!(all_shown(&out).contains("your chat name is Mel"));
     assert_eq!(prompts(&out), [Prompt::Main]);
     c
 }
@@ -159,7 +159,7 @@ fn in_chat() -> Client {
             Output::Prompt(chat_prompt("Lobby", "Mel")),
         ]
     );
-    assert!(all_shown(&out).starts_with("Entering chat room Lobby (239.1.1.1 port 5000) as Mel."));
+    assert!(all_shown(&out).starts_with("Entering chat room Lobby (239.1.1.1 port 5000) as Mel.\n"));
     assert_eq!(c.mode(), Mode::Chat);
     c
 }
@@ -642,7 +642,7 @@ fn server_lost_while_connected() {
         shown(&out),
         [
             "The directory server at localhost:5577 closed the connection.",
-            "You are at the main prompt; type 'connect' to reconnect."
+            "Type 'connect' to reconnect."
         ]
     );
     assert!(c.ready_for_input());
@@ -1087,7 +1087,8 @@ fn golden_demo_session() {
     out.extend(drain(&mut c));
     out.extend(user(&mut c, 18, "quit"));
     let expected = "\
-roomcast chat client. Your chat name is Mel. Type 'help' for the commands, 'connect' to reach the directory server at localhost:5577.
+roomcast chat client; your chat name is Mel.
+Type 'connect' to reach the directory server at localhost:5577, 'help' for all commands.
 <prompt \"roomcast> \">
 Connecting to localhost:5577...
 [connect localhost:5577]
@@ -1108,7 +1109,8 @@ Connecting to localhost:5577 to look up the room...
 [connect localhost:5577]
 [send \"getdir\\n\"]
 [join 239.1.1.1:5000]
-Entering chat room lobby (239.1.1.1 port 5000) as Alice. Type a message and press Enter to send it; Ctrl-] (or /leave) leaves the room.
+Entering chat room lobby (239.1.1.1 port 5000) as Alice.
+Type a message and press Enter to send it; Ctrl-] (or /leave) leaves the room.
 [close]
 <prompt \"[lobby] Alice> \">
 [datagram \"Alice: Good morning!\"]
