@@ -1259,10 +1259,7 @@ impl Client {
                 "You are still in the chat room; chatting does not need the server."
             );
         } else {
-            say!(
-                self,
-                "Type 'connect' to reconnect."
-            );
+            say!(self, "Type 'connect' to reconnect.");
         }
     }
 

@@ -159,7 +159,9 @@ fn in_chat() -> Client {
             Output::Prompt(chat_prompt("Lobby", "Mel")),
         ]
     );
-    assert!(all_shown(&out).starts_with("Entering chat room Lobby (239.1.1.1 port 5000) as Mel.\n"));
+    assert!(
+        all_shown(&out).starts_with("Entering chat room Lobby (239.1.1.1 port 5000) as Mel.\n")
+    );
     assert_eq!(c.mode(), Mode::Chat);
     c
 }
