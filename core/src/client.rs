@@ -680,8 +680,9 @@ impl Client {
         if let Some(room) = self.chat.take() {
             say!(
                 self,
-                "Could not join chat room {} ({} port {}): {}. Check the network interface \
-                 (--iface) and that multicast is routed.",
+                "Could not join chat room {} ({} port {}): {}; you are not in the room. \
+                 Choose the network interface with --iface ADDR, or check that multicast \
+                 is routed.",
                 Clean(&room.name),
                 room.group,
                 room.port,

@@ -1023,7 +1023,7 @@ fn join_and_send_failures() {
     let out = drain(&mut c);
     assert_eq!(actions(&out), [Output::Prompt(connected_prompt())]);
     assert!(all_shown(&out).starts_with(
-        "Could not join chat room Lobby (239.1.1.1 port 5000): No such device (os error 19)."
+        "Could not join chat room Lobby (239.1.1.1 port 5000): No such device (os error 19); you are not in the room."
     ));
 }
 
