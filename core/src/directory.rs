@@ -145,7 +145,9 @@ impl Directory {
 
     /// Removes the room called `name` (ignoring ASCII case) and returns it.
     pub fn remove(&mut self, name: &str) -> Result<Room, DirectoryError> {
-        let at = self.position(name).map_err(|_| DirectoryError::NoSuchRoom)?;
+        let at = self
+            .position(name)
+            .map_err(|_| DirectoryError::NoSuchRoom)?;
         Ok(self.rooms.remove(at))
     }
 }

@@ -140,6 +140,11 @@ fn decimal<T: core::str::FromStr>(max_digits: usize) -> impl Fn(&[u8]) -> Res<'_
         map_res(
             take_while_m_n(1, max_digits, |b: u8| b.is_ascii_digit()),
             |digits: &[u8]| {
+                // `010` could mean ten or eight (octal, to some parsers):
+                // leading zeros are refused rather than guessed at.
+                if digits.len() > 1 && digits[0] == b'0' {
+                    return Err(());
+                }
                 // ASCII digits are UTF-8.
                 core::str::from_utf8(digits)
                     .ok()

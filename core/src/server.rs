@@ -35,7 +35,7 @@ use crate::limits::{
 };
 use crate::parse::{ParseError, command_kind, parse_command};
 use crate::time::Instant;
-use crate::wire::{Command, CommandKind, LineBuf, RoomName, encode_room_line};
+use crate::wire::{Command, CommandKind, LineBuf, Room, RoomName, encode_room_line};
 
 /// The protocol name and version the greeting announces.
 pub const PROTOCOL_VERSION: &str = "CRDP/1";
@@ -168,17 +168,23 @@ impl Server {
     }
 
     /// Runs one command against the directory; `Err` carries the refusal.
-    fn execute(&mut self, command: &Command) -> Result<(), DirectoryError> {
-        match command {
-            Command::MakeRoom(room) => self.directory.insert(room.clone())?,
-            Command::DeleteRoom(name) => self.directory.remove(name).map(|_| ())?,
-            Command::GetDir | Command::Ping | Command::Help | Command::Bye => return Ok(()),
-        }
+    /// Runs one command against the directory. `Ok(Some(room))` is the room
+    /// a change made or removed, as stored (so a deleted room is named in
+    /// the case it was made with, not as typed).
+    fn execute(&mut self, command: &Command) -> Result<Option<Room>, DirectoryError> {
+        let room = match command {
+            Command::MakeRoom(room) => {
+                self.directory.insert(room.clone())?;
+                room.clone()
+            }
+            Command::DeleteRoom(name) => self.directory.remove(name)?,
+            Command::GetDir | Command::Ping | Command::Help | Command::Bye => return Ok(None),
+        };
         self.changes += 1;
         if !self.config.durable_replies {
             self.durable = self.changes;
         }
-        Ok(())
+        Ok(Some(room))
     }
 }
 
@@ -315,6 +321,8 @@ impl Connection {
     pub fn handle_durable(&mut self, now: Instant, server: &mut Server) {
         if self.held.is_some_and(|held| held.seq <= server.durable) {
             self.held = None;
+            // The peer's time to read starts now, not when the reply was made.
+            self.blocked_since = None;
             self.handle_sent(now, server, 0);
         }
     }
@@ -358,12 +366,15 @@ impl Connection {
             return None;
         }
         let config = &server.config;
+        // Replies held for the disk are not the peer's to read yet.
+        let blocked = self
+            .blocked_since
+            .filter(|_| !self.poll_transmit().is_empty());
         let timers = [
             self.partial_since
                 .map(|t| (t + config.partial_line_timeout, Timeout::PartialLine)),
             Some((self.last_recv + config.idle_timeout, Timeout::Idle)),
-            self.blocked_since
-                .map(|t| (t + config.send_timeout, Timeout::Send)),
+            blocked.map(|t| (t + config.send_timeout, Timeout::Send)),
         ];
         timers.into_iter().flatten().min_by_key(|(at, _)| *at)
     }
@@ -383,8 +394,10 @@ impl Connection {
             // Already closing: the peer had its time to read what was left.
             (State::Closing, _) | (_, Timeout::Send) => self.state = State::Aborted,
             (_, Timeout::PartialLine | Timeout::Idle) => {
-                self.listing = None;
-                if self.send_room() >= MAX_LINE {
+                // In the middle of a listing an ERR line would read as a
+                // room: the listing just stops short, and the close says why.
+                let listing = self.listing.take();
+                if listing.is_none() && self.send_room() >= MAX_LINE {
                     let code = ErrorCode::Timeout;
                     self.push_line(
                         now,
@@ -537,9 +550,9 @@ impl Connection {
         };
         let offset = self.send.len();
         let error = match server.execute(&command) {
-            Ok(()) => {
-                self.reply_ok(now, server, &command);
-                if server.poll_persist().is_some() && room.is_some() {
+            Ok(changed) => {
+                self.reply_ok(now, server, &command, changed.as_ref());
+                if server.poll_persist().is_some() && changed.is_some() {
                     let offset = self.held.map_or(offset, |held| held.offset);
                     self.held = Some(Held {
                         offset,
@@ -561,7 +574,28 @@ impl Connection {
         });
     }
 
-    fn reply_ok(&mut self, now: Instant, server: &Server, command: &Command) {
+    /// Answers a command that succeeded; `changed` is the room it made or
+    /// removed, if it was a change.
+    fn reply_ok(
+        &mut self,
+        now: Instant,
+        server: &Server,
+        command: &Command,
+        changed: Option<&Room>,
+    ) {
+        match (command, changed) {
+            (Command::MakeRoom(_), Some(room)) => self.push_line(
+                now,
+                format_args!("OK created {} {} {}", room.name, room.group, room.port),
+            ),
+            (Command::DeleteRoom(_), Some(room)) => {
+                self.push_line(now, format_args!("OK deleted {}", room.name));
+            }
+            (command, _) => self.reply_ok_query(now, server, command),
+        }
+    }
+
+    fn reply_ok_query(&mut self, now: Instant, server: &Server, command: &Command) {
         match command {
             Command::GetDir => {
                 let n = server.directory.len();
@@ -569,11 +603,8 @@ impl Connection {
                 self.push_line(now, format_args!("OK {n} room{s}"));
                 self.listing = Some(Listing::Rooms { after: None });
             }
-            Command::MakeRoom(room) => self.push_line(
-                now,
-                format_args!("OK created {} {} {}", room.name, room.group, room.port),
-            ),
-            Command::DeleteRoom(name) => self.push_line(now, format_args!("OK deleted {name}")),
+            // Answered by `reply_ok`, which has the stored room.
+            Command::MakeRoom(_) | Command::DeleteRoom(_) => {}
             Command::Ping => self.push_line(now, format_args!("OK pong")),
             Command::Help => {
                 self.push_line(

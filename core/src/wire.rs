@@ -133,10 +133,34 @@ impl Command {
 
 /// Whether `name` may name a room: 1 to [`MAX_ROOM_NAME`] bytes, every
 /// character printable and none of them whitespace.
+///
+/// "Printable" also rules out the invisible characters that make two
+/// different names look alike or reorder text on screen: zero-width
+/// characters, bidirectional controls, the soft hyphen and the byte order
+/// mark.
 pub fn is_valid_room_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_ROOM_NAME
-        && name.chars().all(|c| !c.is_control() && !c.is_whitespace())
+        && name
+            .chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && !is_invisible(c))
+}
+
+/// Invisible formatting characters (Unicode `Cf`, the ones text actually
+/// meets): they display as nothing, or reorder what follows.
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// Encodes `command` as one line, LF included, ready to send.
@@ -145,11 +169,9 @@ pub fn encode_command(command: &Command) -> LineBuf {
     // The longest command (makeroom with a 32-byte name) is far below
     // MAX_LINE, so these writes cannot run out of room.
     let _ = match command {
-        Command::MakeRoom(room) => writeln!(
-            line,
-            "makeroom {} {} {}",
-            room.name, room.group, room.port
-        ),
+        Command::MakeRoom(room) => {
+            writeln!(line, "makeroom {} {} {}", room.name, room.group, room.port)
+        }
         Command::DeleteRoom(name) => writeln!(line, "deleteroom {name}"),
         other => writeln!(line, "{}", other.kind().verb()),
     };

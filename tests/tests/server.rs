@@ -49,7 +49,7 @@ fn makes_lists_and_deletes_rooms() {
     );
     // Another connection sees the same directory.
     let mut other = server.connect();
-    assert_eq!(other.ask("deleteroom LOBBY"), "OK deleted LOBBY");
+    assert_eq!(other.ask("deleteroom LOBBY"), "OK deleted lobby");
     assert_eq!(
         c.request("getdir"),
         ["OK 1 room", "Attic 239.1.1.2 5000", "."]

@@ -532,10 +532,11 @@ fn encoded_commands_end_in_one_lf() {
 
 // ---- properties ----
 
-/// A valid room name: 1-32 bytes of printable, non-whitespace characters.
+/// A valid room name: 1-32 bytes of printable, non-whitespace, visible
+/// characters.
 fn arb_name() -> impl Strategy<Value = RoomName> {
     let ch = any::<char>().prop_filter("printable, not blank", |c| {
-        !c.is_control() && !c.is_whitespace()
+        !c.is_control() && !c.is_whitespace() && !crate::wire::is_invisible(*c)
     });
     proptest::collection::vec(ch, 1..=32).prop_map(|chars| {
         let mut name = RoomName::new();
@@ -622,4 +623,36 @@ proptest! {
             prop_assert!(!e.to_string().is_empty());
         }
     }
+}
+
+#[test]
+fn invisible_characters_and_leading_zeros_are_refused() {
+    for name in [
+        "a\u{200B}b",
+        "\u{FEFF}lobby",
+        "lob\u{202E}by",
+        "soft\u{00AD}",
+    ] {
+        let line = std::format!("deleteroom {name}");
+        assert!(
+            matches!(parse_command(line.as_bytes()), Err(ParseError::BadName(_))),
+            "{name:?}"
+        );
+    }
+    for addr in ["239.01.1.1", "239.1.1.010", "0239.1.1.1"] {
+        let line = std::format!("makeroom a {addr} 5000");
+        assert!(
+            matches!(
+                parse_command(line.as_bytes()),
+                Err(ParseError::BadAddress(_))
+            ),
+            "{addr}"
+        );
+    }
+    assert!(matches!(
+        parse_command(b"makeroom a 239.1.1.1 05000"),
+        Err(ParseError::BadPort(_))
+    ));
+    // A lone zero is a number, not a leading zero.
+    assert!(parse_command(b"makeroom a 239.0.0.0 5000").is_ok());
 }

@@ -232,7 +232,8 @@ fn each_command_gets_its_exact_reply() {
         "ERR inuse 239.1.2.3:5000 is already used by room 'Lobby'; \
          pick another address or port\n"
     );
-    assert_eq!(s.send("deleteroom LOBBY\n"), "OK deleted LOBBY\n");
+    // The reply names the room as stored, not as typed.
+    assert_eq!(s.send("deleteroom LOBBY\n"), "OK deleted Lobby\n");
     assert_eq!(
         s.send("deleteroom Lobby\n"),
         "ERR noroom no room has that name; 'getdir' lists the rooms\n"
@@ -305,7 +306,7 @@ fn pipelined_commands_are_answered_in_order() {
     let mut want =
         String::from("OK pong\nOK created a 239.1.1.1 1024\nOK 1 room\na 239.1.1.1 1024\n.\n");
     want += "ERR unknown 'bogus' is not a command; type 'help' for the commands\n";
-    want += "OK deleted A\n";
+    want += "OK deleted a\n";
     let help_start = want.len();
     assert_eq!(&reply[..help_start], want);
     let rest = &reply[help_start..];
@@ -1067,4 +1068,48 @@ proptest! {
             prop_assert!(reply.ends_with("OK pong\n"), "{reply:?}");
         }
     }
+}
+
+#[test]
+fn an_idle_timeout_mid_listing_ends_it_without_an_err_that_reads_as_a_room() {
+    let mut host = Host::with(ServerConfig::default(), directory_of(200));
+    let mut conn = host.connect();
+    conn.handle_bytes(host.now, &mut host.server, b"getdir\n");
+    // The peer reads only the first 100 bytes, then nothing for ten minutes.
+    let first = text(conn.poll_transmit()[..100].to_vec());
+    conn.handle_sent(host.now, &mut host.server, 100);
+    let mut read = first;
+    host.timeout(&mut conn, Instant::ZERO + IDLE_TIMEOUT);
+    read += &host.drain(&mut conn);
+    assert!(conn.is_finished());
+    let lines: Vec<&str> = read.lines().collect();
+    assert_eq!(lines[0], "OK 200 rooms");
+    assert!(lines.len() < 202, "the listing was cut short");
+    for line in &lines[1..] {
+        assert!(line.starts_with('r'), "not a room line: {line:?}");
+    }
+}
+
+#[test]
+fn replies_held_for_the_disk_do_not_run_the_send_timer() {
+    let mut config = ServerConfig::default();
+    config.durable_replies = true;
+    let mut host = Host::with(config, Directory::new());
+    let mut conn = host.connect();
+    conn.handle_bytes(host.now, &mut host.server, b"makeroom a 239.1.1.1 5000\n");
+    assert!(conn.is_holding());
+    assert_eq!(conn.poll_transmit(), b"");
+    // The disk is slow: a minute passes before the save completes.
+    host.timeout(&mut conn, secs(60));
+    assert!(!conn.is_finished(), "a held reply is not the peer's fault");
+    let changes = host.server.poll_persist().unwrap();
+    host.server.handle_persisted(changes);
+    host.now = secs(60);
+    conn.handle_durable(host.now, &mut host.server);
+    assert_eq!(conn.poll_transmit(), b"OK created a 239.1.1.1 5000\n");
+    // From now on the peer has the usual time to read it.
+    host.timeout(&mut conn, before(secs(60) + SEND_TIMEOUT));
+    assert!(!conn.is_finished());
+    host.timeout(&mut conn, secs(60) + SEND_TIMEOUT);
+    assert!(conn.is_finished());
 }
