@@ -976,7 +976,8 @@ impl Client {
                     "You are in chat room {} as {}. Type a message and press Enter to send \
                      it to everyone in the room.\n  \
                      Ctrl-]    leave the room (or type /leave)\n  \
-                     /help     show this help",
+                     /help     show this help\n  \
+                     Ctrl-D    quit roomcast (on an empty line)",
                     Clean(&room),
                     self.name
                 );
