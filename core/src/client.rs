@@ -1125,7 +1125,11 @@ impl Client {
                 };
                 self.send_request(request, &command);
             }
-            Err(e) => say!(self, "{e}"),
+            Err(e) => {
+                // The error quotes what the user typed: keep it printable.
+                let text = make_text(format_args!("{e}"));
+                say!(self, "{}", Clean(&text));
+            }
         }
     }
 

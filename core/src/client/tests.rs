@@ -601,6 +601,7 @@ fn bad_commands_are_caught_before_sending() {
         ("makeroom a 239.0.0.300 5000", "is not an IPv4 address"),
         ("deleteroom", "usage: deleteroom <name>"),
         ("getdir now", "usage: getdir"),
+        ("deleteroom a\u{202e}b", "'a<U+202E>b' is not a room name"),
     ] {
         let out = user(&mut c, 5, cmd);
         assert_eq!(actions(&out), [], "{cmd}");
