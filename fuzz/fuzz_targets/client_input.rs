@@ -1,0 +1,116 @@
+//! Arbitrary input into the chat client's state machine, from every side at
+//! once: what the user types, what the directory server sends, and the
+//! datagrams a chat room delivers.
+//!
+//! Input layout: a sequence of records, each one byte saying what happens
+//! and how many bytes it carries (bits 0-4: 0-31), then that many bytes:
+//!
+//! | bits 5-7 | event |
+//! |---|---|
+//! | 0 | the user types a line (the bytes) |
+//! | 1 | the server sends the bytes (as much as the client takes) |
+//! | 2 | a datagram arrives (the bytes, repeated 40 times, so long ones occur) |
+//! | 3 | the connection the client asked for opens (or, if none, nothing) |
+//! | 4 | the server closes the connection |
+//! | 5 | Ctrl-] |
+//! | 6 | time passes: the bytes' sum, in seconds, then a timeout |
+//! | 7 | the connection attempt fails, or joining the group fails |
+//!
+//! Follows the drain rule after every call, and checks that nothing panics,
+//! that what is shown to the user holds no control character but LF (so
+//! the network cannot drive the terminal), and that no deadline asked for is
+//! in the past.
+#![no_main]
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use roomcast_core::{
+    ChatName, Client, ClientConfig, ConnectFailure, Instant, Output, parse_server_addr,
+};
+
+const PORT: u16 = 5577;
+
+fuzz_target!(|data: &[u8]| {
+    let server = parse_server_addr("127.0.0.1", PORT).expect("a valid address");
+    let name = ChatName::new("fuzz").expect("a valid name");
+    let mut now = Instant::ZERO;
+    let mut client = Client::new(ClientConfig::new(server, PORT, name), now);
+    let mut connecting = false;
+    drain(&mut client, now, &mut connecting);
+
+    let mut rest = data;
+    while let Some((&head, tail)) = rest.split_first() {
+        let len = usize::from(head & 0x1f).min(tail.len());
+        let (bytes, tail) = tail.split_at(len);
+        rest = tail;
+        match head >> 5 {
+            0 => client.handle_user_line(now, bytes),
+            1 => {
+                let mut left = bytes;
+                while !left.is_empty() {
+                    let took = client.handle_server_bytes(now, left);
+                    drain(&mut client, now, &mut connecting);
+                    if took == 0 {
+                        break;
+                    }
+                    left = &left[took..];
+                }
+            }
+            2 => client.handle_datagram(now, &bytes.repeat(40)),
+            3 if connecting => {
+                connecting = false;
+                client.handle_connected(now);
+            }
+            3 => {}
+            4 => client.handle_server_closed(now),
+            5 => client.handle_leave_chat(now),
+            6 => {
+                let secs: u64 = bytes.iter().map(|&b| u64::from(b)).sum();
+                now = now + Duration::from_secs(secs);
+                client.handle_timeout(now);
+            }
+            _ if connecting => {
+                connecting = false;
+                client.handle_connect_failed(now, ConnectFailure::Refused);
+            }
+            _ => client.handle_join_failed(now, "no such device"),
+        }
+        drain(&mut client, now, &mut connecting);
+        if client.has_exited() {
+            return;
+        }
+    }
+});
+
+/// Drains the outputs and checks each.
+fn drain(client: &mut Client, now: Instant, connecting: &mut bool) {
+    let mut shown = String::new();
+    while let Some(output) = client.poll_output() {
+        match output {
+            Output::Connect { .. } => *connecting = true,
+            Output::Close => *connecting = false,
+            Output::Show(message) => {
+                shown.clear();
+                let _ = write!(shown, "{message}");
+                assert!(
+                    !shown.chars().any(|c| c.is_control() && c != '\n'),
+                    "a control character would reach the terminal: {shown:?}"
+                );
+            }
+            Output::Prompt(prompt) => {
+                shown.clear();
+                let _ = write!(shown, "{prompt}");
+                assert!(
+                    !shown.chars().any(char::is_control),
+                    "a control character in the prompt: {shown:?}"
+                );
+            }
+            _ => {}
+        }
+    }
+    if let Some(at) = client.poll_timeout() {
+        assert!(at >= now, "a deadline in the past: {at:?} < {now:?}");
+    }
+}
