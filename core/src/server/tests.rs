@@ -1092,8 +1092,10 @@ fn an_idle_timeout_mid_listing_ends_it_without_an_err_that_reads_as_a_room() {
 
 #[test]
 fn replies_held_for_the_disk_do_not_run_the_send_timer() {
-    let mut config = ServerConfig::default();
-    config.durable_replies = true;
+    let config = ServerConfig {
+        durable_replies: true,
+        ..ServerConfig::default()
+    };
     let mut host = Host::with(config, Directory::new());
     let mut conn = host.connect();
     conn.handle_bytes(host.now, &mut host.server, b"makeroom a 239.1.1.1 5000\n");
