@@ -38,15 +38,31 @@ pub fn roomcast_bin() -> PathBuf {
 pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
 
 impl Lines {
-    /// Starts a thread that collects every line of `source`.
+    /// Starts a thread that collects every line of `source`. Bytes that are
+    /// not UTF-8 are kept as U+FFFD, and collecting goes on after them.
     pub fn collect(source: impl Read + Send + 'static) -> Lines {
         let lines = Lines::default();
         let sink = lines.clone();
         thread::spawn(move || {
-            for line in BufReader::new(source).lines() {
-                let Ok(line) = line else { break };
+            let mut reader = BufReader::new(source);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                }
                 let (store, ready) = &*sink.0;
-                store.lock().unwrap().push(line);
+                store
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&line).into_owned());
                 ready.notify_all();
             }
         });

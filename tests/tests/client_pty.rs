@@ -5,112 +5,11 @@
 
 mod client_common;
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use client_common::tmux::Tmux;
 use client_common::{ClientProcess, have, require, require_sandbox};
 use roomcast_tests::{ServerProcess, WAIT, roomcast_bin};
-
-/// A tmux server of our own (its own socket), with one session running the
-/// client; the server and everything in it are ended when dropped.
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let socket = std::env::temp_dir().join(format!(
-            "roomcast-pty-{}-{}.sock",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
-        let tmux = Tmux { socket };
-        let out = tmux.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "client",
-            "-x",
-            "110",
-            "-y",
-            "40",
-            command,
-        ]);
-        assert!(out.status.success(), "tmux new-session: {out:?}");
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(args)
-            .env_remove("TMUX")
-            .output()
-            .expect("run tmux")
-    }
-
-    /// Types `text` literally (no key names).
-    fn type_text(&self, text: &str) {
-        let out = self.run(&["send-keys", "-t", "client", "-l", text]);
-        assert!(out.status.success(), "{out:?}");
-    }
-
-    /// Presses keys by name (`Enter`, `C-]`, `C-d`).
-    fn press(&self, key: &str) {
-        let out = self.run(&["send-keys", "-t", "client", key]);
-        assert!(out.status.success(), "{out:?}");
-    }
-
-    /// The screen's lines, trailing blanks removed.
-    fn screen(&self) -> Vec<String> {
-        let out = self.run(&["capture-pane", "-p", "-t", "client"]);
-        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.trim_end().to_string())
-            .collect();
-        while lines.last().is_some_and(|l| l.is_empty()) {
-            lines.pop();
-        }
-        lines
-    }
-
-    /// Waits until the last line of the screen (the cursor's line) is
-    /// `expected`; returns the whole screen.
-    fn wait_last_line(&self, expected: &str) -> Vec<String> {
-        self.wait_screen(&format!("last line {expected:?}"), |s| {
-            s.last().is_some_and(|l| l == expected.trim_end())
-        })
-    }
-
-    fn wait_screen(&self, what: &str, check: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let screen = self.screen();
-            if check(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; the screen:\n{}",
-                screen.join("\n")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn session_alive(&self) -> bool {
-        self.run(&["has-session", "-t", "client"]).status.success()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
 
 #[test]
 fn prompts_ctrl_bracket_and_messages_above_a_half_typed_line() {

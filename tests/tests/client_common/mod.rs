@@ -3,9 +3,12 @@
 //! and skipping that turns into failure under CI.
 #![allow(dead_code)] // each test crate uses its own part of this
 
-use std::io::Write;
+pub mod tmux;
+
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use roomcast_tests::{Lines, WAIT, roomcast_bin};
@@ -81,6 +84,8 @@ pub struct ClientProcess {
     pub stdout: Lines,
     /// What it printed on stderr.
     pub stderr: Lines,
+    /// Every byte it printed on stdout, as it came.
+    raw: Arc<Mutex<Vec<u8>>>,
     /// Where [`expect`](Self::expect) looks from.
     cursor: usize,
     label: String,
@@ -107,7 +112,11 @@ impl ClientProcess {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start roomcast client");
-        let stdout = Lines::collect(child.stdout.take().unwrap());
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let stdout = Lines::collect(Tee {
+            inner: child.stdout.take().unwrap(),
+            copy: raw.clone(),
+        });
         let stderr = Lines::collect(child.stderr.take().unwrap());
         let stdin = child.stdin.take();
         let mut client = ClientProcess {
@@ -115,6 +124,7 @@ impl ClientProcess {
             stdin,
             stdout,
             stderr,
+            raw,
             cursor: 0,
             label: label.to_string(),
         };
@@ -129,6 +139,16 @@ impl ClientProcess {
         let mut args = vec!["--server", &server, "--iface", "127.0.0.1"];
         args.extend_from_slice(extra);
         ClientProcess::start_with(label, &[], &args)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every byte it printed on stdout so far.
+    pub fn raw_stdout(&self) -> Vec<u8> {
+        self.raw.lock().unwrap().clone()
     }
 
     /// Types `line` (a newline is added).
@@ -191,6 +211,20 @@ impl Drop for ClientProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A reader that keeps a copy of every byte read through it.
+struct Tee<R> {
+    inner: R,
+    copy: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.lock().unwrap().extend_from_slice(&buf[..n]);
+        Ok(n)
     }
 }
 
