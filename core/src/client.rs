@@ -42,6 +42,7 @@ use crate::limits::{
     OWN_ECHO_MEMORY, OWN_ECHO_WINDOW, REPLY_TIMEOUT,
 };
 use crate::parse::{parse_command, parse_reply_line, parse_room_line};
+use crate::server::PROTOCOL_VERSION;
 use crate::time::Instant;
 use crate::wire::{
     Command, CommandKind, LineBuf, ReplyLine, Room, RoomName, encode_command, is_valid_room_name,
@@ -820,7 +821,9 @@ impl Client {
             }
             let Some(end) = self.recv.iter().position(|&b| b == b'\n') else {
                 if self.recv.len() >= MAX_LINE {
-                    self.protocol_error("a line longer than the protocol allows");
+                    let mut start: heapless::Vec<u8, QUOTE_BYTES> = heapless::Vec::new();
+                    let _ = start.extend_from_slice(&self.recv[..QUOTE_BYTES]);
+                    self.protocol_error("a line longer than the protocol allows", &start);
                 }
                 break;
             };
@@ -829,7 +832,7 @@ impl Client {
             self.recv.copy_within(end + 1.., 0);
             self.recv.truncate(self.recv.len() - (end + 1));
             if end >= MAX_LINE {
-                self.protocol_error("a line longer than the protocol allows");
+                self.protocol_error("a line longer than the protocol allows", &line);
             } else {
                 self.server_line(&line);
             }
@@ -1269,11 +1272,47 @@ impl Client {
         }
     }
 
-    fn protocol_error(&mut self, what: &str) {
+    /// The server broke the protocol with `line` (`what` says how): quote
+    /// it, close, and say what became of the request it was answering.
+    fn protocol_error(&mut self, what: &str, line: &[u8]) {
         let server = self.conn_server();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let unanswered = self.unanswered();
         self.drop_connection(make_text(format_args!(
-            "The directory server at {server} sent {what}; the connection was closed."
+            "The directory server at {server} sent {what} ('{}'); the connection was \
+             closed.{unanswered}",
+            Quote(line)
         )));
+    }
+
+    /// What the user should know about the request the server leaves
+    /// unanswered when the connection ends (empty if nothing matters), as a
+    /// sentence that starts with a space.
+    fn unanswered(&self) -> heapless::String<200> {
+        let mut note = heapless::String::new();
+        let request = self
+            .pending
+            .iter()
+            .map(|p| &p.request)
+            .find(|&r| *r != Request::Ping);
+        let _ = match request {
+            Some(Request::Greeting) => write!(note, " Is it a roomcast directory server?"),
+            Some(Request::GetDir) => write!(note, " The room list did not arrive in full."),
+            Some(Request::MakeRoom(room)) => write!(
+                note,
+                " Room {} may or may not have been created; 'getdir' tells once you \
+                 reconnect.",
+                Clean(&room.name)
+            ),
+            Some(Request::DeleteRoom(name)) => write!(
+                note,
+                " Room {} may or may not have been deleted; 'getdir' tells once you \
+                 reconnect.",
+                Clean(name)
+            ),
+            Some(Request::Lookup(_) | Request::Ping | Request::Bye) | None => Ok(()),
+        };
+        note
     }
 
     fn server_lost(&mut self) {
@@ -1289,6 +1328,7 @@ impl Client {
             .pending
             .front()
             .is_some_and(|p| p.request == Request::Bye);
+        let unanswered = self.unanswered();
         self.reset_connection();
         if bye {
             say!(self, "Disconnected from the directory server at {server}.");
@@ -1304,7 +1344,7 @@ impl Client {
             Purpose::Interactive => {
                 say!(
                     self,
-                    "The directory server at {server} closed the connection."
+                    "The directory server at {server} closed the connection.{unanswered}"
                 );
                 self.after_loss();
             }
@@ -1324,13 +1364,19 @@ impl Client {
             return self.listing_line(line);
         }
         let Some(front) = self.pending.front() else {
-            return self.protocol_error("a line nobody asked for");
+            return self.protocol_error("a line nobody asked for", line);
         };
         let request = front.request.clone();
         let reply = match parse_reply_line(line) {
             Ok(reply) => reply,
-            Err(_) => return self.protocol_error("a line that is not a reply"),
+            Err(_) => return self.protocol_error("a line that is not a reply", line),
         };
+        if request == Request::Greeting
+            && let ReplyLine::Ok(text) = reply
+            && text.split(' ').next() != Some(PROTOCOL_VERSION)
+        {
+            return self.protocol_error("a greeting that is not CRDP/1", line);
+        }
         let _ = self.pending.pop_front();
         match reply {
             ReplyLine::Ok(_) => self.reply_ok(request),
@@ -1462,7 +1508,7 @@ impl Client {
         }
         let room = match parse_room_line(line) {
             Ok(room) => room,
-            Err(_) => return self.protocol_error("a directory line that is not a room"),
+            Err(_) => return self.protocol_error("a directory line that is not a room", line),
         };
         match &mut self.listing {
             Some(Listing::Lookup { name, found })
@@ -1624,6 +1670,35 @@ impl fmt::Display for Clean<'_> {
                 f.write_str("^?")?;
             } else {
                 write!(f, "<U+{:04X}>", c as u32)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many characters of a bad line from the server a message quotes.
+const QUOTE_CHARS: usize = 40;
+
+/// Enough bytes for more than [`QUOTE_CHARS`] characters.
+const QUOTE_BYTES: usize = 4 * QUOTE_CHARS + 4;
+
+/// Shows the first [`QUOTE_CHARS`] characters of bytes from the network
+/// safely (invalid UTF-8 as U+FFFD, the rest as [`Clean`] does), with
+/// `...` after them if there are more.
+struct Quote<'a>(&'a [u8]);
+
+impl fmt::Display for Quote<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut left = QUOTE_CHARS;
+        for chunk in self.0.utf8_chunks() {
+            let mut buf = [0; 4];
+            let invalid = (!chunk.invalid().is_empty()).then_some(char::REPLACEMENT_CHARACTER);
+            for c in chunk.valid().chars().chain(invalid) {
+                if left == 0 {
+                    return f.write_str("...");
+                }
+                left -= 1;
+                write!(f, "{}", Clean(c.encode_utf8(&mut buf)))?;
             }
         }
         Ok(())

@@ -721,6 +721,117 @@ fn protocol_errors_close_the_connection() {
 }
 
 #[test]
+fn protocol_errors_quote_the_line_safely() {
+    let long = [b'x'; MAX_LINE + 10];
+    let cases: [(&[u8], &str); 5] = [
+        (
+            b"HTTP/1.1 400 Bad Request\r\n",
+            "sent a line that is not a reply ('HTTP/1.1 400 Bad Request'); the connection \
+             was closed.",
+        ),
+        (
+            b"\x1b[2J\x00\xff\xc2\x9b\xe2\x80\xae!\n",
+            "sent a line that is not a reply ('^[[2J^@\u{FFFD}<U+009B><U+202E>!')",
+        ),
+        (
+            &long,
+            "sent a line longer than the protocol allows \
+             ('xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...')",
+        ),
+        (
+            b"OK unasked\n",
+            "sent a line nobody asked for ('OK unasked')",
+        ),
+        (
+            b"OK 1 room\nlobby 1.2.3 5000\n",
+            "sent a directory line that is not a room ('lobby 1.2.3 5000'); the connection \
+             was closed. The room list did not arrive in full.",
+        ),
+    ];
+    for (i, (bytes, expected)) in cases.iter().enumerate() {
+        let mut c = connected();
+        if i != 3 {
+            user(&mut c, 5, "getdir");
+        }
+        let out = server(&mut c, 6, bytes);
+        assert_eq!(actions(&out), [Output::Close, Output::Prompt(Prompt::Main)]);
+        let shown = all_shown(&out);
+        assert!(shown.contains(expected), "case {i}: {shown}");
+        assert!(shown.ends_with("Type 'connect' to reconnect."), "{shown}");
+    }
+}
+
+#[test]
+fn a_greeting_that_is_not_crdp1_is_refused() {
+    for greeting in [
+        &b"OK hello\n"[..],
+        b"OK CRDP/10 ready\n",
+        b"OK\n",
+        b"+OK POP3\n",
+    ] {
+        let mut c = fresh();
+        user(&mut c, 1, "connect");
+        c.handle_connected(t(2));
+        let out = server(&mut c, 3, greeting);
+        assert_eq!(actions(&out), [Output::Close], "{greeting:?}");
+        let shown = all_shown(&out);
+        assert!(
+            shown.starts_with("The directory server at localhost:5577 sent a "),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("Is it a roomcast directory server?"),
+            "{shown}"
+        );
+        assert!(c.ready_for_input());
+        assert_eq!(c.mode(), Mode::Main);
+    }
+    // The greeting may say more after the version.
+    let mut c = fresh();
+    user(&mut c, 1, "connect");
+    c.handle_connected(t(2));
+    let out = server(&mut c, 3, b"OK CRDP/1\n");
+    assert_eq!(prompts(&out), [connected_prompt()]);
+}
+
+#[test]
+fn a_close_before_the_reply_says_what_may_have_happened() {
+    let cases = [
+        (
+            "makeroom lobby 239.1.1.1 5000",
+            &b""[..],
+            " Room lobby may or may not have been created; 'getdir' tells once you reconnect.",
+        ),
+        (
+            "deleteroom lobby",
+            b"OK del",
+            " Room lobby may or may not have been deleted; 'getdir' tells once you reconnect.",
+        ),
+        (
+            "getdir",
+            b"OK 3 rooms\nlobby 239.1.1.1 5000\n",
+            " The room list did not arrive in full.",
+        ),
+    ];
+    for (command, partial, note) in cases {
+        let mut c = connected();
+        user(&mut c, 5, command);
+        assert_eq!(server(&mut c, 6, partial), []);
+        c.handle_server_closed(t(7));
+        let out = drain(&mut c);
+        assert_eq!(actions(&out), [Output::Close, Output::Prompt(Prompt::Main)]);
+        assert_eq!(
+            shown(&out),
+            [
+                format!("The directory server at localhost:5577 closed the connection.{note}"),
+                "Type 'connect' to reconnect.".to_string()
+            ]
+        );
+        assert!(c.ready_for_input());
+    }
+}
+
+#[test]
 fn reply_timeout_and_keepalive() {
     let mut c = connected();
     // Idle: a ping after the keepalive interval, answered silently.
