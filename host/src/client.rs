@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use polling::{Event, Events, Poller};
 use roomcast_core::{
-    ChatName, Client, ClientConfig, ConnectFailure, Instant, Output, Prompt, ServerAddr,
+    ChatName, Client, ClientConfig, ConnectFailure, Instant, Message, Output, Prompt, ServerAddr,
     parse_server_addr,
 };
 use socket2::Socket;
@@ -50,6 +50,10 @@ pub struct ClientArgs {
 
 const KEY_TCP: usize = 1;
 const KEY_UDP: usize = 2;
+
+/// The most chat datagrams taken in one turn of the event loop, between two
+/// looks at the user's input.
+const DATAGRAMS_PER_TURN: usize = 32;
 
 /// Runs the client until the user quits.
 pub fn run(args: ClientArgs) -> Result<(), String> {
@@ -254,9 +258,11 @@ impl Host {
                     self.deferred.push(Deferred::SendFailed(e.to_string()));
                 }
             }
-            Output::Show(message) => self
-                .terminal
-                .print(&message.to_string(), self.awaiting_line),
+            Output::Show(message) => {
+                let chat = matches!(message, Message::Chat { .. });
+                self.terminal
+                    .print(&message.to_string(), self.awaiting_line, chat);
+            }
             Output::Prompt(prompt) => self.prompt = prompt,
             Output::Exit => self.exit = true,
         }
@@ -500,8 +506,13 @@ impl Host {
 
     // ---- the chat room ----
 
+    /// Takes at most [`DATAGRAMS_PER_TURN`] datagrams, then goes back to
+    /// the loop (which sees the socket still readable at once): a flood
+    /// never holds up the user's input, the server or the timers. What the
+    /// client cannot take in time the kernel drops when the socket's
+    /// receive buffer is full; memory stays bounded.
     fn on_udp(&mut self) {
-        loop {
+        for _ in 0..DATAGRAMS_PER_TURN {
             let Some(group) = &self.group else {
                 return;
             };

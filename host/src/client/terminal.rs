@@ -12,12 +12,26 @@
 //! chat mode leaves the room at once, without Enter. Otherwise plain lines
 //! are read from stdin (a line holding byte 0x1D leaves chat mode), no
 //! prompt is shown, and messages go to stdout as lines: scripts can drive it.
+//!
+//! # A flood of messages
+//!
+//! In a terminal, messages wait for the printer thread in a queue of at
+//! most [`MAX_QUEUED`] bytes, and the thread hands all that waits to
+//! rustyline at once (one redraw of the prompt per batch, not per message).
+//! A chat message that finds the queue full is dropped and counted; the
+//! count is shown in its place as `[N messages dropped: ...]`. So a terminal
+//! that cannot keep up (or is not read at all) costs bounded memory, and
+//! keystrokes, which rustyline reads before anything it has to print, are
+//! handled at once. roomcast's own messages are never dropped. With stdout
+//! not a terminal, every message is written in order, and a reader that
+//! falls behind slows the client down (the kernel then drops datagrams the
+//! client has no time to take), which keeps memory bounded too.
 
-use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io::{self, BufRead, Read, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -31,6 +45,10 @@ use rustyline::{
 
 /// The longest line read from piped input; a longer one is cut in pieces.
 const MAX_PLAIN_LINE: u64 = 64 * 1024;
+
+/// The most bytes of messages waiting for the terminal; past it, chat
+/// messages are dropped (and counted) until the terminal catches up.
+const MAX_QUEUED: usize = 64 * 1024;
 
 /// What the user did.
 #[derive(Debug)]
@@ -54,11 +72,53 @@ struct LineRequest {
 pub struct Terminal {
     requests: Sender<LineRequest>,
     inputs: Receiver<Input>,
-    printer: Option<Sender<String>>,
+    /// The printer thread's queue, in a terminal.
+    printer: Option<Arc<PrintQueue>>,
     printer_done: Option<Receiver<()>>,
-    /// Messages given to the printer thread, and how many it has written.
-    queued: Cell<u64>,
-    printed: Arc<AtomicU64>,
+}
+
+/// Messages waiting for the printer thread (see the module docs).
+#[derive(Default)]
+struct PrintQueue {
+    state: Mutex<Queued>,
+    /// Signalled when a message is queued, when the printer finishes a
+    /// batch, and on close.
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Queued {
+    texts: VecDeque<String>,
+    /// Bytes in `texts`.
+    bytes: usize,
+    /// Chat messages dropped since the last one queued.
+    dropped: u64,
+    /// The printer thread is printing a batch.
+    busy: bool,
+    /// No more messages will come.
+    closed: bool,
+}
+
+impl Queued {
+    fn push(&mut self, text: String) {
+        self.bytes += text.len();
+        self.texts.push_back(text);
+    }
+
+    /// Queues the count of dropped messages, if any.
+    fn push_dropped(&mut self) {
+        let n = std::mem::take(&mut self.dropped);
+        if n > 0 {
+            let s = if n == 1 { "" } else { "s" };
+            self.push(format!(
+                "[{n} message{s} dropped: they came faster than the terminal showed them]\r\n"
+            ));
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.texts.is_empty() && self.dropped == 0 && !self.busy
+    }
 }
 
 impl Terminal {
@@ -81,13 +141,12 @@ impl Terminal {
                 })),
             );
             let external = editor.create_external_printer().map_err(io::Error::other)?;
-            let (printer, printer_rx) = mpsc::channel::<String>();
+            let printer = Arc::new(PrintQueue::default());
+            let queue = printer.clone();
             let (done_tx, printer_done) = mpsc::channel();
-            let printed = Arc::new(AtomicU64::new(0));
-            let count = printed.clone();
             thread::Builder::new()
                 .name("printer".into())
-                .spawn(move || print_thread(external, printer_rx, count, done_tx))?;
+                .spawn(move || print_thread(external, &queue, done_tx))?;
             thread::Builder::new()
                 .name("editor".into())
                 .spawn(move || {
@@ -98,8 +157,6 @@ impl Terminal {
                 inputs,
                 printer: Some(printer),
                 printer_done: Some(printer_done),
-                queued: Cell::new(0),
-                printed,
             })
         } else {
             thread::Builder::new()
@@ -110,8 +167,6 @@ impl Terminal {
                 inputs,
                 printer: None,
                 printer_done: None,
-                queued: Cell::new(0),
-                printed: Arc::new(AtomicU64::new(0)),
             })
         }
     }
@@ -134,15 +189,26 @@ impl Terminal {
     /// is (or is about to be) editing it, and the message goes through its
     /// external printer, above the prompt. Otherwise it is written at once,
     /// after what the printer still holds, so that it comes before the next
-    /// prompt.
-    pub fn print(&self, text: &str, editing: bool) {
+    /// prompt. A `droppable` message (one from the chat room) is dropped
+    /// and counted if the printer's queue is full.
+    pub fn print(&self, text: &str, editing: bool, droppable: bool) {
         match &self.printer {
             Some(printer) if editing => {
+                let mut queued = printer.state.lock().unwrap_or_else(|e| e.into_inner());
+                if queued.closed {
+                    // The terminal failed: nothing prints any more.
+                    return;
+                }
+                if droppable && queued.bytes + text.len() > MAX_QUEUED {
+                    queued.dropped += 1;
+                    return;
+                }
+                queued.push_dropped();
                 // Raw mode may be on: end lines with CR LF.
                 let mut text = text.replace('\n', "\r\n");
                 text.push_str("\r\n");
-                self.queued.set(self.queued.get() + 1);
-                let _ = printer.send(text);
+                queued.push(text);
+                printer.changed.notify_all();
             }
             _ => {
                 self.wait_printed();
@@ -157,18 +223,34 @@ impl Terminal {
     /// given. It can be held up only by a message rustyline keeps for its
     /// next prompt; then this gives up rather than wait for that prompt.
     fn wait_printed(&self) {
+        let Some(printer) = &self.printer else {
+            return;
+        };
         let deadline = std::time::Instant::now() + Duration::from_millis(200);
-        while self.printed.load(Ordering::SeqCst) < self.queued.get()
-            && std::time::Instant::now() < deadline
-        {
-            thread::sleep(Duration::from_millis(1));
+        let mut queued = printer.state.lock().unwrap_or_else(|e| e.into_inner());
+        while !queued.idle() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            queued = match printer.changed.wait_timeout(queued, left) {
+                Ok((q, _)) => q,
+                Err(e) => e.into_inner().0,
+            };
         }
     }
 
     /// Lets queued messages out before the process exits (briefly: a
     /// message rustyline holds for its next prompt is not waited for).
     pub fn finish(mut self) {
-        self.printer = None;
+        if let Some(printer) = self.printer.take() {
+            printer
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .closed = true;
+            printer.changed.notify_all();
+        }
         if let Some(done) = self.printer_done.take() {
             let _ = done.recv_timeout(Duration::from_millis(500));
         }
@@ -232,18 +314,42 @@ fn editor_thread(
     }
 }
 
-fn print_thread(
-    mut printer: impl ExternalPrinter,
-    messages: Receiver<String>,
-    printed: Arc<AtomicU64>,
-    done: Sender<()>,
-) {
-    for message in messages {
-        if printer.print(message).is_err() {
+/// Hands whatever waits in `queue` to rustyline, as one batch, until the
+/// queue is closed and empty.
+fn print_thread(mut printer: impl ExternalPrinter, queue: &PrintQueue, done: Sender<()>) {
+    let lock = || queue.state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut queued = lock();
+    loop {
+        queued.push_dropped();
+        if queued.texts.is_empty() {
+            if queued.closed {
+                break;
+            }
+            queued = match queue.changed.wait(queued) {
+                Ok(q) => q,
+                Err(e) => e.into_inner(),
+            };
+            continue;
+        }
+        let mut batch = String::with_capacity(queued.bytes);
+        batch.extend(queued.texts.drain(..));
+        queued.bytes = 0;
+        queued.busy = true;
+        drop(queued);
+        let printed = printer.print(batch);
+        queued = lock();
+        queued.busy = false;
+        queue.changed.notify_all();
+        if printed.is_err() {
             break;
         }
-        printed.fetch_add(1, Ordering::SeqCst);
     }
+    // Nothing will print what is left: let nobody wait for it.
+    queued.texts.clear();
+    queued.bytes = 0;
+    queued.closed = true;
+    drop(queued);
+    queue.changed.notify_all();
     let _ = done.send(());
 }
 
