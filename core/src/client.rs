@@ -38,7 +38,7 @@ use core::time::Duration;
 
 use crate::limits::{
     CLIENT_OUTPUT_QUEUE, CLIENT_RECV_BUF, CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, LISTING_BUFFER,
-    MAX_CHAT_NAME, MAX_DATAGRAM, MAX_LINE, MAX_ROOM_NAME, MAX_SERVER_ADDR, MAX_TEXT,
+    MAX_CHAT_NAME, MAX_DATAGRAM, MAX_LINE, MAX_ROOM_NAME, MAX_ROOMS, MAX_SERVER_ADDR, MAX_TEXT,
     OWN_ECHO_MEMORY, OWN_ECHO_WINDOW, REPLY_TIMEOUT,
 };
 use crate::parse::{parse_command, parse_reply_line, parse_room_line};
@@ -481,6 +481,9 @@ pub struct Client {
     recv: heapless::Vec<u8, CLIENT_RECV_BUF>,
     pending: heapless::Deque<Pending, MAX_PENDING>,
     listing: Option<Listing>,
+    /// Room lines of the listing in progress: a directory holds at most
+    /// `MAX_ROOMS`, so a server that sends more is not a directory server.
+    listing_rows: usize,
     chat: Option<Room>,
     sent: heapless::Deque<Sent, OWN_ECHO_MEMORY>,
     out: heapless::Deque<Output, CLIENT_OUTPUT_QUEUE>,
@@ -501,6 +504,7 @@ impl Client {
             recv: heapless::Vec::new(),
             pending: heapless::Deque::new(),
             listing: None,
+            listing_rows: 0,
             chat: None,
             sent: heapless::Deque::new(),
             out: heapless::Deque::new(),
@@ -1411,6 +1415,7 @@ impl Client {
             }
             Request::GetDir => {
                 self.restore_pending(Request::GetDir);
+                self.listing_rows = 0;
                 self.listing = Some(Listing::Table {
                     rows: heapless::Deque::new(),
                     widths: None,
@@ -1420,6 +1425,7 @@ impl Client {
             }
             Request::Lookup(name) => {
                 self.restore_pending(Request::Lookup(name.clone()));
+                self.listing_rows = 0;
                 self.listing = Some(Listing::Lookup { name, found: None });
             }
             Request::MakeRoom(room) => say!(
@@ -1510,6 +1516,10 @@ impl Client {
             Ok(room) => room,
             Err(_) => return self.protocol_error("a directory line that is not a room", line),
         };
+        self.listing_rows += 1;
+        if self.listing_rows > MAX_ROOMS {
+            return self.protocol_error("more rooms than a directory can hold", line);
+        }
         match &mut self.listing {
             Some(Listing::Lookup { name, found })
                 if found.is_none() && room.name.eq_ignore_ascii_case(name) =>

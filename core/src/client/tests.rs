@@ -1518,3 +1518,27 @@ fn step_strategy() -> impl Strategy<Value = Step> {
         }
     })
 }
+
+#[test]
+fn a_listing_longer_than_any_directory_is_a_protocol_error() {
+    use crate::limits::MAX_ROOMS;
+    let mut c = connected();
+    user(&mut c, 5, "getdir");
+    let mut bytes = b"OK 0 rooms\n".to_vec();
+    // MAX_ROOMS lines are a full directory; distinct rooms, as a server lists.
+    for i in 0..MAX_ROOMS {
+        bytes.extend(format!("r{i:05} 239.2.{}.{} 5000\n", i / 256, i % 256).bytes());
+    }
+    let out = server(&mut c, 6, &bytes);
+    assert!(
+        !actions(&out).contains(&Output::Close),
+        "a full directory is fine"
+    );
+    // One more, and the server is not a directory server.
+    let out = server(&mut c, 7, b"extra 239.3.0.1 5000\n");
+    assert_eq!(actions(&out), [Output::Close, Output::Prompt(Prompt::Main)]);
+    assert!(
+        all_shown(&out).contains("more rooms than a directory can hold"),
+        "{out:?}"
+    );
+}
