@@ -18,7 +18,10 @@
 #
 # Knobs (environment): ROUNDS (3), DURATION (5 s measured), WARMUP (1 s),
 # CHAT_ROUNDS (2), IDLE_CONNS (10000), PIN (1: server on CPU 0, load
-# generator on CPU 1; 0: let the scheduler place them), CARGO_TARGET_DIR.
+# generator on CPU 1; 0: let the scheduler place them), CARGO_TARGET_DIR,
+# ROOMCAST_BIN (the load generator; default: this tree's release build),
+# SERVER_BIN (the roomcast server under test; default: ROOMCAST_BIN), e.g.
+# to measure a patched server against the same generator.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,6 +29,8 @@ ROOT=$(pwd)
 SANDBOX=${SANDBOX:-$ROOT/../shared/sandbox}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=${ROOMCAST_BIN:-$TARGET_DIR/release/roomcast}
+# The server under test; by default the same build as the load generator.
+SERVER_BIN=${SERVER_BIN:-$BIN}
 RESULTS=${RESULTS:-$ROOT/bench/results}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
@@ -59,6 +64,7 @@ fi
 
 # ---- Inside the sandbox. ----
 [ -x "$BIN" ] || { echo "no roomcast binary at $BIN: build it first" >&2; exit 1; }
+[ -x "$SERVER_BIN" ] || { echo "no roomcast server binary at $SERVER_BIN" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is missing" >&2; exit 1; }
 command -v jq >/dev/null || { echo "jq is missing" >&2; exit 1; }
 mkdir -p "$RESULTS"
@@ -111,7 +117,7 @@ wait_port() {
 start_roomcast() {
     local port
     port=$(free_port 5577)
-    "${SERVER_CPU[@]}" "$BIN" server --bind 127.0.0.1 --port "$port" --log-level error \
+    "${SERVER_CPU[@]}" "$SERVER_BIN" server --bind 127.0.0.1 --port "$port" --log-level error \
         --max-connections $((IDLE_CONNS + 100)) >"$LOGDIR/roomcast.log" 2>&1 &
     RC_PID=$!
     STARTED+=("$RC_PID")
@@ -150,7 +156,7 @@ record() {
         '. + {case: $case, target: $target, round: $round}' >>"$RUNS"
     echo "$out" | jq -r --arg case "$case" --arg target "$target" \
         'if .mode == "load" then
-           "  \($case) \($target): \(.rps) req/s, p50 \(.p50_us) µs, p99 \(.p99_us) µs, errors \(.errors + .conn_errors)"
+           "  \($case) \($target): \(.rps) req/s, p50 \(.p50_us) µs, p99 \(.p99_us) µs, server \(.server_cpu_us_per_req) µs CPU/req, errors \(.errors + .conn_errors)"
          elif .mode == "idle" then
            "  \($case) \($target): \(.connected) held, RSS \(.rss_before_kib) -> \(.rss_end_kib) KiB, \(.bytes_per_conn) B/conn"
          else
@@ -158,13 +164,15 @@ record() {
          end'
 }
 
+# load CASE TARGET ROUND PORT PID [BENCH OPTIONS...]
 load() {
-    local case=$1 target=$2 round=$3 port=$4
-    shift 4
+    local case=$1 target=$2 round=$3 port=$4 pid=$5
+    shift 5
     local protocol=crdp
     [ "$target" = redis ] && protocol=redis
     record "$case" "$target" "$round" -- "$BIN" bench --server "127.0.0.1:$port" \
-        --protocol "$protocol" --duration "$DURATION" --warmup "$WARMUP" "$@"
+        --protocol "$protocol" --duration "$DURATION" --warmup "$WARMUP" \
+        --server-pid "$pid" "$@"
 }
 
 echo "roomcast benchmarks: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -186,14 +194,14 @@ for round in $(seq "$ROUNDS"); do
         read -r -a opts <<<"${spec#*:}"
         for target in "${order[@]}"; do
             if [ "$target" = roomcast ]; then
-                load "$case" roomcast "$round" "$RC_PORT" "${opts[@]}"
+                load "$case" roomcast "$round" "$RC_PORT" "$RC_PID" "${opts[@]}"
             else
-                load "$case" redis "$round" "$RD_PORT" "${opts[@]}"
+                load "$case" redis "$round" "$RD_PORT" "$RD_PID" "${opts[@]}"
             fi
         done
     done
-    load getdir-100 roomcast "$round" "$RC_PORT" --conns 50 --mix getdir --rooms 100
-    load rooms-50 roomcast "$round" "$RC_PORT" --conns 50 --mix rooms
+    load getdir-100 roomcast "$round" "$RC_PORT" "$RC_PID" --conns 50 --mix getdir --rooms 100
+    load rooms-50 roomcast "$round" "$RC_PORT" "$RC_PID" --conns 50 --mix rooms
 done
 stop "$RC_PID"
 stop "$RD_PID"
@@ -217,6 +225,7 @@ for round in $(seq "$CHAT_ROUNDS"); do
     record chat roomcast "$round" -- "$BIN" bench chat
     record raw raw "$round" -- "$BIN" bench raw
     record raw-2 raw "$round" -- "$BIN" bench raw --receivers 2
+    record chat-rcvbuf-1M roomcast "$round" -- "$BIN" bench chat --rcvbuf 1048576
 done
 
 elapsed=$(($(date +%s) - started_at))
@@ -229,6 +238,7 @@ jq -r -s --arg elapsed "$elapsed" '
     else (.[length / 2 - 1] + .[length / 2]) / 2 end;
   def r0: if . == null then "–" else (. * 1 | round | tostring) end;
   def r1: if . == null then "–" else ((. * 10 | round) / 10 | tostring) end;
+  def r2: if . == null then "–" else ((. * 100 | round) / 100 | tostring) end;
   def spread: if length < 2 then "–"
     else ((max - min) / (median) * 100 | round | tostring) + " %" end;
   def loadrow($c; $t): [.[] | select(.mode == "load" and .case == $c and .target == $t)];
@@ -240,12 +250,13 @@ jq -r -s --arg elapsed "$elapsed" '
   . as $all |
   "### Throughput and latency (median of \([$all[] | .round] | max) rounds)",
   "",
-  "| case | server | req/s | spread | p50 µs | p99 µs | p99.9 µs | errors |",
-  "|---|---|---:|---:|---:|---:|---:|---:|",
+  "| case | server | req/s | spread | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | server busy | errors |",
+  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ([$all[] | select(.mode == "load")] | group_by([.case, .target]) | sort_by(.[0].case, .[0].target)[] |
     "| \(.[0].case) | \(.[0].target) | \(map(.rps) | median | r0) | \(map(.rps) | spread) | " +
     "\(map(.p50_us) | median | r1) | \(map(.p99_us) | median | r1) | " +
-    "\(map(.p999_us) | median | r1) | \(map(.errors + .conn_errors) | add) |"),
+    "\(map(.p999_us) | median | r1) | \(map(.server_cpu_us_per_req // null) | map(select(. != null)) | median | r2) | " +
+    "\(map(.server_busy // null) | map(select(. != null)) | median | r2) | \(map(.errors + .conn_errors) | add) |"),
   "",
   "### Idle connections",
   "",
@@ -258,7 +269,7 @@ jq -r -s --arg elapsed "$elapsed" '
   "",
   "| bench | receivers | round | 10k/s: lost | 10k/s p50 µs | 10k/s p99 µs | max loss-free msg/s | its p50 µs | its p99 µs |",
   "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-  ([$all[] | select(.mode == "chat" or .mode == "raw")][] |
+  ([$all[] | select(.mode == "chat" or .mode == "raw")] | sort_by(.case, .round)[] |
     "| \(.case) | \(.receivers) | \(.round) | \(.fixed_lost) | \(.fixed_p50_us | r1) | \(.fixed_p99_us | r1) | " +
     "\(.max_lossless_rate | r0)\(if .sender_bound == 1 then " (sender-bound)" else "" end) | \(.max_p50_us | r1) | \(.max_p99_us | r1) |"),
   "",

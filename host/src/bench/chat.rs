@@ -5,7 +5,10 @@
 //! client's format) from a socket set up as the client sets up its sending
 //! socket, to receivers set up as the client sets up its receiving socket
 //! (bound to the group with SO_REUSEADDR and SO_REUSEPORT, `multicast_all`
-//! off, nonblocking, driven by a `polling` loop). `roomcast bench raw` is the
+//! off, nonblocking, driven by a level-triggered `polling` loop that takes
+//! at most 32 datagrams per turn, as the client's loop does). What it does
+//! not include is the client's terminal: showing 10,000 lines a second is
+//! the terminal's business, not the network's. `roomcast bench raw` is the
 //! same ramp with bare 24-byte headers, minimal sockets and blocking
 //! receives: the machine's own limit.
 //!
@@ -41,6 +44,10 @@ const GRACE: Duration = Duration::from_millis(200);
 /// The sender sleeps this long when it is ahead of its schedule; what falls
 /// due meanwhile goes out together.
 const PACE_SLEEP: Duration = Duration::from_micros(100);
+
+/// The most datagrams a receiver takes per turn of its event loop: the
+/// client's own `DATAGRAMS_PER_TURN` (host/src/client.rs).
+const DATAGRAMS_PER_TURN: usize = 32;
 
 /// Which datagrams and sockets to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +119,12 @@ pub struct ChatArgs {
     #[arg(long, default_value_t = 4)]
     bisect: u32,
 
+    /// Set SO_RCVBUF on the receivers to this many bytes (the kernel
+    /// doubles it, capped by net.core.rmem_max). Default: leave it as the
+    /// client does (net.core.rmem_default).
+    #[arg(long)]
+    rcvbuf: Option<usize>,
+
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -127,6 +140,10 @@ struct Step {
     /// Per receiver: unique datagrams of this step received.
     received: Vec<u64>,
     duplicates: u64,
+    /// Datagrams the kernel dropped because a receive buffer was full
+    /// (UDP RcvbufErrors in /proc/net/snmp, this network namespace), if
+    /// readable.
+    rcvbuf_drops: Option<u64>,
     hist: Histogram,
 }
 
@@ -180,6 +197,7 @@ pub fn run(args: ChatArgs, flavor: Flavor) -> Result<(), String> {
         iface: args.iface,
         receivers,
         size: args.size as usize,
+        rcvbuf: args.rcvbuf,
         base,
     };
 
@@ -250,10 +268,12 @@ pub fn run(args: ChatArgs, flavor: Flavor) -> Result<(), String> {
             .str("mode", flavor.name())
             .int("receivers", receivers as u64)
             .int("size", args.size.into())
+            .opt("rcvbuf", args.rcvbuf.map(|b| b as u64))
             .int("fixed_rate", args.rate.into())
             .int("fixed_sent", fixed.sent)
             .num("fixed_achieved", fixed.achieved.round())
             .int("fixed_lost", fixed.lost())
+            .opt("fixed_rcvbuf_drops", fixed.rcvbuf_drops)
             .int("fixed_send_errors", fixed.send_errors)
             .num("fixed_p50_us", fixed.hist.quantile(0.5) as f64 / 1e3)
             .num("fixed_p99_us", fixed.hist.quantile(0.99) as f64 / 1e3);
@@ -307,12 +327,13 @@ fn print_header(args: &ChatArgs, flavor: Flavor, receivers: usize) {
 
 fn print_step(what: &str, s: &Step) {
     println!(
-        "  {what:<6} target {:>8}/s sent {:>8} at {:>9.0}/s  lost {:>7}  dup {}  send errors {}  \
-         p50 {}  p99 {}",
+        "  {what:<6} target {:>8}/s sent {:>8} at {:>9.0}/s  lost {:>7} (buffer full: {})  \
+         dup {}  send errors {}  p50 {}  p99 {}",
         s.target,
         s.sent,
         s.achieved,
         s.lost(),
+        s.rcvbuf_drops.map_or("?".to_string(), |d| d.to_string()),
         s.duplicates,
         s.send_errors,
         human_ns(s.hist.quantile(0.5)),
@@ -325,7 +346,11 @@ fn summary(s: &Step) -> String {
         "{}:{:.0}:{}",
         s.target,
         s.achieved,
-        if s.loss_free() { "ok" } else { "loss" }
+        if s.loss_free() {
+            "ok".to_string()
+        } else {
+            format!("lost{}", s.lost())
+        }
     )
 }
 
@@ -352,6 +377,17 @@ fn only_loopback() -> Result<(), String> {
     }
 }
 
+/// The UDP `RcvbufErrors` counter of /proc/net/snmp: datagrams dropped
+/// because a socket's receive buffer was full.
+fn udp_rcvbuf_errors() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let names = udp.next()?;
+    let values = udp.next()?;
+    let at = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 /// What every step shares.
 struct Setup {
     flavor: Flavor,
@@ -359,6 +395,7 @@ struct Setup {
     iface: Ipv4Addr,
     receivers: usize,
     size: usize,
+    rcvbuf: Option<usize>,
     base: Instant,
 }
 
@@ -391,6 +428,12 @@ impl Setup {
                 Flavor::Roomcast => client_recv_socket(self.group, port, self.iface),
                 Flavor::Raw => raw_recv_socket(self.group, port, self.iface),
             }
+            .and_then(|socket| {
+                if let Some(bytes) = self.rcvbuf {
+                    socket2::SockRef::from(&socket).set_recv_buffer_size(bytes)?;
+                }
+                Ok(socket)
+            })
             .map_err(|e| format!("receiver {r}: cannot join {}:{port}: {e}", self.group))?;
             let stop = Arc::clone(&stop);
             let ready = Arc::clone(&ready);
@@ -417,6 +460,7 @@ impl Setup {
         }
         .map_err(|e| format!("cannot set up the sending socket: {e}"));
         ready.wait();
+        let drops_before = udp_rcvbuf_errors();
         let outcome = sender.and_then(|sender| {
             self.send_paced(
                 &sender,
@@ -440,6 +484,10 @@ impl Setup {
             duplicates += rx.duplicates;
             hist.merge(&rx.hist);
         }
+        let rcvbuf_drops = match (drops_before, udp_rcvbuf_errors()) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
         let (sent, elapsed, send_errors) = outcome?;
         Ok(Step {
             target: rate,
@@ -448,6 +496,7 @@ impl Setup {
             send_errors,
             received,
             duplicates,
+            rcvbuf_drops,
             hist,
         })
     }
@@ -580,14 +629,20 @@ impl Receiver {
             if events.is_empty() {
                 continue;
             }
-            let outcome = loop {
-                match socket.recv(&mut buf) {
-                    Ok(n) => self.take(&buf[..n], Flavor::Roomcast),
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break Ok(()),
+            // As the client does: at most DATAGRAMS_PER_TURN, then back to
+            // the poller (which reports the socket still readable at once).
+            let mut outcome = Ok(());
+            for _ in 0..DATAGRAMS_PER_TURN {
+                match socket.recv_from(&mut buf) {
+                    Ok((n, _from)) => self.take(&buf[..n], Flavor::Roomcast),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => break Err(e),
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
                 }
-            };
+            }
             if let Err(e) = outcome {
                 break Err(e);
             }
@@ -696,6 +751,7 @@ mod tests {
                 iface: Ipv4Addr::LOCALHOST,
                 receivers: 1,
                 size: 64,
+                rcvbuf: None,
                 base: Instant::now(),
             };
             let mut out = Vec::new();
@@ -713,6 +769,7 @@ mod tests {
             iface: Ipv4Addr::LOCALHOST,
             receivers: 1,
             size: 40,
+            rcvbuf: None,
             base: Instant::now(),
         };
         let mut rx = Receiver::new(100, setup.base, 7);

@@ -98,8 +98,9 @@ pub struct LoadArgs {
     #[arg(long, default_value = "5", value_parser = parse_seconds)]
     hold: Duration,
 
-    /// Idle mode: the server's process id, to read its resident memory
-    /// (VmRSS in /proc/PID/status) before and while holding.
+    /// The server's process id: to report its CPU time per request (from
+    /// /proc/PID/stat), and in idle mode its resident memory (VmRSS in
+    /// /proc/PID/status) before and while holding.
     #[arg(long)]
     server_pid: Option<u32>,
 
@@ -299,6 +300,22 @@ pub fn run(args: LoadArgs) -> Result<(), String> {
         idle_report = Some((held, end));
     }
     release.wait();
+    // While the threads run: how much CPU the server (and this process)
+    // spend in the measured window.
+    let mut cpu = None;
+    if !args.idle {
+        thread::sleep(args.warmup);
+        let start = (
+            args.server_pid.map(cpu_ticks),
+            cpu_ticks(std::process::id()),
+        );
+        thread::sleep(args.duration);
+        let end = (
+            args.server_pid.map(cpu_ticks),
+            cpu_ticks(std::process::id()),
+        );
+        cpu = Some((start, end));
+    }
     let mut stats = Stats::default();
     for handle in handles {
         let thread_stats = handle
@@ -312,12 +329,69 @@ pub fn run(args: LoadArgs) -> Result<(), String> {
 
     match idle_report {
         Some((held, end)) => report_idle(&args, &stats, rss_before, held, end),
-        None => report_load(&args, &stats),
+        None => {
+            // CPU seconds per request, from clock ticks (1/100 s).
+            let per_request =
+                |a: Option<Result<u64, String>>, b: Option<Result<u64, String>>| match (a, b) {
+                    (Some(Ok(a)), Some(Ok(b))) if stats.requests > 0 => {
+                        Some(b.saturating_sub(a) as f64 / TICKS_PER_SEC / stats.requests as f64)
+                    }
+                    _ => None,
+                };
+            let cpu = cpu.map(|((s0, b0), (s1, b1))| {
+                let busy = match (&s0, &s1) {
+                    (Some(Ok(a)), Some(Ok(b))) => Some(
+                        b.saturating_sub(*a) as f64 / TICKS_PER_SEC / args.duration.as_secs_f64(),
+                    ),
+                    _ => None,
+                };
+                Cpu {
+                    server_per_request: per_request(s0, s1),
+                    server_busy: busy,
+                    bench_per_request: per_request(Some(b0), Some(b1)),
+                }
+            });
+            report_load(&args, &stats, cpu.as_ref());
+        }
     }
     Ok(())
 }
 
-fn report_load(args: &LoadArgs, stats: &Stats) {
+/// Clock ticks per second in /proc/PID/stat (USER_HZ, 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU time used so far by process `pid` and all its threads, user and
+/// system, in clock ticks (fields 14 and 15 of /proc/PID/stat).
+fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    // The command name (field 2) may hold spaces; it ends at the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| format!("{path}: no ')'"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3, so fields 14 and 15 are at 11 and 12.
+    let field = |i: usize| -> Result<u64, String> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| format!("{path}: field {} missing", i + 3))
+    };
+    Ok(field(11)? + field(12)?)
+}
+
+/// CPU spent in the measured window.
+struct Cpu {
+    /// Server CPU seconds per request (with `--server-pid`).
+    server_per_request: Option<f64>,
+    /// Server CPU seconds per second: 1.0 is one core busy all the time.
+    server_busy: Option<f64>,
+    /// This process's CPU seconds per request.
+    bench_per_request: Option<f64>,
+}
+
+fn report_load(args: &LoadArgs, stats: &Stats, cpu: Option<&Cpu>) {
     let secs = args.duration.as_secs_f64();
     let rps = if secs > 0.0 {
         stats.requests as f64 / secs
@@ -348,6 +422,20 @@ fn report_load(args: &LoadArgs, stats: &Stats) {
             .num("p999_us", h.quantile(0.999) as f64 / 1e3)
             .num("max_us", h.max() as f64 / 1e3)
             .opt("listing_rooms", stats.listing_rooms);
+        let us = |v: Option<f64>| v.map_or(f64::NAN, |v| v * 1e6);
+        j = j
+            .num(
+                "server_cpu_us_per_req",
+                us(cpu.and_then(|c| c.server_per_request)),
+            )
+            .num(
+                "server_busy",
+                cpu.and_then(|c| c.server_busy).unwrap_or(f64::NAN),
+            )
+            .num(
+                "bench_cpu_us_per_req",
+                us(cpu.and_then(|c| c.bench_per_request)),
+            );
         for op in Op::ALL {
             if stats.per_op[op.index()] > 0 {
                 j = j.int(&format!("{}_requests", op.name()), stats.per_op[op.index()]);
@@ -391,6 +479,21 @@ fn report_load(args: &LoadArgs, stats: &Stats) {
         human_ns(h.quantile(0.999)),
         human_ns(h.max())
     );
+    if let Some(c) = cpu {
+        let mut line = String::from("  CPU       ");
+        if let (Some(per), Some(busy)) = (c.server_per_request, c.server_busy) {
+            let _ = write!(
+                line,
+                "server {:.2} µs per request ({:.0} % of a core), ",
+                per * 1e6,
+                busy * 100.0
+            );
+        }
+        if let Some(per) = c.bench_per_request {
+            let _ = write!(line, "this generator {:.2} µs per request", per * 1e6);
+        }
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(
         out,
         "  errors    {} replies, {} connections",
