@@ -66,9 +66,16 @@ impl fmt::Display for DirectoryError {
 /// Compares two names the way the directory orders and matches them:
 /// byte-wise, ignoring ASCII case.
 pub(crate) fn cmp_names(a: &str, b: &str) -> Ordering {
-    let a = a.bytes().map(|b| b.to_ascii_lowercase());
-    let b = b.bytes().map(|b| b.to_ascii_lowercase());
-    a.cmp(b)
+    // A plain loop: the iterator form (`map(to_ascii_lowercase).cmp`) cost
+    // a quarter of the server's time in a `getdir` benchmark.
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (x.to_ascii_lowercase(), y.to_ascii_lowercase());
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// The room directory: every room, sorted by name.
@@ -122,6 +129,31 @@ impl Directory {
             },
         };
         self.rooms.get(index)
+    }
+
+    /// Like [`next_after`](Self::next_after), for a walk through the
+    /// directory: `hint` is the index the previous call returned plus one.
+    /// When the room there is still `name`, the next one is found in O(1)
+    /// instead of a binary search; when rooms came or went meanwhile, the
+    /// search runs as before. Returns the room and its index.
+    pub fn next_after_hinted(&self, name: Option<&str>, hint: usize) -> Option<(usize, &Room)> {
+        let index = match name {
+            None => 0,
+            Some(name)
+                if hint > 0
+                    && self
+                        .rooms
+                        .get(hint - 1)
+                        .is_some_and(|r| r.name == name || r.name.eq_ignore_ascii_case(name)) =>
+            {
+                hint
+            }
+            Some(name) => match self.position(name) {
+                Ok(i) => i + 1,
+                Err(i) => i,
+            },
+        };
+        self.rooms.get(index).map(|room| (index, room))
     }
 
     /// Adds `room`. Refused when its name or its address/port pair is taken,

@@ -25,10 +25,20 @@ pub const MAX_WORDS: usize = 4;
 /// from that peer, so TCP flow control pushes back on it.
 pub const CONN_RECV_BUF: usize = 2 * MAX_LINE;
 
+/// The longest line of a multi-line listing: a `getdir` room line is at
+/// most 32 + 1 + 15 + 1 + 5 + 1 = 55 bytes, a `help` line under 100. The
+/// next line of a listing is produced once this much output room is free
+/// (a reply needs [`MAX_LINE`]), so a listing fills the send buffer.
+pub const MAX_LISTING_LINE: usize = 128;
+
 /// How many bytes of output one connection buffers. A reply that does not
 /// fit waits; a long directory listing is produced line by line as this
 /// buffer drains, never copied whole.
-pub const CONN_SEND_BUF: usize = 4 * MAX_LINE;
+///
+/// 4 KiB holds a `getdir` of about 100 rooms, so such a listing goes out in
+/// one write: with 2 KiB the extra write per listing halved the `getdir`
+/// rate (BENCHMARKS.md).
+pub const CONN_SEND_BUF: usize = 8 * MAX_LINE;
 
 /// How many log events the server queues between two drains by the host.
 /// One `handle_*` call processes at most `CONN_RECV_BUF / 2` commands (each

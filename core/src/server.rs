@@ -30,8 +30,8 @@ use core::time::Duration;
 use crate::directory::{Directory, DirectoryError};
 use crate::error::ErrorCode;
 use crate::limits::{
-    CONN_RECV_BUF, CONN_SEND_BUF, EVENT_QUEUE, IDLE_TIMEOUT, MAX_LINE, PARTIAL_LINE_TIMEOUT,
-    SEND_TIMEOUT,
+    CONN_RECV_BUF, CONN_SEND_BUF, EVENT_QUEUE, IDLE_TIMEOUT, MAX_LINE, MAX_LISTING_LINE,
+    PARTIAL_LINE_TIMEOUT, SEND_TIMEOUT,
 };
 use crate::parse::{ParseError, command_kind, parse_command};
 use crate::time::Instant;
@@ -192,7 +192,12 @@ impl Server {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Listing {
     /// `getdir`: the next room is the first after `after`.
-    Rooms { after: Option<RoomName> },
+    Rooms {
+        after: Option<RoomName>,
+        /// Where the room after `after` was: checked, then used, so the
+        /// walk needs no binary search per line while nothing changes.
+        next: usize,
+    },
     /// `help`: the next line is the one for `CommandKind::ALL[next]`.
     Help { next: usize },
 }
@@ -462,7 +467,7 @@ impl Connection {
 
     /// Answers lines until input runs out or output is full.
     fn process(&mut self, now: Instant, server: &mut Server) {
-        while self.state == State::Open && self.send_room() >= MAX_LINE {
+        while self.state == State::Open && self.send_room() >= self.room_needed() {
             if self.listing.is_some() {
                 self.continue_listing(now, server);
                 continue;
@@ -479,6 +484,18 @@ impl Connection {
                 self.answer(now, server, end);
             }
             self.consume(end + 1);
+        }
+    }
+
+    /// Output room needed before the next line is produced: a whole
+    /// [`MAX_LINE`] for a reply, but only [`MAX_LISTING_LINE`] for the next
+    /// line of a listing, so a listing fills the send buffer and goes out in
+    /// fewer writes.
+    fn room_needed(&self) -> usize {
+        if self.listing.is_some() {
+            MAX_LISTING_LINE
+        } else {
+            MAX_LINE
         }
     }
 
@@ -601,7 +618,10 @@ impl Connection {
                 let n = server.directory.len();
                 let s = if n == 1 { "" } else { "s" };
                 self.push_line(now, format_args!("OK {n} room{s}"));
-                self.listing = Some(Listing::Rooms { after: None });
+                self.listing = Some(Listing::Rooms {
+                    after: None,
+                    next: 0,
+                });
             }
             // Answered by `reply_ok`, which has the stored room.
             Command::MakeRoom(_) | Command::DeleteRoom(_) => {}
@@ -628,17 +648,20 @@ impl Connection {
         };
         let mut line = LineBuf::new();
         match listing {
-            Listing::Rooms { after } => match server.directory.next_after(after.as_deref()) {
-                Some(room) => {
-                    // A room line is at most 32 + 1 + 15 + 1 + 5 + 1 bytes.
-                    let _ = encode_room_line(room, &mut line);
-                    *after = Some(room.name.clone());
+            Listing::Rooms { after, next } => {
+                match server.directory.next_after_hinted(after.as_deref(), *next) {
+                    Some((index, room)) => {
+                        // A room line is at most 32 + 1 + 15 + 1 + 5 + 1 bytes.
+                        let _ = encode_room_line(room, &mut line);
+                        *after = Some(room.name.clone());
+                        *next = index + 1;
+                    }
+                    None => {
+                        let _ = line.push_str(".\n");
+                        self.listing = None;
+                    }
                 }
-                None => {
-                    let _ = line.push_str(".\n");
-                    self.listing = None;
-                }
-            },
+            }
             Listing::Help { next } => match CommandKind::ALL.get(*next) {
                 Some(kind) => {
                     let _ = writeln!(line, "  {:<34} {}", kind.usage(), kind.summary());

@@ -180,7 +180,39 @@ pub fn encode_command(command: &Command) -> LineBuf {
 
 /// Appends the `getdir` line for `room`, `<name> <address> <port>` and LF.
 pub fn encode_room_line(room: &Room, out: &mut LineBuf) -> fmt::Result {
-    writeln!(out, "{} {} {}", room.name, room.group, room.port)
+    // By hand: `writeln!` with `Ipv4Addr`'s Display was a third of the cost
+    // of a `getdir` listing. The tail ` a.b.c.d port\n` is at most 23 ASCII
+    // bytes, assembled on the stack and appended at once.
+    fn push_decimal(tail: &mut [u8; 24], len: &mut usize, mut n: u16) {
+        let mut digits = [0u8; 5];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let d = &digits[i..];
+        tail[*len..*len + d.len()].copy_from_slice(d);
+        *len += d.len();
+    }
+    let mut tail = [0u8; 24];
+    let mut len = 0;
+    for (i, octet) in room.group.octets().into_iter().enumerate() {
+        tail[len] = if i == 0 { b' ' } else { b'.' };
+        len += 1;
+        push_decimal(&mut tail, &mut len, octet.into());
+    }
+    tail[len] = b' ';
+    len += 1;
+    push_decimal(&mut tail, &mut len, room.port);
+    tail[len] = b'\n';
+    len += 1;
+    let tail = core::str::from_utf8(&tail[..len]).map_err(|_| fmt::Error)?;
+    out.push_str(&room.name).map_err(|_| fmt::Error)?;
+    out.push_str(tail).map_err(|_| fmt::Error)
 }
 
 /// A reply's first line, as a client reads it.

@@ -1115,3 +1115,23 @@ fn replies_held_for_the_disk_do_not_run_the_send_timer() {
     host.timeout(&mut conn, secs(60) + SEND_TIMEOUT);
     assert!(conn.is_finished());
 }
+
+#[test]
+fn a_listing_fills_the_send_buffer_to_within_one_listing_line() {
+    let mut host = Host::with(ServerConfig::default(), directory_of(1000));
+    let mut conn = host.connect();
+    conn.handle_bytes(host.now, &mut host.server, b"getdir\nping\n");
+    let queued = conn.poll_transmit().len();
+    assert!(queued <= CONN_SEND_BUF);
+    assert!(
+        queued > CONN_SEND_BUF - crate::limits::MAX_LISTING_LINE,
+        "only {queued} bytes queued"
+    );
+    // The ping waits for the listing, then is answered in order.
+    let out = host.drain(&mut conn);
+    assert!(
+        out.ends_with("r0999 239.1.3.231 5000\n.\nOK pong\n"),
+        "{}",
+        &out[out.len() - 60..]
+    );
+}
