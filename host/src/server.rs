@@ -258,7 +258,8 @@ impl Host {
                         self.shutdown();
                         return Ok(());
                     }
-                    key => self.peer_ready(key - FIRST_CONN_KEY, event.readable, event.writable),
+                    // Writing is attempted after every event, readable or not.
+                    key => self.peer_ready(key - FIRST_CONN_KEY, event.readable),
                 }
             }
             let now = StdInstant::now();
@@ -286,7 +287,8 @@ impl Host {
         if let Err(e) = state.save(self.server.directory()) {
             log!(
                 Error,
-                "cannot save the directory to {}: {e}; the changes' replies wait,                  retrying in {SAVE_RETRY:?}",
+                "cannot save the directory to {}: {e}; the changes' replies wait, \
+                 retrying in {SAVE_RETRY:?}",
                 state.path().display()
             );
             self.retry_save_at = Some(now + SAVE_RETRY);
@@ -410,7 +412,7 @@ impl Host {
         self.after_input(index);
     }
 
-    fn peer_ready(&mut self, index: usize, readable: bool, writable: bool) {
+    fn peer_ready(&mut self, index: usize, readable: bool) {
         let now = self.now();
         let Some(Some(peer)) = self.peers.get_mut(index) else {
             return;
@@ -448,7 +450,6 @@ impl Host {
                 }
             }
         }
-        let _ = writable; // Writing is attempted after every event anyway.
         self.after_input(index);
     }
 

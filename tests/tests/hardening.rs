@@ -393,3 +393,39 @@ fn pipelined_lines_split_across_writes_are_not_a_partial_line() {
     c.send_raw(b"ng\n");
     assert_eq!(c.read_line(), "OK pong");
 }
+
+#[test]
+fn no_ok_until_the_change_is_on_disk() {
+    let dir = temp_dir("unsaveable");
+    let folder = dir.join("state");
+    fs::create_dir_all(&folder).unwrap();
+    let state = folder.join("rooms.state");
+    let server = ServerProcess::start(&["--state", state.to_str().unwrap()]);
+    let mut c = server.connect();
+    assert!(c.ask("makeroom first 239.1.1.1 5000").starts_with("OK"));
+    // The disk goes away: the change is made in memory but cannot be stored.
+    fs::remove_dir_all(&folder).unwrap();
+    c.send_raw(b"makeroom second 239.1.1.2 5000\nping\n");
+    server.stdout.wait_for("cannot save the directory");
+    c.stream()
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = c.stream().read(&mut byte);
+    assert!(
+        matches!(&early, Err(e) if e.kind() == ErrorKind::WouldBlock),
+        "a reply came before the change was stored: {early:?}"
+    );
+    // The disk comes back: the save is retried and the replies follow, in order.
+    fs::create_dir_all(&folder).unwrap();
+    c.stream()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(c.read_line(), "OK created second 239.1.1.2 5000");
+    assert_eq!(c.read_line(), "OK pong");
+    assert!(
+        fs::read_to_string(&state)
+            .unwrap()
+            .contains("second 239.1.1.2 5000")
+    );
+}
