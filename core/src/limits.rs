@@ -25,6 +25,10 @@ pub const MAX_WORDS: usize = 4;
 /// from that peer, so TCP flow control pushes back on it.
 pub const CONN_RECV_BUF: usize = 2 * MAX_LINE;
 
+/// The longest `getdir` line of a room: a 32-byte name, a space, an address
+/// of up to 15 bytes, a space, a port of up to 5 digits and the LF.
+pub const MAX_ROOM_LINE: usize = MAX_ROOM_NAME + 1 + 15 + 1 + 5 + 1;
+
 /// The longest line of a multi-line listing: a `getdir` room line is at
 /// most 32 + 1 + 15 + 1 + 5 + 1 = 55 bytes, a `help` line under 100. The
 /// next line of a listing is produced once this much output room is free

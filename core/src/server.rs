@@ -31,11 +31,11 @@ use crate::directory::{Directory, DirectoryError};
 use crate::error::ErrorCode;
 use crate::limits::{
     CONN_RECV_BUF, CONN_SEND_BUF, EVENT_QUEUE, IDLE_TIMEOUT, MAX_LINE, MAX_LISTING_LINE,
-    PARTIAL_LINE_TIMEOUT, SEND_TIMEOUT,
+    MAX_ROOM_LINE, PARTIAL_LINE_TIMEOUT, SEND_TIMEOUT,
 };
 use crate::parse::{ParseError, command_kind, parse_command};
 use crate::time::Instant;
-use crate::wire::{Command, CommandKind, LineBuf, Room, RoomName, encode_room_line};
+use crate::wire::{Command, CommandKind, LineBuf, Room, RoomName, room_line};
 
 /// The protocol name and version the greeting announces.
 pub const PROTOCOL_VERSION: &str = "CRDP/1";
@@ -649,17 +649,26 @@ impl Connection {
         let mut line = LineBuf::new();
         match listing {
             Listing::Rooms { after, next } => {
-                match server.directory.next_after_hinted(after.as_deref(), *next) {
-                    Some((index, room)) => {
-                        // A room line is at most 32 + 1 + 15 + 1 + 5 + 1 bytes.
-                        let _ = encode_room_line(room, &mut line);
-                        *after = Some(room.name.clone());
-                        *next = index + 1;
-                    }
-                    None => {
-                        let _ = line.push_str(".\n");
-                        self.listing = None;
-                    }
+                let rooms = server.directory.rooms();
+                let start = server
+                    .directory
+                    .next_after_hinted(after.as_deref(), *next)
+                    .map_or(rooms.len(), |(index, _)| index);
+                // As many room lines as fit, straight into the send buffer;
+                // the cursor moves once per batch, not once per line.
+                let mut index = start;
+                let mut encoded = [0u8; MAX_ROOM_LINE];
+                while index < rooms.len() && CONN_SEND_BUF - self.send.len() >= MAX_LISTING_LINE {
+                    let len = room_line(&rooms[index], &mut encoded);
+                    let _ = self.send.extend_from_slice(&encoded[..len]);
+                    index += 1;
+                }
+                if index > start {
+                    *after = Some(rooms[index - 1].name.clone());
+                    *next = index;
+                } else {
+                    let _ = line.push_str(".\n");
+                    self.listing = None;
                 }
             }
             Listing::Help { next } => match CommandKind::ALL.get(*next) {

@@ -6,7 +6,7 @@
 use core::fmt::{self, Write as _};
 use core::net::Ipv4Addr;
 
-use crate::limits::{MAX_LINE, MAX_ROOM_NAME};
+use crate::limits::{MAX_LINE, MAX_ROOM_LINE, MAX_ROOM_NAME};
 
 /// A room name: 1 to [`MAX_ROOM_NAME`] bytes of printable UTF-8 without
 /// whitespace (see [`is_valid_room_name`]).
@@ -180,10 +180,19 @@ pub fn encode_command(command: &Command) -> LineBuf {
 
 /// Appends the `getdir` line for `room`, `<name> <address> <port>` and LF.
 pub fn encode_room_line(room: &Room, out: &mut LineBuf) -> fmt::Result {
-    // By hand: `writeln!` with `Ipv4Addr`'s Display was a third of the cost
-    // of a `getdir` listing. The tail ` a.b.c.d port\n` is at most 23 ASCII
-    // bytes, assembled on the stack and appended at once.
-    fn push_decimal(tail: &mut [u8; 24], len: &mut usize, mut n: u16) {
+    let mut line = [0u8; MAX_ROOM_LINE];
+    let len = room_line(room, &mut line);
+    // The line is the name (a str) and ASCII, so it is UTF-8.
+    let text = core::str::from_utf8(&line[..len]).map_err(|_| fmt::Error)?;
+    out.push_str(text).map_err(|_| fmt::Error)
+}
+
+/// Writes the `getdir` line for `room` into `out` and returns its length.
+///
+/// By hand, not with `write!`: formatting `Ipv4Addr` and the port through
+/// `core::fmt` was a third of the cost of a `getdir` listing.
+pub(crate) fn room_line(room: &Room, out: &mut [u8; MAX_ROOM_LINE]) -> usize {
+    fn push_decimal(out: &mut [u8; MAX_ROOM_LINE], len: &mut usize, mut n: u16) {
         let mut digits = [0u8; 5];
         let mut i = digits.len();
         loop {
@@ -195,24 +204,22 @@ pub fn encode_room_line(room: &Room, out: &mut LineBuf) -> fmt::Result {
             }
         }
         let d = &digits[i..];
-        tail[*len..*len + d.len()].copy_from_slice(d);
+        out[*len..*len + d.len()].copy_from_slice(d);
         *len += d.len();
     }
-    let mut tail = [0u8; 24];
-    let mut len = 0;
+    let name = room.name.as_bytes();
+    out[..name.len()].copy_from_slice(name);
+    let mut len = name.len();
     for (i, octet) in room.group.octets().into_iter().enumerate() {
-        tail[len] = if i == 0 { b' ' } else { b'.' };
+        out[len] = if i == 0 { b' ' } else { b'.' };
         len += 1;
-        push_decimal(&mut tail, &mut len, octet.into());
+        push_decimal(out, &mut len, octet.into());
     }
-    tail[len] = b' ';
+    out[len] = b' ';
     len += 1;
-    push_decimal(&mut tail, &mut len, room.port);
-    tail[len] = b'\n';
-    len += 1;
-    let tail = core::str::from_utf8(&tail[..len]).map_err(|_| fmt::Error)?;
-    out.push_str(&room.name).map_err(|_| fmt::Error)?;
-    out.push_str(tail).map_err(|_| fmt::Error)
+    push_decimal(out, &mut len, room.port);
+    out[len] = b'\n';
+    len + 1
 }
 
 /// A reply's first line, as a client reads it.

@@ -43,6 +43,13 @@ pub fn connect_failure(error: &io::Error) -> ConnectFailure {
     }
 }
 
+/// The receive buffer asked for on a chat socket. A burst of messages waits
+/// here while the client is busy (drawing the screen, say); the kernel's
+/// default (about 200 KiB) lost messages in the chat benchmark at rates the
+/// sender could reach, 1 MiB lost none (BENCHMARKS.md). The kernel may
+/// grant less (net.core.rmem_max); that is not an error.
+const CHAT_RECV_BUFFER: usize = 1 << 20;
+
 /// A joined chat room: where its datagrams arrive and how ours leave.
 pub struct Group {
     /// Bound to the group's address and port, member of the group.
@@ -74,6 +81,8 @@ impl Group {
         // Only this socket's own memberships, never another socket's.
         #[cfg(target_os = "linux")]
         recv.set_multicast_all_v4(false)?;
+        // Best effort: a smaller buffer only means earlier loss under a flood.
+        let _ = recv.set_recv_buffer_size(CHAT_RECV_BUFFER);
         recv.bind(&SocketAddrV4::new(group, port).into())?;
         recv.join_multicast_v4(&group, &iface_addr)?;
         recv.set_nonblocking(true)?;
