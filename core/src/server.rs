@@ -233,6 +233,9 @@ pub struct Connection {
     now: Instant,
     /// Replies from `send[offset..]` wait until change `seq` is durable.
     held: Option<Held>,
+    /// Closing after a timeout: dropped at this instant whatever happens,
+    /// so a peer reading a byte at a time cannot keep it open.
+    close_by: Option<Instant>,
 }
 
 /// Where a connection's not-yet-durable replies begin.
@@ -257,6 +260,7 @@ impl Connection {
             blocked_since: None,
             now,
             held: None,
+            close_by: None,
         };
         conn.push_line(
             now,
@@ -370,6 +374,9 @@ impl Connection {
         if self.state == State::Aborted {
             return None;
         }
+        if let Some(at) = self.close_by {
+            return Some((at, Timeout::Send));
+        }
         let config = &server.config;
         // Replies held for the disk are not the peer's to read yet.
         let blocked = self
@@ -410,11 +417,10 @@ impl Connection {
                     );
                 }
                 self.state = State::Closing;
-                // The idle timer restarts `send_timeout` late: a peer that
-                // reads nothing is dropped by the send timer, one that reads
-                // too slowly by this one.
+                // The peer has `send_timeout` to read the farewell, then it
+                // is dropped.
                 self.partial_since = None;
-                self.last_recv = now + server.config.send_timeout;
+                self.close_by = Some(now + server.config.send_timeout);
             }
         }
     }

@@ -166,6 +166,8 @@ struct Peer {
     interest: Interest,
     /// The peer sent EOF: answer what it sent, then close.
     read_closed: bool,
+    /// Listed in `Host::holding` (its replies wait for the disk).
+    in_holding: bool,
 }
 
 /// Why a connection is being closed, for the log.
@@ -242,7 +244,9 @@ impl Host {
         let mut next_tick = StdInstant::now() + TIMER_TICK;
         loop {
             events.clear();
-            let wait = next_tick.saturating_duration_since(StdInstant::now());
+            let wait = self
+                .next_wake(next_tick)
+                .saturating_duration_since(StdInstant::now());
             match self.poller.wait(&mut events, Some(wait)) {
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -263,12 +267,34 @@ impl Host {
                 }
             }
             let now = StdInstant::now();
+            if self.accept_paused_until.is_some_and(|until| now >= until) {
+                self.accept_paused_until = None;
+                self.poller.modify_with_mode(
+                    &self.listener,
+                    Interest::readable(LISTENER_KEY),
+                    PollMode::Level,
+                )?;
+            }
             if now >= next_tick {
                 next_tick = now + TIMER_TICK;
-                self.tick(now)?;
+                self.tick();
             }
             self.persist(now);
         }
+    }
+
+    /// When the loop must wake up even if no socket is ready: the next timer
+    /// tick, the end of an accept pause, or now if changes wait to be saved
+    /// (releasing held replies can let pipelined commands make more).
+    fn next_wake(&self, next_tick: StdInstant) -> StdInstant {
+        let mut wake = next_tick;
+        if let Some(until) = self.accept_paused_until {
+            wake = wake.min(until);
+        }
+        if self.server.poll_persist().is_some() {
+            wake = wake.min(self.retry_save_at.unwrap_or_else(StdInstant::now));
+        }
+        wake
     }
 
     /// Stores the directory if this turn changed it, then releases the
@@ -299,6 +325,7 @@ impl Host {
         let core_now = self.now();
         for index in std::mem::take(&mut self.holding) {
             if let Some(Some(peer)) = self.peers.get_mut(index) {
+                peer.in_holding = false;
                 peer.conn.handle_durable(core_now, &mut self.server);
             }
             self.after_input(index);
@@ -317,15 +344,8 @@ impl Host {
         }
     }
 
-    fn tick(&mut self, now: StdInstant) -> io::Result<()> {
-        if self.accept_paused_until.is_some_and(|until| now >= until) {
-            self.accept_paused_until = None;
-            self.poller.modify_with_mode(
-                &self.listener,
-                Interest::readable(LISTENER_KEY),
-                PollMode::Level,
-            )?;
-        }
+    /// Runs the connection timers that are due.
+    fn tick(&mut self) {
         let core_now = self.now();
         for index in 0..self.peers.len() {
             let due = match &self.peers[index] {
@@ -342,7 +362,6 @@ impl Host {
                 self.after_input(index);
             }
         }
-        Ok(())
     }
 
     fn accept_ready(&mut self) -> io::Result<()> {
@@ -408,6 +427,7 @@ impl Host {
             conn: Connection::new(self.now()),
             interest,
             read_closed: false,
+            in_holding: false,
         });
         self.after_input(index);
     }
@@ -466,9 +486,16 @@ impl Host {
             return;
         }
         let pending = !peer.conn.poll_transmit().is_empty();
-        if peer.conn.is_holding() {
-            self.holding.push(index);
-        } else if peer.conn.is_finished() || (peer.read_closed && !pending) {
+        if peer.conn.is_finished() {
+            // Aborted (its held replies, if any, are dropped) or done.
+            self.close(index, Close::Orderly);
+            return;
+        } else if peer.conn.is_holding() {
+            if !peer.in_holding {
+                peer.in_holding = true;
+                self.holding.push(index);
+            }
+        } else if peer.read_closed && !pending {
             self.close(index, Close::Orderly);
             return;
         }

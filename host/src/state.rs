@@ -115,7 +115,12 @@ fn parse_state(bytes: &[u8], directory: &mut Directory) -> Result<(), String> {
         _ => return Err(format!("line 1 is not '{HEADER}'")),
     }
     for (number, line) in lines {
-        if let Some(count) = line.strip_prefix(b"end ") {
+        // `end <count>` has two words; a room line, even for a room named
+        // `end`, has three.
+        if let Some(count) = line
+            .strip_prefix(b"end ")
+            .filter(|rest| !rest.contains(&b' '))
+        {
             let count = std::str::from_utf8(count)
                 .ok()
                 .and_then(|c| c.parse::<usize>().ok());
@@ -170,6 +175,8 @@ mod tests {
         let mut dir = Box::new(Directory::new());
         dir.insert(room("lobby", 1, 5000)).unwrap();
         dir.insert(room("Attic", 2, 5000)).unwrap();
+        // A room named like the end marker is still a room.
+        dir.insert(room("end", 3, 5000)).unwrap();
         state.save(&dir).unwrap();
         assert!(state.load(&mut loaded).unwrap());
         assert_eq!(loaded.rooms(), dir.rooms());
