@@ -154,11 +154,11 @@ impl Server {
     /// a connection.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        if self.dropped_events > 0 {
-            let dropped = core::mem::take(&mut self.dropped_events);
-            return Some(Event::Dropped(dropped));
+        // The queue holds the oldest events; the ones dropped came after.
+        if let Some(event) = self.events.pop_front() {
+            return Some(event);
         }
-        self.events.pop_front()
+        (self.dropped_events > 0).then(|| Event::Dropped(core::mem::take(&mut self.dropped_events)))
     }
 
     fn emit(&mut self, event: Event) {

@@ -528,7 +528,11 @@ fn undrained_events_are_counted_not_lost_silently() {
     let mut kept = 0;
     while let Some(event) = host.server.poll_event() {
         match event {
-            Event::Dropped(n) => dropped += n,
+            // Reported after the events kept, which came first.
+            Event::Dropped(n) => {
+                assert_eq!(kept, EVENT_QUEUE, "Dropped before the kept events");
+                dropped += n;
+            }
             Event::Answered { .. } => kept += 1,
             other => panic!("{other:?}"),
         }
