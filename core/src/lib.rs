@@ -6,7 +6,10 @@
 //!   Protocol (CRDP): [`parse_command`], [`Command`], [`ErrorCode`];
 //! - the room directory and its invariants: [`Directory`];
 //! - the directory server's state machine: [`Server`] and its per-peer
-//!   [`Connection`].
+//!   [`Connection`];
+//! - the chat client's state machine: [`Client`], which takes the user's
+//!   lines, the server's bytes and chat datagrams, and puts out
+//!   [`Output`]s for its host to carry out.
 //!
 //! # The sans-IO promise
 //!
@@ -26,7 +29,13 @@
 //! 3. after every `handle_*` call, drain [`Server::poll_event`] until `None`
 //!    (for logging), then write what [`Connection::poll_transmit`] returns and
 //!    report how much went out with [`Connection::handle_sent`];
-//! 4. close the socket once [`Connection::is_finished`] says so.
+//! 4. close the socket once [`Connection::is_finished`] says so;
+//! 5. with durable replies on, once per loop turn store the directory when
+//!    [`Server::poll_persist`] asks, then [`Server::handle_persisted`] and
+//!    [`Connection::handle_durable`] on the connections that were holding.
+//!
+//! The client's host (`host/src/client.rs`) works the same way: every
+//! `handle_*` call is followed by draining [`Client::poll_output`].
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
