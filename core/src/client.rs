@@ -469,7 +469,9 @@ struct Sent {
     at: Instant,
 }
 
-/// The chat client's state machine. See the [module docs](self).
+/// The chat client's state machine: after every `handle_*` call, drain
+/// [`Client::poll_output`] until `None`, then ask [`Client::poll_timeout`]
+/// when to call [`Client::handle_timeout`].
 #[derive(Debug)]
 pub struct Client {
     config: ClientConfig,
