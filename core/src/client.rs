@@ -869,7 +869,7 @@ impl Client {
             say!(
                 self,
                 "Still waiting for the directory server; '{}' was ignored. Wait for the prompt.",
-                Clean(text)
+                Quote(text.as_bytes())
             );
         } else {
             self.command_line(text);
@@ -1109,7 +1109,7 @@ impl Client {
             say!(
                 self,
                 "'{}' is not a command. Type 'help' for the commands.",
-                Clean(verb)
+                Quote(verb.as_bytes())
             );
             return;
         };

@@ -132,3 +132,33 @@ fn rooms_sharing_a_port_and_clients_sharing_a_host() {
     assert_eq!(clients[0].stdout.count("Ann: in red"), 0);
     assert_eq!(clients[2].stdout.count("Ann: in red"), 1);
 }
+
+/// A piped line longer than the client reads at once is refused as one
+/// line: it is never cut into pieces that would each run (or, in a room,
+/// each be sent).
+#[test]
+fn an_overlong_piped_line_is_refused_whole() {
+    let port = closed_port();
+    let mut client = ClientProcess::start("c", port, &[]);
+    // 100 KiB, more than the 64 KiB read at once, with a multibyte
+    // character across the cut.
+    let mut long = "é".repeat(50 * 1024).into_bytes();
+    long.push(b'\n');
+    client.send_bytes(&long);
+    client.run("name Zed", "Your chat name is now Zed");
+    let refusals = client
+        .stdout
+        .all()
+        .iter()
+        .filter(|l| l.contains("is not a command"))
+        .count();
+    assert_eq!(refusals, 1, "{:#?}", client.stdout.all());
+    assert!(
+        !client
+            .stdout
+            .all()
+            .iter()
+            .any(|l| l.contains("not valid UTF-8")),
+        "the cut split a character"
+    );
+}

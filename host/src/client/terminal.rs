@@ -43,7 +43,9 @@ use rustyline::{
     ExternalPrinter, KeyEvent, RepeatCount,
 };
 
-/// The longest line read from piped input; a longer one is cut in pieces.
+/// The longest line read from piped input. The rest of a longer line is
+/// skipped, so the line is refused as one (too long to send), never cut
+/// into pieces that would each be sent or run.
 const MAX_PLAIN_LINE: u64 = 64 * 1024;
 
 /// The most bytes of messages waiting for the terminal; past it, chat
@@ -353,6 +355,27 @@ fn print_thread(mut printer: impl ExternalPrinter, queue: &PrintQueue, done: Sen
     let _ = done.send(());
 }
 
+/// Reads and drops input up to and including the next LF, in buffer-sized
+/// pieces (a line of any length costs no memory).
+fn skip_rest_of_line(input: &mut impl BufRead) {
+    loop {
+        let buf = match input.fill_buf() {
+            Ok(buf) if !buf.is_empty() => buf,
+            _ => return,
+        };
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
+                return;
+            }
+            None => {
+                let n = buf.len();
+                input.consume(n);
+            }
+        }
+    }
+}
+
 fn plain_thread(requests: Receiver<LineRequest>, inputs: Sender<Input>, poller: Arc<Poller>) {
     let stdin = io::stdin();
     let mut stdin = stdin.lock();
@@ -363,9 +386,18 @@ fn plain_thread(requests: Receiver<LineRequest>, inputs: Sender<Input>, poller: 
             .read_until(b'\n', &mut line)
         {
             Ok(0) | Err(_) => Input::Eof,
+            Ok(_) if line.last() == Some(&b'\n') => {
+                line.pop();
+                Input::Line(line)
+            }
             Ok(_) => {
-                if line.last() == Some(&b'\n') {
-                    line.pop();
+                // Cut short (or the last line, without LF): skip the rest of
+                // it, and do not leave half a character at the cut.
+                skip_rest_of_line(&mut stdin);
+                if let Err(e) = std::str::from_utf8(&line) {
+                    if e.error_len().is_none() {
+                        line.truncate(e.valid_up_to());
+                    }
                 }
                 Input::Line(line)
             }
