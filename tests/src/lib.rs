@@ -126,9 +126,26 @@ impl ServerProcess {
     /// Starts `roomcast server --bind 127.0.0.1 --port 0 EXTRA...` and waits
     /// until it says which port it listens on.
     pub fn start(extra: &[&str]) -> ServerProcess {
-        let mut child = Command::new(roomcast_bin())
-            .args(["server", "--bind", "127.0.0.1", "--port", "0"])
-            .args(extra)
+        let args = [&["--bind", "127.0.0.1", "--port", "0"], extra].concat();
+        ServerProcess::start_with(&[], &args)
+    }
+
+    /// Starts `WRAPPER... roomcast server ARGS...` (a wrapper such as `ip
+    /// netns exec NS` or `prlimit ... --`, which must exec the server so that
+    /// the PID is the server's) and waits until it says which port it
+    /// listens on. [`addr`](Self::addr) assumes it listens on 127.0.0.1.
+    pub fn start_with(wrapper: &[&str], args: &[&str]) -> ServerProcess {
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(roomcast_bin());
+                command
+            }
+            None => Command::new(roomcast_bin()),
+        };
+        let mut child = command
+            .arg("server")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -149,6 +166,16 @@ impl ServerProcess {
             .and_then(|rest| rest.trim_end_matches("...").parse().ok())
             .unwrap_or_else(|| panic!("no port in {line:?}"));
         server
+    }
+
+    /// Everything it printed, stdout then stderr.
+    pub fn log(&self) -> String {
+        [self.stdout.all(), self.stderr.all()].concat().join("\n")
+    }
+
+    /// How many lines it printed (on either stream) contain `needle`.
+    pub fn logged(&self, needle: &str) -> usize {
+        self.stdout.count(needle) + self.stderr.count(needle)
     }
 
     /// The server's address.

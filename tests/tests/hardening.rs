@@ -147,32 +147,11 @@ fn a_peer_that_never_reads_is_dropped_and_memory_stays_flat() {
 fn running_out_of_descriptors_is_survived_without_spinning() {
     // 24 descriptors: stdio, the listener, the poller, the signal pipe...
     // and a handful for clients.
-    let mut child = Command::new("prlimit")
-        .args(["--nofile=24:24", "--"])
-        .arg(roomcast_bin())
-        .args([
-            "server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--log-level",
-            "warn",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run prlimit (util-linux)");
-    let stdout = roomcast_tests::Lines::collect(child.stdout.take().unwrap());
-    let line = stdout.wait_for("listening on port");
-    let port: u16 = line
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .trim_end_matches("...")
-        .parse()
-        .unwrap();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let pid = child.id();
+    let server = ServerProcess::start_with(
+        &["prlimit", "--nofile=24:24", "--"],
+        &["--bind", "127.0.0.1", "--port", "0", "--log-level", "warn"],
+    );
+    let (stdout, addr, pid) = (&server.stdout, server.addr(), server.pid());
 
     let mut held: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(addr).unwrap()).collect();
     stdout.wait_for("out of file descriptors");
@@ -202,8 +181,6 @@ fn running_out_of_descriptors_is_survived_without_spinning() {
         assert!(Instant::now() < deadline, "server did not recover");
         thread::sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]

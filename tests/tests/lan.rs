@@ -9,11 +9,11 @@
 
 mod client_common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use client_common::{ClientProcess, eventually, have, is_root, require, require_sandbox};
-use roomcast_tests::{Lines, roomcast_bin};
+use roomcast_tests::ServerProcess;
 
 /// The LAN; its namespaces are deleted when it is dropped.
 struct Lan {
@@ -115,53 +115,6 @@ impl Drop for Lan {
     }
 }
 
-/// `roomcast server` on the server host, killed (by PID) when dropped.
-struct RemoteServer {
-    child: Child,
-    stdout: Lines,
-    stderr: Lines,
-}
-
-impl RemoteServer {
-    fn start(ns: &str) -> RemoteServer {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(roomcast_bin())
-            .args(["server", "--bind", SERVER, "--port", "5577"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the server");
-        let stdout = Lines::collect(child.stdout.take().unwrap());
-        let stderr = Lines::collect(child.stderr.take().unwrap());
-        stdout.wait_for("Chat Room Directory Server listening on port 5577");
-        RemoteServer {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-}
-
-impl RemoteServer {
-    /// How many log lines (on either stream) contain `needle`.
-    fn logged(&self, needle: &str) -> usize {
-        self.stdout.count(needle) + self.stderr.count(needle)
-    }
-
-    fn log(&self) -> String {
-        [self.stdout.all(), self.stderr.all()].concat().join("\n")
-    }
-}
-
-impl Drop for RemoteServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn chat_across_a_lan_of_namespaces() {
     if !require(is_root(), "building network namespaces needs root")
@@ -172,7 +125,10 @@ fn chat_across_a_lan_of_namespaces() {
     }
     // Declared first, dropped last: after every process in it has ended.
     let lan = Lan::build();
-    let server = RemoteServer::start(&lan.ns("srv"));
+    let server = ServerProcess::start_with(
+        &["ip", "netns", "exec", &lan.ns("srv")],
+        &["--bind", SERVER, "--port", "5577"],
+    );
     let to_server = format!("{SERVER}:5577");
 
     let alice_ns = lan.ns("c1");

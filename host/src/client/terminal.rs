@@ -305,12 +305,7 @@ fn editor_thread(
                 Input::Eof
             }
         };
-        let eof = matches!(input, Input::Eof);
-        if inputs.send(input).is_err() {
-            return;
-        }
-        let _ = poller.notify();
-        if eof {
+        if !deliver(&inputs, &poller, input) {
             return;
         }
     }
@@ -353,6 +348,17 @@ fn print_thread(mut printer: impl ExternalPrinter, queue: &PrintQueue, done: Sen
     drop(queued);
     queue.changed.notify_all();
     let _ = done.send(());
+}
+
+/// Hands one input to the event loop and wakes it. `false` when the reading
+/// thread should stop: the input was the end, or the loop is gone.
+fn deliver(inputs: &Sender<Input>, poller: &Poller, input: Input) -> bool {
+    let eof = matches!(input, Input::Eof);
+    if inputs.send(input).is_err() {
+        return false;
+    }
+    let _ = poller.notify();
+    !eof
 }
 
 /// Reads and drops input up to and including the next LF, in buffer-sized
@@ -402,12 +408,7 @@ fn plain_thread(requests: Receiver<LineRequest>, inputs: Sender<Input>, poller: 
                 Input::Line(line)
             }
         };
-        let eof = matches!(input, Input::Eof);
-        if inputs.send(input).is_err() {
-            return;
-        }
-        let _ = poller.notify();
-        if eof {
+        if !deliver(&inputs, &poller, input) {
             return;
         }
     }
