@@ -117,7 +117,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     config.idle_timeout = args.idle_timeout;
     config.send_timeout = args.send_timeout;
     config.durable_replies = args.state.is_some();
-    let state = args.state.map(StateFile::new);
+    let state = args.state.map(StateFile::open).transpose()?;
     let mut directory = Box::new(Directory::new());
     if let Some(state) = &state {
         let path = state.path().display();
