@@ -140,11 +140,13 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     let mut host = Host::new(listener, server, state, args.max_connections as usize)
         .map_err(|e| format!("cannot set up the event loop: {e}"))?;
     // Printed whatever the log level: people and scripts wait for it.
-    println!("Chat Room Directory Server listening on port {port}...");
+    log::plain(format_args!(
+        "Chat Room Directory Server listening on port {port}..."
+    ));
     host.run()
         .map_err(|e| format!("the event loop failed: {e}"))?;
     log!(Info, "stopped: closed {} connections", host.closed_at_stop);
-    println!("Chat Room Directory Server stopped.");
+    log::plain(format_args!("Chat Room Directory Server stopped."));
     Ok(())
 }
 
