@@ -1,10 +1,11 @@
 //! The directory on disk (`roomcast server --state PATH`).
 //!
 //! The file is a snapshot, replaced whole and atomically: the new contents go
-//! to a fresh temporary file in the same folder (made with `O_EXCL` by the
-//! `tempfile` crate, so a link planted in the folder is never followed), which
-//! gets the permissions of the file it replaces (0600 for a new one), is
-//! fsynced, and renamed over `PATH`; then the folder is fsynced. A crash at
+//! to a fresh temporary file in the same folder, `.NAME.XXXXXX.roomcast-tmp`
+//! (made with `O_EXCL` by the `tempfile` crate, so a link planted in the
+//! folder is never followed), which gets the permissions of the file it
+//! replaces (0600 for a new one), is fsynced, and renamed over `PATH`; then
+//! the folder is fsynced. A crash at
 //! any point leaves either the old file or the new one, never a mix. The
 //! server stores the directory once per event-loop turn in which it changed,
 //! and only then sends the `OK`s of that turn's changes, so an acknowledged
@@ -67,8 +68,9 @@ const MAX_LINK_HOPS: usize = 40;
 /// [`TMP_SUFFIX`], beside the state file `NAME`.
 const TMP_RANDOM: usize = 6;
 
-/// The end of a temporary file's name.
-const TMP_SUFFIX: &str = ".tmp";
+/// The end of a temporary file's name: distinctive, since files of that
+/// shape are removed at start as leftovers of a crashed save.
+const TMP_SUFFIX: &str = ".roomcast-tmp";
 
 /// The longest lock file read for the holder's PID (a PID is at most 20
 /// digits and a newline).
@@ -634,13 +636,21 @@ mod tests {
     fn leftovers_of_a_crashed_save_are_removed_and_nothing_else() {
         let path = temp_path("leftovers");
         let folder = path.parent().unwrap();
-        for name in [".rooms.state.AbC123.tmp", ".rooms.state.x.tmp", "other.tmp"] {
+        for name in [
+            ".rooms.state.AbC123.roomcast-tmp",
+            ".rooms.state.x.roomcast-tmp",
+            ".rooms.state.backup.tmp",
+        ] {
             fs::write(folder.join(name), b"").unwrap();
         }
         let state = StateFile::open(path).unwrap();
         assert_eq!(
             folder_names(&state),
-            [".rooms.state.x.tmp", "other.tmp", "rooms.state.lock"]
+            [
+                ".rooms.state.backup.tmp",
+                ".rooms.state.x.roomcast-tmp",
+                "rooms.state.lock"
+            ]
         );
     }
 }
