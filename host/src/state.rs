@@ -371,9 +371,13 @@ fn lock(path: &Path) -> Result<File, String> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&lock_path)
         .map_err(|e| {
+            let hint = if e.raw_os_error() == Some(libc::ELOOP) {
+                "it is a symbolic link, which is not followed: move it away"
+            } else {
+                "the server must be able to create and write files in that folder"
+            };
             format!(
-                "cannot use the state file {}: cannot open its lock file {shown} ({e}); the \
-                 server must be able to create and write files in that folder",
+                "cannot use the state file {}: cannot open its lock file {shown} ({e}); {hint}",
                 path.display()
             )
         })?;
@@ -652,5 +656,28 @@ mod tests {
                 "rooms.state.lock"
             ]
         );
+    }
+
+    #[test]
+    fn a_link_planted_at_the_lock_file_is_not_followed() {
+        let path = temp_path("lock-link");
+        let folder = path.parent().unwrap();
+        let victim = folder.join("victim");
+        fs::write(&victim, b"precious\n").unwrap();
+        std::os::unix::fs::symlink(&victim, folder.join("rooms.state.lock")).unwrap();
+        let err = StateFile::open(path).unwrap_err();
+        assert!(err.contains("cannot open its lock file"), "{err}");
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert_eq!(fs::read(&victim).unwrap(), b"precious\n");
+    }
+
+    #[test]
+    fn a_loop_of_links_is_refused() {
+        let path = temp_path("loop");
+        let other = path.with_file_name("other");
+        std::os::unix::fs::symlink(&other, &path).unwrap();
+        std::os::unix::fs::symlink(&path, &other).unwrap();
+        let err = StateFile::open(path).unwrap_err();
+        assert!(err.contains("more than 40 symbolic links"), "{err}");
     }
 }
