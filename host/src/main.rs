@@ -10,6 +10,7 @@ mod log;
 mod server;
 mod state;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -44,10 +45,14 @@ fn main() -> ExitCode {
         Command::Client(args) => client::run(args),
         Command::Bench(args) => bench::run(args),
     };
+    // What the server logged is written before it exits (within a bound:
+    // a stdout nobody reads does not hold the exit up).
+    log::finish();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("roomcast: {message}");
+            // Not eprintln!, which panics when stderr is a closed pipe.
+            let _ = writeln!(std::io::stderr(), "roomcast: {message}");
             ExitCode::FAILURE
         }
     }

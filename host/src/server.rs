@@ -117,7 +117,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     config.idle_timeout = args.idle_timeout;
     config.send_timeout = args.send_timeout;
     config.durable_replies = args.state.is_some();
-    let state = args.state.map(StateFile::new);
+    let state = args.state.map(StateFile::open).transpose()?;
     let mut directory = Box::new(Directory::new());
     if let Some(state) = &state {
         let path = state.path().display();
@@ -140,11 +140,13 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     let mut host = Host::new(listener, server, state, args.max_connections as usize)
         .map_err(|e| format!("cannot set up the event loop: {e}"))?;
     // Printed whatever the log level: people and scripts wait for it.
-    println!("Chat Room Directory Server listening on port {port}...");
+    log::plain(format_args!(
+        "Chat Room Directory Server listening on port {port}..."
+    ));
     host.run()
         .map_err(|e| format!("the event loop failed: {e}"))?;
     log!(Info, "stopped: closed {} connections", host.closed_at_stop);
-    println!("Chat Room Directory Server stopped.");
+    log::plain(format_args!("Chat Room Directory Server stopped."));
     Ok(())
 }
 

@@ -1,11 +1,25 @@
 //! The directory on disk (`roomcast server --state PATH`).
 //!
 //! The file is a snapshot, replaced whole and atomically: the new contents go
-//! to `PATH.tmp`, which is fsynced, renamed over `PATH`, and then the folder
-//! is fsynced. A crash at any point leaves either the old file or the new
-//! one, never a mix. The server stores the directory once per event-loop
-//! turn in which it changed, and only then sends the `OK`s of that turn's
-//! changes, so an acknowledged change is always on disk.
+//! to a fresh temporary file in the same folder, `.NAME.XXXXXX.roomcast-tmp`
+//! (made with `O_EXCL` by the `tempfile` crate, so a link planted in the
+//! folder is never followed), which gets the permissions of the file it
+//! replaces (0600 for a new one), is fsynced, and renamed over `PATH`; then
+//! the folder is fsynced. A crash at
+//! any point leaves either the old file or the new one, never a mix. The
+//! server stores the directory once per event-loop turn in which it changed,
+//! and only then sends the `OK`s of that turn's changes, so an acknowledged
+//! change is always on disk.
+//!
+//! If `PATH` is a symbolic link, it is followed once, at start: the server
+//! reads and replaces the file the link points to, in that file's folder,
+//! and the link stays as it is.
+//!
+//! One server at a time: the server holds an exclusive lock (`flock`) on
+//! `PATH.lock` for its whole life and writes its PID there, so a second
+//! server on the same file refuses to start and says which process holds it.
+//! The kernel drops the lock when the process dies, however it dies, so a
+//! lock file left by a crash is no obstacle.
 //!
 //! Format (UTF-8 text, one item per line, LF-terminated):
 //!
@@ -16,53 +30,207 @@
 //! ```
 //!
 //! The `end` line proves the file is whole. Anything else is corruption, and
-//! the server refuses to start rather than lose the directory.
+//! the server refuses to start rather than lose the directory. Only a
+//! regular file of at most [`MAX_STATE_FILE`] bytes is read.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, ErrorKind, Write};
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, BufWriter, ErrorKind, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use roomcast_core::limits::{MAX_ROOM_LINE, MAX_ROOMS};
 use roomcast_core::{Directory, LineBuf, encode_room_line, parse_room_line};
+
+use crate::log::log;
 
 /// The first line of a state file of this version.
 const HEADER: &str = "roomcast-state 1";
 
-/// A state file: where the directory lives between runs.
+/// The largest state file the server reads, in bytes: the header line,
+/// [`MAX_ROOMS`] room lines of the longest kind ([`MAX_ROOM_LINE`]), and the
+/// end line. A bigger file cannot be a state file, and is refused before
+/// it is read.
+pub const MAX_STATE_FILE: u64 =
+    (HEADER.len() + 1 + MAX_ROOMS * MAX_ROOM_LINE + "end ".len() + decimal_digits(MAX_ROOMS) + 1)
+        as u64;
+
+/// The permissions of a new state file, and of the lock file: the owner
+/// reads and writes, nobody else.
+const NEW_FILE_MODE: u32 = 0o600;
+
+/// How many symbolic links in a row are followed to find the state file
+/// (the kernel's own limit for a path).
+const MAX_LINK_HOPS: usize = 40;
+
+/// The temporary file of a save is `.NAME.` + this many random letters +
+/// [`TMP_SUFFIX`], beside the state file `NAME`.
+const TMP_RANDOM: usize = 6;
+
+/// The end of a temporary file's name: distinctive, since files of that
+/// shape are removed at start as leftovers of a crashed save.
+const TMP_SUFFIX: &str = ".roomcast-tmp";
+
+/// The longest lock file read for the holder's PID (a PID is at most 20
+/// digits and a newline).
+const MAX_LOCK_FILE: u64 = 32;
+
+/// How many times the lock file is read for the holder's PID when it is
+/// empty (the holder has locked it but not yet written), and how long apart.
+const PID_READ_TRIES: u32 = 10;
+const PID_READ_PAUSE: Duration = Duration::from_millis(20);
+
+/// The number of decimal digits of `n`.
+const fn decimal_digits(mut n: usize) -> usize {
+    let mut digits = 1;
+    while n >= 10 {
+        n /= 10;
+        digits += 1;
+    }
+    digits
+}
+
+/// A state file: where the directory lives between runs, locked for this
+/// process while the value lives.
 #[derive(Debug)]
 pub struct StateFile {
+    /// The file read and replaced (`--state` with links followed).
     path: PathBuf,
-    tmp: PathBuf,
+    /// The folder it is in, where temporary files are made.
+    folder: PathBuf,
+    /// The start of a temporary file's name: `.NAME.`.
+    tmp_prefix: OsString,
+    /// `PATH.lock`, locked (exclusive `flock`) until this value drops.
+    _lock: File,
 }
 
 impl StateFile {
-    /// The state file at `path` (not yet read or written).
-    pub fn new(path: PathBuf) -> StateFile {
-        let mut tmp = path.clone().into_os_string();
-        tmp.push(".tmp");
-        StateFile {
-            path,
-            tmp: tmp.into(),
+    /// Prepares the state file `given` for this server: follows a link,
+    /// checks that the folder exists and takes new files, refuses anything
+    /// but a regular file, and takes the lock (which says which process
+    /// holds it if another does). Every refusal is a message for people.
+    pub fn open(given: PathBuf) -> Result<StateFile, String> {
+        let shown = given.display();
+        let path =
+            follow_links(&given).map_err(|e| format!("cannot use the state file {shown}: {e}"))?;
+        if path != given {
+            log!(
+                Info,
+                "the state file {shown} is a link to {}: the server replaces that file and \
+                 keeps the link",
+                path.display()
+            );
         }
+        let shown = path.display();
+        let Some(name) = path.file_name() else {
+            return Err(format!(
+                "cannot use the state file {shown}: --state must name a file"
+            ));
+        };
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let folder_shown = folder.display();
+        match fs::metadata(&folder) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(format!(
+                    "cannot use the state file {shown}: {folder_shown} is not a folder"
+                ));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(format!(
+                    "cannot use the state file {shown}: its folder {folder_shown} does not \
+                     exist; create it first"
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot use the state file {shown}: cannot reach its folder \
+                     {folder_shown}: {e}"
+                ));
+            }
+        }
+        match fs::symlink_metadata(&path) {
+            Ok(m) if !m.is_file() => return Err(not_regular(&path, &m)),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot read the state file {shown}: {e}")),
+        }
+        let lock = lock(&path)?;
+        let mut tmp_prefix = OsString::from(".");
+        tmp_prefix.push(name);
+        tmp_prefix.push(".");
+        let state = StateFile {
+            folder,
+            tmp_prefix,
+            _lock: lock,
+            path,
+        };
+        // Found now, not at the first change: a folder that takes no new
+        // file (read-only, not ours, a read-only file system).
+        state.temp_file().map_err(|e| {
+            format!(
+                "cannot use the state file {}: cannot create files in its folder {} ({e}), \
+                 so no change could be saved",
+                state.path.display(),
+                state.folder.display()
+            )
+        })?;
+        state.remove_leftovers();
+        Ok(state)
     }
 
-    /// The file's path, for messages.
+    /// The file's path (links followed), for messages.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Reads the directory into `into` (which must be empty) and says
     /// whether there was a file. A missing file leaves `into` empty; an
-    /// unreadable or corrupt one is an error that says where and why.
+    /// unreadable, oversized, not regular or corrupt one is an error that
+    /// says where and why.
     ///
     /// (The directory is filled in place: it is large, and copies of it on
     /// the stack are best avoided.)
     pub fn load(&self, into: &mut Directory) -> Result<bool, String> {
         let shown = self.path.display();
-        let text = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
+        let cannot_read = |e: io::Error| format!("cannot read the state file {shown}: {e}");
+        // Nonblocking, so that a FIFO put there after the start's checks
+        // cannot hang the open; not following a link put there since.
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(&self.path)
+        {
+            Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(format!("cannot read the state file {shown}: {e}")),
+            Err(e) => return Err(cannot_read(e)),
         };
+        let meta = file.metadata().map_err(cannot_read)?;
+        if !meta.is_file() {
+            return Err(not_regular(&self.path, &meta));
+        }
+        let too_big = |len: u64| {
+            format!(
+                "the state file {shown} is {len} bytes, but a directory of {MAX_ROOMS} rooms \
+                 takes at most {MAX_STATE_FILE} bytes: it is not a roomcast state file. The \
+                 server will not start with it: move it away or give another --state"
+            )
+        };
+        if meta.len() > MAX_STATE_FILE {
+            return Err(too_big(meta.len()));
+        }
+        let mut text = Vec::with_capacity(meta.len() as usize);
+        // Bounded even if the file grows while it is read.
+        file.take(MAX_STATE_FILE + 1)
+            .read_to_end(&mut text)
+            .map_err(cannot_read)?;
+        if text.len() as u64 > MAX_STATE_FILE {
+            return Err(too_big(text.len() as u64));
+        }
         parse_state(&text, into).map(|()| true).map_err(|why| {
             format!(
                 "the state file {shown} is damaged ({why}). The server will not start \
@@ -73,12 +241,24 @@ impl StateFile {
 
     /// Stores `directory`, durably, replacing what was there.
     pub fn save(&self, directory: &Directory) -> io::Result<()> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&self.tmp)?;
-        let mut out = BufWriter::new(file);
+        // The file being replaced says what permissions (and, where the
+        // server may set them, owner and group) the new one gets.
+        let old = fs::symlink_metadata(&self.path)
+            .ok()
+            .filter(|m| m.is_file());
+        let mut tmp = self.temp_file()?;
+        if let Some(old) = &old {
+            // Best effort: only root may give a file away, and only to
+            // groups it is in may a user give one.
+            let file = tmp.as_file();
+            let _ = std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid()))
+                .or_else(|_| std::os::unix::fs::fchown(file, None, Some(old.gid())));
+        }
+        // Set exactly: the mode given at creation was cut by the umask.
+        let mode = old.map_or(NEW_FILE_MODE, |m| m.permissions().mode() & 0o777);
+        tmp.as_file()
+            .set_permissions(Permissions::from_mode(mode))?;
+        let mut out = BufWriter::new(tmp.as_file_mut());
         writeln!(out, "{HEADER}")?;
         let mut line = LineBuf::new();
         for room in directory.rooms() {
@@ -88,17 +268,167 @@ impl StateFile {
             out.write_all(line.as_bytes())?;
         }
         writeln!(out, "end {}", directory.len())?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&self.tmp, &self.path)?;
+        out.flush()?;
+        drop(out);
+        tmp.as_file().sync_all()?;
+        // rename(2): replaces PATH itself, never a file a link there points to.
+        tmp.persist(&self.path).map_err(|e| e.error)?;
         // The rename itself is durable only once the folder is synced.
-        let folder = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        File::open(folder)?.sync_all()
+        File::open(&self.folder)?.sync_all()
     }
+
+    /// A new, empty temporary file beside the state file, made exclusively
+    /// (never through an existing name or link), mode 0600 at most; it is
+    /// removed when dropped unless persisted.
+    fn temp_file(&self) -> io::Result<tempfile::NamedTempFile> {
+        tempfile::Builder::new()
+            .prefix(&self.tmp_prefix)
+            .suffix(TMP_SUFFIX)
+            .rand_bytes(TMP_RANDOM)
+            .permissions(Permissions::from_mode(NEW_FILE_MODE))
+            .tempfile_in(&self.folder)
+    }
+
+    /// Removes temporary files a crash in the middle of a save left behind
+    /// (only names of exactly that shape; the lock says no other server is
+    /// saving).
+    fn remove_leftovers(&self) {
+        let Ok(entries) = fs::read_dir(&self.folder) else {
+            return;
+        };
+        let prefix = self.tmp_prefix.as_encoded_bytes();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.as_encoded_bytes();
+            let ours = name.len() == prefix.len() + TMP_RANDOM + TMP_SUFFIX.len()
+                && name.starts_with(prefix)
+                && name.ends_with(TMP_SUFFIX.as_bytes());
+            if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// `path` with symbolic links followed (at most [`MAX_LINK_HOPS`]); a link
+/// to a missing file gives that file's path.
+fn follow_links(path: &Path) -> Result<PathBuf, String> {
+    let mut path = path.to_path_buf();
+    for _ in 0..MAX_LINK_HOPS {
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = fs::read_link(&path).map_err(|e| e.to_string())?;
+                // A relative link is relative to the link's own folder.
+                path = match path.parent() {
+                    Some(folder) => folder.join(target),
+                    None => target,
+                };
+            }
+            _ => return Ok(path),
+        }
+    }
+    Err(format!(
+        "more than {MAX_LINK_HOPS} symbolic links in a row (a loop?)"
+    ))
+}
+
+/// Why `path` is not read: it is not a regular file.
+fn not_regular(path: &Path, meta: &fs::Metadata) -> String {
+    let t = meta.file_type();
+    let kind = if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a file"
+    };
+    format!(
+        "the state file {} is not a regular file (it is {kind}); give --state the path of a \
+         file (it is made at the first change if missing)",
+        path.display()
+    )
+}
+
+/// Takes the exclusive lock on `PATH.lock` and writes this process's PID
+/// there; if another process holds it, says which.
+fn lock(path: &Path) -> Result<File, String> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let shown = lock_path.display();
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(NEW_FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&lock_path)
+        .map_err(|e| {
+            let hint = if e.raw_os_error() == Some(libc::ELOOP) {
+                "it is a symbolic link, which is not followed: move it away"
+            } else {
+                "the server must be able to create and write files in that folder"
+            };
+            format!(
+                "cannot use the state file {}: cannot open its lock file {shown} ({e}); {hint}",
+                path.display()
+            )
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read the lock file {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "the lock file {shown} is not a regular file: move it away"
+        ));
+    }
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            let holder = match read_holder(&mut file) {
+                Some(pid) => format!("PID {pid}"),
+                None => "its PID is not written yet".to_owned(),
+            };
+            return Err(format!(
+                "the state file {} is in use by another server ({holder}, from {shown}); \
+                 stop that one first, or give this one another --state",
+                path.display()
+            ));
+        }
+        Err(e) => {
+            return Err(format!("cannot lock {shown}: {}", io::Error::from(e)));
+        }
+    }
+    let pid = format!("{}\n", std::process::id());
+    file.set_len(0)
+        .and_then(|()| (&file).write_all(pid.as_bytes()))
+        .map_err(|e| format!("cannot write the lock file {shown}: {e}"))?;
+    Ok(file)
+}
+
+/// The PID the lock holder wrote, if it has written it yet.
+fn read_holder(file: &mut File) -> Option<u32> {
+    use std::io::{Seek, SeekFrom};
+    for _ in 0..PID_READ_TRIES {
+        let mut text = String::new();
+        let read = file.seek(SeekFrom::Start(0)).and_then(|_| {
+            Read::by_ref(file)
+                .take(MAX_LOCK_FILE)
+                .read_to_string(&mut text)
+        });
+        if let (Ok(_), Ok(pid)) = (read, text.trim().parse()) {
+            return Some(pid);
+        }
+        std::thread::sleep(PID_READ_PAUSE);
+    }
+    None
 }
 
 /// Parses a whole state file; the error says which line is wrong and how.
@@ -163,9 +493,19 @@ mod tests {
         }
     }
 
+    /// The names in the state file's folder, sorted.
+    fn folder_names(state: &StateFile) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&state.folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn round_trips_a_directory() {
-        let state = StateFile::new(temp_path("round"));
+        let state = StateFile::open(temp_path("round")).unwrap();
         let mut loaded = Box::new(Directory::new());
         assert!(
             !state.load(&mut loaded).unwrap(),
@@ -186,7 +526,12 @@ mod tests {
         let mut again = Box::new(Directory::new());
         state.load(&mut again).unwrap();
         assert_eq!(again.rooms(), dir.rooms());
-        assert!(!state.tmp.exists());
+        // No temporary file is left: only the file and its lock.
+        assert_eq!(folder_names(&state), ["rooms.state", "rooms.state.lock"]);
+        assert_eq!(
+            fs::read_to_string(state.path.with_extension("state.lock")).unwrap(),
+            format!("{}\n", std::process::id())
+        );
     }
 
     #[test]
@@ -214,8 +559,9 @@ mod tests {
             ),
         ];
         for (i, (bytes, why)) in cases.into_iter().enumerate() {
-            let state = StateFile::new(temp_path(&format!("bad{i}")));
-            fs::write(&state.path, bytes).unwrap();
+            let path = temp_path(&format!("bad{i}"));
+            fs::write(&path, bytes).unwrap();
+            let state = StateFile::open(path).unwrap();
             let err = state.load(&mut Box::new(Directory::new())).unwrap_err();
             assert!(err.contains(why), "case {i}: {err}");
             assert!(err.contains("will not start"), "case {i}: {err}");
@@ -225,12 +571,113 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_file_is_an_error_not_an_empty_directory() {
-        let path = temp_path("unreadable");
+    fn a_folder_in_place_of_the_file_is_refused() {
+        let path = temp_path("folder");
         fs::create_dir_all(&path).unwrap(); // a folder where the file should be
-        let err = StateFile::new(path)
-            .load(&mut Box::new(Directory::new()))
-            .unwrap_err();
-        assert!(err.contains("cannot read the state file"), "{err}");
+        let err = StateFile::open(path).unwrap_err();
+        assert!(err.contains("not a regular file (it is a folder)"), "{err}");
+    }
+
+    #[test]
+    fn the_size_bound_is_the_largest_directory() {
+        // "roomcast-state 1\n" + 4096 lines of 55 bytes + "end 4096\n".
+        assert_eq!(MAX_STATE_FILE, 17 + 4096 * 55 + 9);
+        // The largest directory there is: every room with the longest
+        // name, address and port. Its file is exactly at the bound.
+        let path = temp_path("largest");
+        let state = StateFile::open(path.clone()).unwrap();
+        let mut dir = Box::new(Directory::new());
+        for i in 0..MAX_ROOMS {
+            let name = format!(
+                "{}{i:04}",
+                "a".repeat(roomcast_core::limits::MAX_ROOM_NAME - 4)
+            );
+            let group =
+                std::net::Ipv4Addr::new(239, 100 + (i / 100) as u8, 100 + (i % 100) as u8, 100);
+            dir.insert(roomcast_core::Room {
+                name: name.as_str().try_into().unwrap(),
+                group,
+                port: 10000,
+            })
+            .unwrap();
+        }
+        state.save(&dir).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), MAX_STATE_FILE);
+        let mut loaded = Box::new(Directory::new());
+        assert!(state.load(&mut loaded).unwrap());
+        assert_eq!(loaded.len(), MAX_ROOMS);
+        // One byte more is refused before it is read.
+        let mut bytes = fs::read(&path).unwrap();
+        bytes.insert(0, b'x');
+        fs::write(&path, &bytes).unwrap();
+        let err = state.load(&mut Box::new(Directory::new())).unwrap_err();
+        assert!(
+            err.contains(&format!("is {} bytes", MAX_STATE_FILE + 1)),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("at most {MAX_STATE_FILE} bytes")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn one_state_file_is_held_once() {
+        let path = temp_path("locked");
+        let first = StateFile::open(path.clone()).unwrap();
+        // flock is per open file: a second open, even here, is refused.
+        let err = StateFile::open(path.clone()).unwrap_err();
+        assert!(err.contains("in use by another server"), "{err}");
+        assert!(
+            err.contains(&format!("PID {}", std::process::id())),
+            "{err}"
+        );
+        drop(first);
+        StateFile::open(path).unwrap();
+    }
+
+    #[test]
+    fn leftovers_of_a_crashed_save_are_removed_and_nothing_else() {
+        let path = temp_path("leftovers");
+        let folder = path.parent().unwrap();
+        for name in [
+            ".rooms.state.AbC123.roomcast-tmp",
+            ".rooms.state.x.roomcast-tmp",
+            ".rooms.state.backup.tmp",
+        ] {
+            fs::write(folder.join(name), b"").unwrap();
+        }
+        let state = StateFile::open(path).unwrap();
+        assert_eq!(
+            folder_names(&state),
+            [
+                ".rooms.state.backup.tmp",
+                ".rooms.state.x.roomcast-tmp",
+                "rooms.state.lock"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_link_planted_at_the_lock_file_is_not_followed() {
+        let path = temp_path("lock-link");
+        let folder = path.parent().unwrap();
+        let victim = folder.join("victim");
+        fs::write(&victim, b"precious\n").unwrap();
+        std::os::unix::fs::symlink(&victim, folder.join("rooms.state.lock")).unwrap();
+        let err = StateFile::open(path).unwrap_err();
+        assert!(err.contains("cannot open its lock file"), "{err}");
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert_eq!(fs::read(&victim).unwrap(), b"precious\n");
+    }
+
+    #[test]
+    fn a_loop_of_links_is_refused() {
+        let path = temp_path("loop");
+        let other = path.with_file_name("other");
+        std::os::unix::fs::symlink(&other, &path).unwrap();
+        std::os::unix::fs::symlink(&path, &other).unwrap();
+        let err = StateFile::open(path).unwrap_err();
+        assert!(err.contains("more than 40 symbolic links"), "{err}");
     }
 }
