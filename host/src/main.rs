@@ -10,10 +10,11 @@ mod log;
 mod server;
 mod state;
 
-use std::io::Write as _;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
 
 /// The TCP port the directory server listens on unless told otherwise, and
 /// the one the client connects to.
@@ -36,6 +37,83 @@ enum Command {
     /// Measure a directory server (or redis-server) under load, and chat
     /// over multicast on loopback.
     Bench(bench::BenchArgs),
+    /// Print shell completions for roomcast, to load in your shell's startup
+    /// file (for bash: `source <(roomcast completions bash)`).
+    Completions {
+        /// The shell to complete for.
+        shell: Shell,
+    },
+    /// Print a manual page in roff, for `man -l -` or to install under
+    /// `man1/` (for example `roomcast man server | man -l -`).
+    Man {
+        /// The command whose page to print: roomcast itself when left out.
+        #[arg(value_enum)]
+        page: Option<ManPage>,
+    },
+}
+
+/// The commands that have a manual page of their own besides `roomcast`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ManPage {
+    Server,
+    Client,
+    Bench,
+}
+
+impl ManPage {
+    /// The command's name and its page's, `roomcast-server(1)` as git
+    /// names its pages.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            ManPage::Server => ("server", "roomcast-server"),
+            ManPage::Client => ("client", "roomcast-client"),
+            ManPage::Bench => ("bench", "roomcast-bench"),
+        }
+    }
+}
+
+/// Writes the completions for `shell` to stdout. Both this and [`man`] are
+/// generated from the clap definitions, so they follow every option by
+/// construction.
+fn completions(shell: Shell) -> Result<(), String> {
+    let mut cli = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cli, "roomcast", &mut out);
+    write_stdout(&out)
+}
+
+/// Writes the manual page of `roomcast` or of one of its commands to stdout.
+fn man(page: Option<ManPage>) -> Result<(), String> {
+    let mut cli = Cli::command();
+    cli.build();
+    let cmd = match page {
+        None => cli,
+        Some(page) => {
+            let (command, title) = page.names();
+            let sub = cli
+                .find_subcommand(command)
+                .cloned()
+                .ok_or_else(|| format!("no command named {command}"))?;
+            sub.name(title)
+                .bin_name(title)
+                .version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut out)
+        .map_err(|e| format!("cannot render the manual page: {e}"))?;
+    write_stdout(&out)
+}
+
+/// Writes `bytes` to stdout; a closed pipe (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<(), String> {
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("cannot write to standard output: {e}")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -44,6 +122,8 @@ fn main() -> ExitCode {
         Command::Server(args) => server::run(args),
         Command::Client(args) => client::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Completions { shell } => completions(shell),
+        Command::Man { page } => man(page),
     };
     // What the server logged is written before it exits (within a bound:
     // a stdout nobody reads does not hold the exit up).
