@@ -27,14 +27,16 @@ use socket2::Socket;
 use self::net::Group;
 use self::terminal::{Input, Terminal};
 use crate::DEFAULT_PORT;
+use crate::discovery::{self, Found};
 
 /// Options of `roomcast client`.
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
     /// The directory server that `connect` (with no argument) and `chat`
-    /// use, as HOST or HOST:PORT.
-    #[arg(long, value_name = "HOST[:PORT]", default_value_t = format!("localhost:{DEFAULT_PORT}"))]
-    server: String,
+    /// use, as HOST or HOST:PORT [default: the one found on the LAN over
+    /// mDNS, else localhost]
+    #[arg(long, value_name = "HOST[:PORT]")]
+    server: Option<String>,
     /// Your chat name: 1-32 printable characters [default: your login name]
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
@@ -57,11 +59,16 @@ const DATAGRAMS_PER_TURN: usize = 32;
 
 /// Runs the client until the user quits.
 pub fn run(args: ClientArgs) -> Result<(), String> {
-    let server = parse_server_addr(&args.server, DEFAULT_PORT)
-        .map_err(|e| format!("--server {}: {e}", args.server))?;
     let name = match &args.name {
         Some(name) => ChatName::new(name).map_err(|e| format!("--name {name:?}: {e}"))?,
         None => default_name(),
+    };
+    let (server, discovered) = match &args.server {
+        Some(text) => (
+            parse_server_addr(text, DEFAULT_PORT).map_err(|e| format!("--server {text}: {e}"))?,
+            Vec::new(),
+        ),
+        None => find_servers(),
     };
     let poller = Arc::new(Poller::new().map_err(|e| format!("cannot start: {e}"))?);
     let terminal =
@@ -87,11 +94,60 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
         exit: false,
         deferred: Vec::new(),
         buf: vec![0; 64 * 1024],
+        discovered,
     };
     let result = host.run();
     host.shutdown();
     host.terminal.finish();
     result
+}
+
+/// How long a client started without `--server` listens for directory
+/// servers announcing themselves on the LAN.
+const DISCOVERY_WAIT: Duration = Duration::from_millis(1500);
+
+/// Looks for directory servers on the LAN and says what it found: the one
+/// server becomes the default for `connect`; several are listed for
+/// `connect NAME`; with none, the default stays `localhost`.
+fn find_servers() -> (ServerAddr, Vec<Found>) {
+    let fallback = format!("localhost:{DEFAULT_PORT}");
+    let fallback = parse_server_addr(&fallback, DEFAULT_PORT).expect("a valid default address");
+    println!("Looking for directory servers on the LAN...");
+    let found = match discovery::browse(DISCOVERY_WAIT) {
+        Ok(found) => found,
+        Err(e) => {
+            println!("{e}. 'connect' tries {fallback}; give another with --server HOST[:PORT].");
+            return (fallback, Vec::new());
+        }
+    };
+    match &found[..] {
+        [] => {
+            println!(
+                "No directory server answered. 'connect' tries {fallback}; start a server with \
+                 'roomcast server', or give its address with --server HOST[:PORT]."
+            );
+            (fallback, found)
+        }
+        [one] => {
+            let addr = one.address().expect("found servers have addresses");
+            let server = parse_server_addr(&SocketAddr::new(addr, one.port).to_string(), one.port)
+                .unwrap_or(fallback);
+            println!(
+                "Found the directory server {} at {server}; 'connect' uses it.",
+                one.name
+            );
+            (server, found)
+        }
+        many => {
+            println!("Found {} directory servers:", many.len());
+            for f in many {
+                let addr = f.address().expect("found servers have addresses");
+                println!("  {:<24} {}", f.name, SocketAddr::new(addr, f.port));
+            }
+            println!("Type 'connect NAME' to pick one.");
+            (fallback, found)
+        }
+    }
 }
 
 /// The login name, if it makes a chat name; else "guest".
@@ -152,6 +208,8 @@ struct Host {
     exit: bool,
     deferred: Vec<Deferred>,
     buf: Vec<u8>,
+    /// Directory servers found on the LAN at start, for `connect NAME`.
+    discovered: Vec<Found>,
 }
 
 impl Host {
@@ -324,6 +382,17 @@ impl Host {
         self.close_tcp();
         self.attempt += 1;
         let attempt = self.attempt;
+        // A server found on the LAN is reached by its name, at the address
+        // and port it announced; any other name goes to the resolver.
+        if let Some(found) = self.found_named(server.as_str()) {
+            let addrs = found
+                .addresses
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, found.port))
+                .collect();
+            self.try_connect(addrs, None);
+            return;
+        }
         let tx = self.resolved_tx.clone();
         let poller = self.poller.clone();
         let spawned = thread::Builder::new()
@@ -342,6 +411,15 @@ impl Host {
                 .deferred
                 .push(Deferred::ConnectFailed(ConnectFailure::Other)),
         }
+    }
+
+    /// The server found on the LAN whose name is the host part of `server`
+    /// (`NAME` or `NAME:PORT`), compared without regard to case.
+    fn found_named(&self, server: &str) -> Option<&Found> {
+        let host = server.rsplit_once(':').map_or(server, |(host, _)| host);
+        self.discovered
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(host))
     }
 
     fn on_resolved(&mut self) {

@@ -6,6 +6,7 @@
 
 mod bench;
 mod client;
+mod discovery;
 mod log;
 mod server;
 mod state;

@@ -14,11 +14,13 @@ use std::time::{Duration, Instant as StdInstant};
 
 use polling::{Event as Interest, Events, PollMode, Poller};
 use roomcast_core::{
-    Connection, Directory, ErrorCode, Event, Instant, Server, ServerConfig, Timeout, limits,
+    Connection, Directory, ErrorCode, Event, Instant, PROTOCOL_VERSION, Server, ServerConfig,
+    Timeout, limits,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::DEFAULT_PORT;
+use crate::discovery::{Announcement, SERVICE_TYPE};
 use crate::log::{self, Level, log};
 use crate::state::StateFile;
 
@@ -107,6 +109,11 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
           default_value = "30s")]
     send_timeout: Duration,
+
+    /// Do not announce the server on the LAN over mDNS (DNS-SD service
+    /// `_crdp._tcp`), which lets clients find it without --server.
+    #[arg(long)]
+    no_announce: bool,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -143,11 +150,38 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     log::plain(format_args!(
         "Chat Room Directory Server listening on port {port}..."
     ));
+    let announcement = if args.no_announce {
+        None
+    } else {
+        announce(port, args.bind)
+    };
     host.run()
         .map_err(|e| format!("the event loop failed: {e}"))?;
+    // Withdrawn before the last line, so a client that reads it no longer
+    // finds this server.
+    drop(announcement);
     log!(Info, "stopped: closed {} connections", host.closed_at_stop);
     log::plain(format_args!("Chat Room Directory Server stopped."));
     Ok(())
+}
+
+/// Announces the server over mDNS; a failure is logged, not fatal: the
+/// directory works without it, clients then need --server.
+fn announce(port: u16, bind: IpAddr) -> Option<Announcement> {
+    match Announcement::start(port, bind, PROTOCOL_VERSION) {
+        Ok(announcement) => {
+            log!(
+                Info,
+                "announced on the LAN as {} ({SERVICE_TYPE})",
+                announcement.instance
+            );
+            Some(announcement)
+        }
+        Err(e) => {
+            log!(Warn, "{e}; clients will need --server to find this one");
+            None
+        }
+    }
 }
 
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {

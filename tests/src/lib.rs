@@ -123,10 +123,16 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `roomcast server --bind 127.0.0.1 --port 0 EXTRA...` and waits
-    /// until it says which port it listens on.
+    /// Starts `roomcast server --bind 127.0.0.1 --port 0 --no-announce
+    /// EXTRA...` and waits until it says which port it listens on. (Tests
+    /// of the mDNS announcement leave out `--no-announce`, and run in a
+    /// private network namespace.)
     pub fn start(extra: &[&str]) -> ServerProcess {
-        let args = [&["--bind", "127.0.0.1", "--port", "0"], extra].concat();
+        let args = [
+            &["--bind", "127.0.0.1", "--port", "0", "--no-announce"],
+            extra,
+        ]
+        .concat();
         ServerProcess::start_with(&[], &args)
     }
 
