@@ -2,7 +2,7 @@
 //! link: each host is a namespace with an `eth0` (a veth pair) plugged into
 //! a bridge in one more namespace, the switch.
 //!
-//! Build it inside [`netns::isolated`](crate::netns::isolated) (it checks):
+//! Build it inside [`netns::isolated`] (it checks):
 //! every namespace it makes is new and private, and nothing is created in
 //! the machine's own network. Run a process in a host with its exec prefix:
 //!
@@ -235,7 +235,7 @@ pub struct Lan {
 impl Lan {
     /// Builds a LAN of the hosts `names` (see the [module docs](self) for
     /// the addresses). Panics outside
-    /// [`netns::isolated`](crate::netns::isolated), with more than
+    /// [`netns::isolated`], with more than
     /// [`MAX_HOSTS`] hosts, or if a step fails.
     pub fn build(names: &[&str]) -> Lan {
         assert!(
