@@ -69,9 +69,10 @@
 //!   failure or with `--nocapture`. The test must not depend on state the
 //!   parent made before calling [`isolated`].
 //! - IPv6: `lo` has `::1` (unless the kernel has IPv6 off), so `ip -6` and
-//!   IPv6 sockets on loopback work. Linux does not deliver IPv6 multicast
-//!   sent over `lo`: use a [`Lan`](crate::lan::Lan) (hosts have `fd00::/8`
-//!   addresses on a real-looking link) for IPv6 multicast.
+//!   IPv6 sockets on loopback work. IPv6 multicast sent over `lo` is not
+//!   delivered back (seen on Linux 6.x, even with `ff00::/8` routed on
+//!   `lo`): use a [`Lan`](crate::lan::Lan) (hosts have `fd00::/8`
+//!   addresses on a veth link, where it works) for IPv6 multicast.
 //! - Needs Linux, `ip` (iproute2) and, without root, `unshare`
 //!   (util-linux) and unprivileged user namespaces.
 
