@@ -6,7 +6,7 @@
 #
 # Outside a private network namespace it prepares what it needs (installs
 # redis-server and jq with apt-get if missing, builds `roomcast` in release
-# mode), then runs itself again inside ../shared/sandbox, where loopback is
+# mode), then runs itself again inside tools/sandbox, where loopback is
 # the only interface, so no benchmark traffic can leave the machine. Inside
 # it starts roomcast server and redis-server on 127.0.0.1, runs the load
 # generator against each in turn (alternating which goes first), the idle
@@ -26,7 +26,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
-SANDBOX=${SANDBOX:-$ROOT/../shared/sandbox}
+SANDBOX=${SANDBOX:-$ROOT/tools/sandbox}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=${ROOMCAST_BIN:-$TARGET_DIR/release/roomcast}
 # The server under test; by default the same build as the load generator.

@@ -5,7 +5,7 @@
 #   bash bench/syscalls.sh [CONNS...]        # default: 1 50 1000
 #
 # Only TCP on 127.0.0.1 (no multicast), so it may run outside the sandbox;
-# it runs inside if you ask: ../shared/sandbox bash bench/syscalls.sh.
+# it runs inside if you ask: tools/sandbox bash bench/syscalls.sh.
 # Needs strace, redis-server, jq and a release build (bash bench/run.sh
 # prepares all three). strace slows the servers, so the rates it prints
 # mean nothing; the calls per request do.

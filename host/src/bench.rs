@@ -15,7 +15,7 @@
 //! Every target must be on this machine (a loopback address) unless
 //! `--allow-remote` says otherwise, and the multicast modes refuse to run
 //! where any network interface but loopback exists: run them inside
-//! `../shared/sandbox`. Each run is bounded in time and stops by itself.
+//! `tools/sandbox`. Each run is bounded in time and stops by itself.
 
 mod chat;
 mod hist;
@@ -40,10 +40,10 @@ pub struct BenchArgs {
 enum Mode {
     /// Chat over multicast on loopback: one sender of roomcast chat
     /// datagrams, receivers with the client's socket setup; finds the
-    /// highest rate received without loss. Run inside ../shared/sandbox.
+    /// highest rate received without loss. Run inside tools/sandbox.
     Chat(chat::ChatArgs),
     /// The machine's limit: the same ramp with bare datagrams and minimal
-    /// sockets (no roomcast framing). Run inside ../shared/sandbox.
+    /// sockets (no roomcast framing). Run inside tools/sandbox.
     Raw(chat::ChatArgs),
 }
 

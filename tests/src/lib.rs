@@ -3,6 +3,17 @@
 //!
 //! Every process a test starts is ended by its own handle (by PID) when the
 //! handle drops, so a failing test leaves nothing running.
+//!
+//! A test that sends multicast runs its body in
+//! [`netns::isolated`]: a private network namespace with only loopback,
+//! made by the test itself, so `cargo test --workspace` runs it safely
+//! anywhere (as root, or without root through a user namespace), and fails
+//! saying what is missing where that is impossible. A test that needs hosts
+//! on a LAN builds a [`lan::Lan`] inside it. Both modules document how they
+//! work, with an example.
+
+pub mod lan;
+pub mod netns;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -31,6 +42,19 @@ pub fn roomcast_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Panics, saying how to install it, unless `program` is on the `PATH`:
+/// a test that needs a program fails without it (it is never skipped).
+/// `package` is the Debian/Ubuntu package that has it.
+pub fn require_program(program: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()));
+    assert!(
+        found,
+        "this test needs `{program}`, which is not on the PATH: install it (Debian/Ubuntu: \
+         apt-get install {package})"
+    );
 }
 
 /// Lines a child printed, shared with the thread that reads them.

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use roomcast_tests::{ServerProcess, roomcast_bin};
+use roomcast_tests::{ServerProcess, netns, roomcast_bin};
 
 /// Runs `roomcast bench ARGS --json` and returns its one JSON line.
 fn bench(args: &[&str]) -> String {
@@ -109,43 +109,46 @@ fn refuses_a_target_off_this_machine() {
     assert!(stderr.contains("--allow-remote"), "{stderr}");
 }
 
-/// Whether loopback is the only network interface, as in the sandbox.
-fn in_sandbox() -> bool {
-    std::fs::read_to_string("/proc/net/dev").is_ok_and(|dev| {
-        dev.lines()
-            .skip(2)
-            .filter_map(|l| l.split(':').next())
-            .all(|name| name.trim() == "lo")
-    })
-}
-
 #[test]
 fn chat_and_raw_multicast_modes_deliver() {
-    if !in_sandbox() {
-        // Multicast benchmarks refuse to run where traffic could leave the
-        // machine; CI runs the tests inside ../shared/sandbox.
-        eprintln!("skipped: not inside ../shared/sandbox (interfaces besides lo)");
-        let out = Command::new(roomcast_bin())
-            .args(["bench", "chat", "--no-ramp"])
-            .output()
-            .expect("run roomcast bench chat");
-        assert!(!out.status.success(), "chat ran outside the sandbox");
-        return;
-    }
-    for (mode, port) in [("chat", "47100"), ("raw", "47200")] {
-        let json = bench(&[
-            mode,
-            "--port",
-            port,
-            "--rate",
-            "1000",
-            "--duration",
-            "0.3",
-            "--no-ramp",
-        ]);
-        let sent = number(&json, "fixed_sent").unwrap();
-        let lost = number(&json, "fixed_lost").unwrap();
-        assert!(sent >= 300.0, "{json}");
-        assert!(lost < sent, "{mode}: nothing arrived: {json}");
-    }
+    netns::isolated(|| {
+        for (mode, port) in [("chat", "47100"), ("raw", "47200")] {
+            let json = bench(&[
+                mode,
+                "--port",
+                port,
+                "--rate",
+                "1000",
+                "--duration",
+                "0.3",
+                "--no-ramp",
+            ]);
+            let sent = number(&json, "fixed_sent").unwrap();
+            let lost = number(&json, "fixed_lost").unwrap();
+            assert!(sent >= 300.0, "{json}");
+            assert!(lost < sent, "{mode}: nothing arrived: {json}");
+        }
+    });
+}
+
+/// The multicast modes refuse to run where an interface besides loopback
+/// exists (here a veth pair, in the test's own namespace).
+#[test]
+fn multicast_modes_refuse_a_network_with_other_interfaces() {
+    netns::isolated(|| {
+        netns::ip(&["link", "add", "rc0", "type", "veth", "peer", "name", "rc1"]);
+        for mode in ["chat", "raw"] {
+            let out = Command::new(roomcast_bin())
+                .args(["bench", mode, "--no-ramp", "--duration", "0.1"])
+                .output()
+                .expect("run roomcast bench");
+            assert!(!out.status.success(), "{mode} ran beside other interfaces");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("interfaces besides loopback (rc0, rc1)")
+                    || stderr.contains("interfaces besides loopback (rc1, rc0)"),
+                "{stderr}"
+            );
+        }
+    });
 }

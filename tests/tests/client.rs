@@ -8,8 +8,8 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use client_common::{ClientProcess, require_sandbox, sandboxed};
-use roomcast_tests::{ServerProcess, roomcast_bin};
+use client_common::ClientProcess;
+use roomcast_tests::{ServerProcess, netns, roomcast_bin};
 
 /// A local port that nothing listens on.
 fn closed_port() -> u16 {
@@ -19,31 +19,31 @@ fn closed_port() -> u16 {
 
 #[test]
 fn no_server_gets_a_clear_answer_quickly() {
-    let port = closed_port();
-    let mut client = ClientProcess::start("c", port, &[]);
-    let started = Instant::now();
-    let line = client.run(
-        "connect",
-        &format!("Could not connect to the directory server at 127.0.0.1:{port}"),
-    );
-    assert!(line.contains("nothing is listening there"), "{line}");
-    assert!(line.contains("roomcast server"), "{line}");
-    assert!(started.elapsed() < Duration::from_secs(6));
-    // A name that does not resolve fails fast too (asked only inside the
-    // sandbox, where no query can leave the machine).
-    if sandboxed() {
+    netns::isolated(|| {
+        let port = closed_port();
+        let mut client = ClientProcess::start("c", port, &[]);
+        let started = Instant::now();
+        let line = client.run(
+            "connect",
+            &format!("Could not connect to the directory server at 127.0.0.1:{port}"),
+        );
+        assert!(line.contains("nothing is listening there"), "{line}");
+        assert!(line.contains("roomcast server"), "{line}");
+        assert!(started.elapsed() < Duration::from_secs(6));
+        // A name that does not resolve fails fast too (in a network namespace
+        // with only loopback, no DNS server is reached).
         let line = client.run(
             "connect no-such-host.invalid",
             "Could not connect to the directory server at no-such-host.invalid:5577",
         );
         assert!(line.contains("unknown"), "{line}");
-    }
-    // The client keeps working.
-    let line = client.run("chat lobby", "Could not connect");
-    assert!(line.contains("to look up room lobby"), "{line}");
-    client.run("getdir", "type 'connect' first");
-    client.send("quit");
-    assert_eq!(client.wait_exit(), Some(0));
+        // The client keeps working.
+        let line = client.run("chat lobby", "Could not connect");
+        assert!(line.contains("to look up room lobby"), "{line}");
+        client.run("getdir", "type 'connect' first");
+        client.send("quit");
+        assert_eq!(client.wait_exit(), Some(0));
+    });
 }
 
 #[test]
@@ -94,43 +94,42 @@ fn default_name_is_the_login_name() {
 
 #[test]
 fn rooms_sharing_a_port_and_clients_sharing_a_host() {
-    if !require_sandbox() {
-        return;
-    }
-    let server = ServerProcess::start(&[]);
-    let mut crdp = server.connect();
-    assert!(crdp.ask("makeroom red 239.77.3.1 47301").starts_with("OK"));
-    assert!(crdp.ask("makeroom blue 239.77.3.2 47301").starts_with("OK"));
-    drop(crdp);
-    let mut clients: Vec<ClientProcess> = ["Ann", "Ben", "Cat", "Dan"]
-        .iter()
-        .map(|name| ClientProcess::start(name, server.port, &["--name", name]))
-        .collect();
-    for (i, client) in clients.iter_mut().enumerate() {
-        let room = if i < 3 { "red" } else { "blue" };
-        client.run(&format!("chat {room}"), "Entering chat room");
-    }
-    clients[0].send("in red");
-    clients[3].send("in blue");
-    clients[1].expect("Ann: in red");
-    clients[2].expect("Ann: in red");
-    clients[1].send("ben too");
-    clients[0].expect("Ben: ben too");
-    clients[2].expect("Ben: ben too");
-    // Blue is on the same port, another group: red hears nothing of it,
-    // and Dan hears nothing of red.
-    clients[0].send("sync");
-    for client in &mut clients[1..3] {
-        client.expect("Ann: sync");
-    }
-    for client in &clients[..3] {
-        assert_eq!(client.stdout.count("in blue"), 0);
-    }
-    assert_eq!(clients[3].stdout.count("Ann:"), 0);
-    assert_eq!(clients[3].stdout.count("Ben:"), 0);
-    // Each sees the others' messages once and its own not at all.
-    assert_eq!(clients[0].stdout.count("Ann: in red"), 0);
-    assert_eq!(clients[2].stdout.count("Ann: in red"), 1);
+    netns::isolated(|| {
+        let server = ServerProcess::start(&[]);
+        let mut crdp = server.connect();
+        assert!(crdp.ask("makeroom red 239.77.3.1 47301").starts_with("OK"));
+        assert!(crdp.ask("makeroom blue 239.77.3.2 47301").starts_with("OK"));
+        drop(crdp);
+        let mut clients: Vec<ClientProcess> = ["Ann", "Ben", "Cat", "Dan"]
+            .iter()
+            .map(|name| ClientProcess::start(name, server.port, &["--name", name]))
+            .collect();
+        for (i, client) in clients.iter_mut().enumerate() {
+            let room = if i < 3 { "red" } else { "blue" };
+            client.run(&format!("chat {room}"), "Entering chat room");
+        }
+        clients[0].send("in red");
+        clients[3].send("in blue");
+        clients[1].expect("Ann: in red");
+        clients[2].expect("Ann: in red");
+        clients[1].send("ben too");
+        clients[0].expect("Ben: ben too");
+        clients[2].expect("Ben: ben too");
+        // Blue is on the same port, another group: red hears nothing of it,
+        // and Dan hears nothing of red.
+        clients[0].send("sync");
+        for client in &mut clients[1..3] {
+            client.expect("Ann: sync");
+        }
+        for client in &clients[..3] {
+            assert_eq!(client.stdout.count("in blue"), 0);
+        }
+        assert_eq!(clients[3].stdout.count("Ann:"), 0);
+        assert_eq!(clients[3].stdout.count("Ben:"), 0);
+        // Each sees the others' messages once and its own not at all.
+        assert_eq!(clients[0].stdout.count("Ann: in red"), 0);
+        assert_eq!(clients[2].stdout.count("Ann: in red"), 1);
+    });
 }
 
 /// A piped line longer than the client reads at once is refused as one

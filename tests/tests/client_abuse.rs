@@ -4,8 +4,9 @@
 //! responsive, keep its memory bounded, show nothing a terminal would obey,
 //! and stay usable.
 //!
-//! Floods run inside `../shared/sandbox` only (multicast on loopback, TTL 1,
-//! sent from 127.0.0.1); they are bounded in count and time.
+//! Floods run in a private network namespace of the test's own
+//! (`netns::isolated`: multicast on loopback, TTL 1, sent from 127.0.0.1);
+//! they are bounded in count and time.
 
 mod client_common;
 
@@ -16,9 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use client_common::ClientProcess;
 use client_common::tmux::Tmux;
-use client_common::{ClientProcess, have, require, require_sandbox};
-use roomcast_tests::{ServerProcess, roomcast_bin};
+use roomcast_tests::{ServerProcess, netns, roomcast_bin};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// Datagrams a second in a flood of 1 kB messages: more than a debug build
@@ -157,59 +158,58 @@ fn server_with_room(room: &str, group: Ipv4Addr, port: u16) -> ServerProcess {
 
 #[test]
 fn a_flood_keeps_the_piped_client_responsive_and_bounded() {
-    if !require_sandbox() {
-        return;
-    }
-    let (group, port) = (Ipv4Addr::new(239, 77, 9, 1), 47901);
-    let server = server_with_room("flood", group, port);
-    let mut ann = ClientProcess::start("ann", server.port, &["--name", "Ann"]);
-    ann.run("chat flood", "Entering chat room flood");
-    let room = Listener::start(group, port, not_mallory);
-    let before = rss_kib(ann.pid());
+    netns::isolated(|| {
+        let (group, port) = (Ipv4Addr::new(239, 77, 9, 1), 47901);
+        let server = server_with_room("flood", group, port);
+        let mut ann = ClientProcess::start("ann", server.port, &["--name", "Ann"]);
+        ann.run("chat flood", "Entering chat room flood");
+        let room = Listener::start(group, port, not_mallory);
+        let before = rss_kib(ann.pid());
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let flooder = flood(
-        group,
-        port,
-        FLOOD_RATE,
-        Duration::from_secs(3),
-        stop.clone(),
-        |i| format!("Mallory: flood {i} {}", "x".repeat(1000)).into_bytes(),
-    );
-    ann.expect("Mallory: flood");
-    thread::sleep(Duration::from_millis(500));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flooder = flood(
+            group,
+            port,
+            FLOOD_RATE,
+            Duration::from_secs(3),
+            stop.clone(),
+            |i| format!("Mallory: flood {i} {}", "x".repeat(1000)).into_bytes(),
+        );
+        ann.expect("Mallory: flood");
+        thread::sleep(Duration::from_millis(500));
 
-    // While the flood goes on, what Ann types is acted on at once.
-    let started = Instant::now();
-    ann.send("still here");
-    assert!(
-        room.receive(b"Ann: still here", Duration::from_secs(2)),
-        "Ann's message was not sent within 2 s of typing it during the flood"
-    );
-    eprintln!("chat line sent after {:?}", started.elapsed());
-    let started = Instant::now();
-    ann.send("/help");
-    ann.expect("You are in chat room flood as Ann");
-    eprintln!("help after {:?}", started.elapsed());
-    let during = rss_kib(ann.pid());
-    let started = Instant::now();
-    ann.send_bytes(LEAVE);
-    ann.expect("You left chat room flood");
-    eprintln!("left after {:?}", started.elapsed());
-    assert!(!flooder.is_finished(), "the flood ended too soon to tell");
-    let started = Instant::now();
-    ann.run("name", "Your chat name is Ann.");
-    assert!(started.elapsed() < Duration::from_secs(2));
-    stop.store(true, Ordering::SeqCst);
-    let sent = flooder.join().unwrap();
-    let shown = ann.stdout.count("Mallory: flood");
-    eprintln!("sent {sent}, shown {shown}, rss {before} KiB -> {during} KiB");
-    assert!(
-        during < before + 8 * 1024,
-        "memory grew from {before} KiB to {during} KiB during the flood"
-    );
-    ann.send("quit");
-    assert_eq!(ann.wait_exit(), Some(0));
+        // While the flood goes on, what Ann types is acted on at once.
+        let started = Instant::now();
+        ann.send("still here");
+        assert!(
+            room.receive(b"Ann: still here", Duration::from_secs(2)),
+            "Ann's message was not sent within 2 s of typing it during the flood"
+        );
+        eprintln!("chat line sent after {:?}", started.elapsed());
+        let started = Instant::now();
+        ann.send("/help");
+        ann.expect("You are in chat room flood as Ann");
+        eprintln!("help after {:?}", started.elapsed());
+        let during = rss_kib(ann.pid());
+        let started = Instant::now();
+        ann.send_bytes(LEAVE);
+        ann.expect("You left chat room flood");
+        eprintln!("left after {:?}", started.elapsed());
+        assert!(!flooder.is_finished(), "the flood ended too soon to tell");
+        let started = Instant::now();
+        ann.run("name", "Your chat name is Ann.");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        stop.store(true, Ordering::SeqCst);
+        let sent = flooder.join().unwrap();
+        let shown = ann.stdout.count("Mallory: flood");
+        eprintln!("sent {sent}, shown {shown}, rss {before} KiB -> {during} KiB");
+        assert!(
+            during < before + 8 * 1024,
+            "memory grew from {before} KiB to {during} KiB during the flood"
+        );
+        ann.send("quit");
+        assert_eq!(ann.wait_exit(), Some(0));
+    });
 }
 
 /// Stops a process (SIGSTOP) and lets it go on (SIGCONT) when dropped.
@@ -254,131 +254,129 @@ fn terminal_client(server: &ServerProcess, room: &str) -> (Tmux, u32) {
 
 #[test]
 fn a_flood_keeps_the_terminal_responsive() {
-    if !require_sandbox() || !require(have("tmux"), "tmux is not installed") {
-        return;
-    }
-    let (group, port) = (Ipv4Addr::new(239, 77, 9, 2), 47902);
-    let server = server_with_room("storm", group, port);
-    let (tmux, pid) = terminal_client(&server, "storm");
-    let room = Listener::start(group, port, not_mallory);
-    let before = rss_kib(pid);
+    netns::isolated(|| {
+        let (group, port) = (Ipv4Addr::new(239, 77, 9, 2), 47902);
+        let server = server_with_room("storm", group, port);
+        let (tmux, pid) = terminal_client(&server, "storm");
+        let room = Listener::start(group, port, not_mallory);
+        let before = rss_kib(pid);
 
-    // Escape sequences from the room are shown, not obeyed: the screen is
-    // not cleared, the pane's title stays.
-    let title = tmux.format("#{pane_title}");
-    sender()
-        .send_to(
-            b"Eve: \x1b]2;pwned\x07\x1b[2J\x1b[31mboo\x9b",
-            SocketAddrV4::new(group, port),
-        )
-        .unwrap();
-    let screen = tmux.wait_screen("Eve's message", |s| {
-        s.iter()
-            .any(|l| l == "Eve: ^[]2;pwned^G^[[2J^[[31mboo\u{FFFD}")
-    });
-    assert!(
-        screen
-            .iter()
-            .any(|l| l.starts_with("Entering chat room storm")),
-        "{screen:#?}"
-    );
-    assert_eq!(tmux.format("#{pane_title}"), title);
+        // Escape sequences from the room are shown, not obeyed: the screen is
+        // not cleared, the pane's title stays.
+        let title = tmux.format("#{pane_title}");
+        sender()
+            .send_to(
+                b"Eve: \x1b]2;pwned\x07\x1b[2J\x1b[31mboo\x9b",
+                SocketAddrV4::new(group, port),
+            )
+            .unwrap();
+        let screen = tmux.wait_screen("Eve's message", |s| {
+            s.iter()
+                .any(|l| l == "Eve: ^[]2;pwned^G^[[2J^[[31mboo\u{FFFD}")
+        });
+        assert!(
+            screen
+                .iter()
+                .any(|l| l.starts_with("Entering chat room storm")),
+            "{screen:#?}"
+        );
+        assert_eq!(tmux.format("#{pane_title}"), title);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let flooder = flood(
-        group,
-        port,
-        TERMINAL_FLOOD_RATE,
-        Duration::from_secs(4),
-        stop.clone(),
-        |i| format!("Mallory: storm {i}").into_bytes(),
-    );
-    tmux.wait_screen("the flood", |s| {
-        s.iter().any(|l| l.contains("Mallory: storm"))
-    });
-    thread::sleep(Duration::from_millis(500));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flooder = flood(
+            group,
+            port,
+            TERMINAL_FLOOD_RATE,
+            Duration::from_secs(4),
+            stop.clone(),
+            |i| format!("Mallory: storm {i}").into_bytes(),
+        );
+        tmux.wait_screen("the flood", |s| {
+            s.iter().any(|l| l.contains("Mallory: storm"))
+        });
+        thread::sleep(Duration::from_millis(500));
 
-    // Keys typed during the flood are handled at once.
-    let started = Instant::now();
-    tmux.type_text("typed in the storm");
-    tmux.press("Enter");
-    assert!(
-        room.receive(b"Alice: typed in the storm", Duration::from_secs(2)),
-        "Alice's message was not sent within 2 s of typing it during the flood; the screen:\n{}",
-        tmux.screen().join("\n")
-    );
-    eprintln!("chat line sent after {:?}", started.elapsed());
-    let during = rss_kib(pid);
-    let started = Instant::now();
-    tmux.press("C-]");
-    tmux.wait_last_line("roomcast>");
-    eprintln!("left after {:?}", started.elapsed());
-    assert!(started.elapsed() < Duration::from_secs(3));
-    assert!(!flooder.is_finished(), "the flood ended too soon to tell");
-    tmux.type_text("name");
-    tmux.press("Enter");
-    tmux.wait_screen("the name", |s| {
-        s.iter()
-            .any(|l| l == "Your chat name is Alice. Change it with: name <chat name>")
+        // Keys typed during the flood are handled at once.
+        let started = Instant::now();
+        tmux.type_text("typed in the storm");
+        tmux.press("Enter");
+        assert!(
+            room.receive(b"Alice: typed in the storm", Duration::from_secs(2)),
+            "Alice's message was not sent within 2 s of typing it during the flood; the screen:\n{}",
+            tmux.screen().join("\n")
+        );
+        eprintln!("chat line sent after {:?}", started.elapsed());
+        let during = rss_kib(pid);
+        let started = Instant::now();
+        tmux.press("C-]");
+        tmux.wait_last_line("roomcast>");
+        eprintln!("left after {:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(!flooder.is_finished(), "the flood ended too soon to tell");
+        tmux.type_text("name");
+        tmux.press("Enter");
+        tmux.wait_screen("the name", |s| {
+            s.iter()
+                .any(|l| l == "Your chat name is Alice. Change it with: name <chat name>")
+        });
+        stop.store(true, Ordering::SeqCst);
+        let sent = flooder.join().unwrap();
+        eprintln!("sent {sent}, rss {before} KiB -> {during} KiB");
+        assert!(
+            during < before + 8 * 1024,
+            "memory grew from {before} KiB to {during} KiB during the flood"
+        );
+        tmux.press("C-d");
+        tmux.wait_gone();
     });
-    stop.store(true, Ordering::SeqCst);
-    let sent = flooder.join().unwrap();
-    eprintln!("sent {sent}, rss {before} KiB -> {during} KiB");
-    assert!(
-        during < before + 8 * 1024,
-        "memory grew from {before} KiB to {during} KiB during the flood"
-    );
-    tmux.press("C-d");
-    tmux.wait_gone();
 }
 
 #[test]
 fn a_terminal_that_is_not_read_costs_bounded_memory() {
-    if !require_sandbox() || !require(have("tmux"), "tmux is not installed") {
-        return;
-    }
-    let (group, port) = (Ipv4Addr::new(239, 77, 9, 3), 47903);
-    let server = server_with_room("jam", group, port);
-    let (tmux, pid) = terminal_client(&server, "jam");
-    let room = Listener::start(group, port, not_mallory);
-    let before = rss_kib(pid);
+    netns::isolated(|| {
+        let (group, port) = (Ipv4Addr::new(239, 77, 9, 3), 47903);
+        let server = server_with_room("jam", group, port);
+        let (tmux, pid) = terminal_client(&server, "jam");
+        let room = Listener::start(group, port, not_mallory);
+        let before = rss_kib(pid);
 
-    // The terminal stops reading (tmux is stopped): the client's writes to
-    // it block, and 10 MB of chat arrives meanwhile.
-    let tmux_pid: u32 = tmux.format("#{pid}").parse().unwrap();
-    let stopped = Stopped::stop(tmux_pid);
-    let sent = flood(
-        group,
-        port,
-        5000,
-        Duration::from_secs(2),
-        Arc::new(AtomicBool::new(false)),
-        |i| format!("Mallory: jam {i} {}", "x".repeat(1000)).into_bytes(),
-    )
-    .join()
-    .unwrap();
-    thread::sleep(Duration::from_millis(200));
-    let during = rss_kib(pid);
-    drop(stopped);
-    eprintln!("sent {sent}, rss {before} KiB -> {during} KiB");
-    assert!(
-        during < before + 4 * 1024,
-        "memory grew from {before} KiB to {during} KiB while the terminal was not read"
-    );
+        // The terminal stops reading (tmux is stopped): the client's writes to
+        // it block, and 10 MB of chat arrives meanwhile.
+        let tmux_pid: u32 = tmux.format("#{pid}").parse().unwrap();
+        let stopped = Stopped::stop(tmux_pid);
+        let sent = flood(
+            group,
+            port,
+            5000,
+            Duration::from_secs(2),
+            Arc::new(AtomicBool::new(false)),
+            |i| format!("Mallory: jam {i} {}", "x".repeat(1000)).into_bytes(),
+        )
+        .join()
+        .unwrap();
+        thread::sleep(Duration::from_millis(200));
+        let during = rss_kib(pid);
+        drop(stopped);
+        eprintln!("sent {sent}, rss {before} KiB -> {during} KiB");
+        assert!(
+            during < before + 4 * 1024,
+            "memory grew from {before} KiB to {during} KiB while the terminal was not read"
+        );
 
-    // Once the terminal reads again, the user learns what was lost, and the
-    // client works.
-    tmux.wait_screen("the count of dropped messages", |s| {
-        s.iter()
-            .any(|l| l.contains("messages dropped: they came faster than the terminal"))
+        // Once the terminal reads again, the user learns what was lost, and the
+        // client works.
+        tmux.wait_screen("the count of dropped messages", |s| {
+            s.iter()
+                .any(|l| l.contains("messages dropped: they came faster than the terminal"))
+        });
+        tmux.type_text("back");
+        tmux.press("Enter");
+        assert!(room.receive(b"Alice: back", Duration::from_secs(2)));
+        tmux.press("C-]");
+        tmux.wait_last_line("roomcast>");
+        tmux.press("C-d");
+        tmux.wait_gone();
     });
-    tmux.type_text("back");
-    tmux.press("Enter");
-    assert!(room.receive(b"Alice: back", Duration::from_secs(2)));
-    tmux.press("C-]");
-    tmux.wait_last_line("roomcast>");
-    tmux.press("C-d");
-    tmux.wait_gone();
 }
 
 /// Datagrams a hostile peer might send, and what the client must show for
@@ -437,35 +435,34 @@ fn assert_terminal_safe(out: &[u8]) {
 
 #[test]
 fn hostile_datagrams_are_shown_safely() {
-    if !require_sandbox() {
-        return;
-    }
-    let (group, port) = (Ipv4Addr::new(239, 77, 9, 4), 47904);
-    let server = server_with_room("den", group, port);
-    let mut ann = ClientProcess::start("ann", server.port, &["--name", "Ann"]);
-    ann.run("chat den", "Entering chat room den");
-    let socket = sender();
-    let dest = SocketAddrV4::new(group, port);
-    for (datagram, shown) in hostile_datagrams() {
-        socket.send_to(&datagram, dest).unwrap();
-        let line = ann.expect(shown);
-        assert!(line.starts_with(shown), "{line:?}");
-        if datagram.len() > 1200 {
-            // Cut at the largest datagram, and said so.
-            assert!(line.ends_with(" [cut: too long]"), "{line:?}");
-            assert_eq!(line.len(), 1200 + " [cut: too long]".len());
+    netns::isolated(|| {
+        let (group, port) = (Ipv4Addr::new(239, 77, 9, 4), 47904);
+        let server = server_with_room("den", group, port);
+        let mut ann = ClientProcess::start("ann", server.port, &["--name", "Ann"]);
+        ann.run("chat den", "Entering chat room den");
+        let socket = sender();
+        let dest = SocketAddrV4::new(group, port);
+        for (datagram, shown) in hostile_datagrams() {
+            socket.send_to(&datagram, dest).unwrap();
+            let line = ann.expect(shown);
+            assert!(line.starts_with(shown), "{line:?}");
+            if datagram.len() > 1200 {
+                // Cut at the largest datagram, and said so.
+                assert!(line.ends_with(" [cut: too long]"), "{line:?}");
+                assert_eq!(line.len(), 1200 + " [cut: too long]".len());
+            }
         }
-    }
-    // An empty datagram is an empty line; then the client goes on.
-    socket.send_to(b"", dest).unwrap();
-    socket.send_to(b"Eve: still talking", dest).unwrap();
-    ann.expect("Eve: still talking");
-    ann.send_bytes(LEAVE);
-    ann.expect("You left chat room den");
-    ann.run("name", "Your chat name is Ann.");
-    ann.send("quit");
-    assert_eq!(ann.wait_exit(), Some(0));
-    assert_terminal_safe(&ann.raw_stdout());
+        // An empty datagram is an empty line; then the client goes on.
+        socket.send_to(b"", dest).unwrap();
+        socket.send_to(b"Eve: still talking", dest).unwrap();
+        ann.expect("Eve: still talking");
+        ann.send_bytes(LEAVE);
+        ann.expect("You left chat room den");
+        ann.run("name", "Your chat name is Ann.");
+        ann.send("quit");
+        assert_eq!(ann.wait_exit(), Some(0));
+        assert_terminal_safe(&ann.raw_stdout());
+    });
 }
 
 // ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@
 //!
 //! Multicast must never leave the machine: this refuses to run where any
 //! network interface other than loopback exists (run it inside
-//! `../shared/sandbox`), sends with TTL 1 on the loopback interface only,
+//! `tools/sandbox`), sends with TTL 1 on the loopback interface only,
 //! and uses only groups in 239.0.0.0/8 (administratively scoped).
 
 use std::io::{self, ErrorKind};
@@ -355,7 +355,7 @@ fn summary(s: &Step) -> String {
 }
 
 /// Refuses to run unless loopback is the only network interface (as in
-/// `../shared/sandbox`).
+/// `tools/sandbox`).
 fn only_loopback() -> Result<(), String> {
     let dev = std::fs::read_to_string("/proc/net/dev")
         .map_err(|e| format!("cannot read /proc/net/dev to check the network: {e}"))?;
@@ -371,7 +371,7 @@ fn only_loopback() -> Result<(), String> {
     } else {
         Err(format!(
             "this network has interfaces besides loopback ({}); multicast benchmarks run only \
-             inside a private network namespace: ../shared/sandbox roomcast bench ...",
+             inside a private network namespace: tools/sandbox roomcast bench ...",
             others.join(", ")
         ))
     }

@@ -400,10 +400,10 @@ fn plain_thread(requests: Receiver<LineRequest>, inputs: Sender<Input>, poller: 
                 // Cut short (or the last line, without LF): skip the rest of
                 // it, and do not leave half a character at the cut.
                 skip_rest_of_line(&mut stdin);
-                if let Err(e) = std::str::from_utf8(&line) {
-                    if e.error_len().is_none() {
-                        line.truncate(e.valid_up_to());
-                    }
+                if let Err(e) = std::str::from_utf8(&line)
+                    && e.error_len().is_none()
+                {
+                    line.truncate(e.valid_up_to());
                 }
                 Input::Line(line)
             }

@@ -1,79 +1,16 @@
 //! Helpers for the client's end-to-end tests: a client process driven
-//! through piped stdin, the checks that keep multicast inside the sandbox,
-//! and skipping that turns into failure under CI.
+//! through piped stdin, and a terminal (tmux) to drive it through a pty.
+//! Tests that chat run inside `roomcast_tests::netns::isolated`.
 #![allow(dead_code)] // each test crate uses its own part of this
 
 pub mod tmux;
 
 use std::io::{Read, Write};
-use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use roomcast_tests::{Lines, WAIT, roomcast_bin};
-
-/// Skips the test (returns false) when `ok` is false, saying `why`; under CI
-/// (env `CI` set) a skip is a failure instead.
-pub fn require(ok: bool, why: &str) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("cannot run this test under CI: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-    false
-}
-
-/// The network interfaces of this process's network namespace (from
-/// `/proc/self/net/dev`: `/sys/class/net` may show another namespace's).
-pub fn interfaces() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/net/dev")
-        .map(|text| {
-            text.lines()
-                .skip(2)
-                .filter_map(|line| line.split(':').next())
-                .map(|name| name.trim().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Whether multicast sent here stays on this machine: the network namespace
-/// has no interface but loopback (as in `../shared/sandbox`).
-pub fn sandboxed() -> bool {
-    let ifaces = interfaces();
-    !ifaces.is_empty() && ifaces.iter().all(|i| i == "lo")
-}
-
-/// Checks that multicast may be sent here; see [`require`].
-pub fn require_sandbox() -> bool {
-    require(
-        sandboxed(),
-        &format!(
-            "multicast must stay on this machine, and this network namespace has \
-             interfaces other than lo ({:?}); run the tests inside ../shared/sandbox",
-            interfaces()
-        ),
-    )
-}
-
-/// Whether we are root (needed for network namespaces).
-pub fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-/// Whether `program` can be run.
-pub fn have(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| Path::new(&dir).join(program).is_file())
-    })
-}
 
 /// A `roomcast client` whose stdin is a pipe and whose output is collected,
 /// killed (by its own PID) when dropped.

@@ -1,12 +1,17 @@
 //! A tmux server of our own, for tests that drive the client through a
 //! pseudo-terminal: type keys, read the screen.
+//!
+//! Each [`Tmux`] starts its own tmux server (its own socket) from the
+//! calling thread, so inside `netns::isolated` the server and the programs
+//! in its panes are in the test's network namespace; [`Tmux::start`]
+//! checks that they are.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use roomcast_tests::WAIT;
+use roomcast_tests::{WAIT, require_program};
 
 /// A tmux server of our own (its own socket), with one session running the
 /// client; the server and everything in it are ended when dropped.
@@ -15,7 +20,10 @@ pub struct Tmux {
 }
 
 impl Tmux {
+    /// Starts a tmux server of its own running `command` in a 110x40
+    /// pane. Fails (never skips) if tmux is not installed.
     pub fn start(command: &str) -> Tmux {
+        require_program("tmux", "tmux");
         // One socket per Tmux: tests in one process run in parallel.
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let socket = std::env::temp_dir().join(format!(
@@ -36,6 +44,15 @@ impl Tmux {
             command,
         ]);
         assert!(out.status.success(), "tmux new-session: {out:?}");
+        // The pane's program is in the network namespace of the thread
+        // that started tmux.
+        let ours = std::fs::read_link("/proc/thread-self/ns/net").expect("our namespace");
+        let pane = tmux.format("#{pane_pid}");
+        let its = std::fs::read_link(format!("/proc/{pane}/ns/net")).expect("the pane's namespace");
+        assert_eq!(
+            its, ours,
+            "the program in tmux runs in another network namespace"
+        );
         tmux
     }
 
