@@ -149,7 +149,15 @@ fn running_out_of_descriptors_is_survived_without_spinning() {
     // and a handful for clients.
     let server = ServerProcess::start_with(
         &["prlimit", "--nofile=24:24", "--"],
-        &["--bind", "127.0.0.1", "--port", "0", "--log-level", "warn"],
+        &[
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-announce",
+            "--log-level",
+            "warn",
+        ],
     );
     let (stdout, addr, pid) = (&server.stdout, server.addr(), server.pid());
 
@@ -190,7 +198,15 @@ fn a_damaged_state_file_stops_the_start_and_is_kept() {
     let damaged = b"roomcast-state 1\nlobby 239.1.1.1 5000\n";
     fs::write(&path, damaged).unwrap();
     let out = Command::new(roomcast_bin())
-        .args(["server", "--bind", "127.0.0.1", "--port", "0", "--state"])
+        .args([
+            "server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-announce",
+            "--state",
+        ])
         .arg(&path)
         .output()
         .unwrap();

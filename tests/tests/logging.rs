@@ -28,7 +28,14 @@ impl Server {
     /// port it listens on.
     fn start() -> Server {
         let mut child = Command::new(roomcast_bin())
-            .args(["server", "--bind", "127.0.0.1", "--port", "0"])
+            .args([
+                "server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-announce",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -59,7 +59,14 @@ fn refused(wrapper: &[&str], args: &[&str]) -> Refusal {
         None => Command::new(roomcast_bin()),
     };
     let mut child = command
-        .args(["server", "--bind", "127.0.0.1", "--port", "0"])
+        .args([
+            "server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-announce",
+        ])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -152,7 +159,15 @@ fn the_state_file_keeps_its_permissions() {
         // Under umask 0 a file made with the usual 0666 would be world-writable.
         let server = ServerProcess::start_with(
             &["sh", "-c", "umask 0 && exec \"$0\" \"$@\""],
-            &["--bind", "127.0.0.1", "--port", "0", "--state", arg(&state)],
+            &[
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-announce",
+                "--state",
+                arg(&state),
+            ],
         );
         let mut c = server.connect();
         assert!(c.ask("makeroom lobby 239.1.1.1 5000").starts_with("OK"));
@@ -169,7 +184,15 @@ fn a_new_state_file_is_private_even_under_umask_0() {
     let state = dir.join("rooms.state");
     let server = ServerProcess::start_with(
         &["sh", "-c", "umask 0 && exec \"$0\" \"$@\""],
-        &["--bind", "127.0.0.1", "--port", "0", "--state", arg(&state)],
+        &[
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-announce",
+            "--state",
+            arg(&state),
+        ],
     );
     let mut c = server.connect();
     assert!(c.ask("makeroom lobby 239.1.1.1 5000").starts_with("OK"));
