@@ -16,10 +16,31 @@
 //!
 //! # Typing ahead
 //!
-//! While the client waits for the server (connecting, or a reply),
-//! [`Client::ready_for_input`] is false: the host holds the user's next line
-//! until it turns true. Each command so finishes before the next starts, as
-//! a person at a prompt expects, and a script piping lines gets the same.
+//! While the client waits (connecting, a reply, or the host joining a chat
+//! room's group), [`Client::ready_for_input`] is false: the host holds the
+//! user's next line until it turns true. Each command so finishes before
+//! the next starts, as a person at a prompt expects, and a script piping
+//! lines gets the same. Leaving never waits: the end of input, Ctrl-]
+//! and Ctrl-C are handed over at once, and so is a line for which
+//! [`Client::acts_at_once`] holds (`quit`, `exit`), which abandons what is
+//! pending.
+//!
+//! # Bounded waits
+//!
+//! Every wait ends: a connection attempt within
+//! [`ClientConfig::connect_timeout`], the first line of a reply within
+//! [`ClientConfig::reply_timeout`] of the request, and a whole listing
+//! within [`ClientConfig::listing_timeout`] of the request, however
+//! steadily its rows come.
+//!
+//! # Entering a room
+//!
+//! `chat ROOM` asks the host to join the room's group
+//! ([`Output::JoinGroup`]); the user is in the room, and reads so, only
+//! once the host reports [`Client::handle_joined`]. If the join fails
+//! ([`Client::handle_join_failed`]) the user stays at the prompt they were
+//! at, told why; a line typed meanwhile waits for the result and is then
+//! read in the mode the result left.
 //!
 //! # Own messages
 //!
@@ -119,8 +140,9 @@ enum Request {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Pending {
     request: Request,
-    /// When it was sent, or when its reply last made progress.
-    since: Instant,
+    /// When it was sent. Its whole reply is due within
+    /// [`ClientConfig::listing_timeout`] of this, however it trickles in.
+    sent: Instant,
 }
 
 // One listing at a time, inside the client: no_std keeps it inline.
@@ -163,6 +185,9 @@ pub struct Client {
     /// Room lines of the listing in progress: a directory holds at most
     /// `MAX_ROOMS`, so a server that sends more is not a directory server.
     listing_rows: usize,
+    /// The room asked of the host with [`Output::JoinGroup`], until the
+    /// host says how the join went.
+    joining: Option<Room>,
     chat: Option<Room>,
     sent: heapless::Deque<Sent, OWN_ECHO_MEMORY>,
     out: heapless::Deque<Output, CLIENT_OUTPUT_QUEUE>,
@@ -184,6 +209,7 @@ impl Client {
             pending: heapless::Deque::new(),
             listing: None,
             listing_rows: 0,
+            joining: None,
             chat: None,
             sent: heapless::Deque::new(),
             out: heapless::Deque::new(),
@@ -220,6 +246,16 @@ impl Client {
             && !matches!(self.conn, Conn::Connecting { .. })
             && self.pending.iter().all(|p| p.request == Request::Ping)
             && self.listing.is_none()
+            && self.joining.is_none()
+    }
+
+    /// Whether [`handle_user_line`](Self::handle_user_line) acts on `line`
+    /// at once even while the client is not
+    /// [`ready_for_input`](Self::ready_for_input): `quit` and `exit` outside
+    /// a chat room. The host hands such a line over without waiting, so a
+    /// server that is slow (or hostile) never keeps the user from leaving.
+    pub fn acts_at_once(&self, line: &[u8]) -> bool {
+        !self.exited && self.chat.is_none() && commands::is_quit(line)
     }
 
     /// Whether the client has exited (after [`Output::Exit`]).
@@ -259,7 +295,10 @@ impl Client {
     pub fn handle_interrupt(&mut self, now: Instant) {
         self.tick(now);
         if self.exited {
-        } else if self.chat.is_some() {
+            // The user already quit: nothing is left to interrupt.
+            return self.step();
+        }
+        if self.chat.is_some() || self.joining.is_some() {
             self.leave_chat();
         } else {
             say!(self, "(Type 'quit' or press Ctrl-D to leave roomcast.)");
@@ -358,10 +397,20 @@ impl Client {
         }));
     }
 
-    /// [`Output::JoinGroup`] failed: the client leaves chat mode.
+    /// [`Output::JoinGroup`] succeeded: the client enters the room.
+    pub fn handle_joined(&mut self, now: Instant) {
+        self.tick(now);
+        if let Some(room) = self.joining.take() {
+            self.enter_chat(room);
+        }
+        self.step();
+    }
+
+    /// [`Output::JoinGroup`] failed: the client stays out of the room (or
+    /// leaves it, if a join reported as done fails after all).
     pub fn handle_join_failed(&mut self, now: Instant, detail: &str) {
         self.tick(now);
-        if let Some(room) = self.chat.take() {
+        if let Some(room) = self.joining.take().or_else(|| self.chat.take()) {
             say!(
                 self,
                 "Could not join chat room {} ({} port {}): {}; you are not in the room. \
@@ -395,8 +444,16 @@ impl Client {
             }
             Conn::Open { last_send, .. } => {
                 let last_send = *last_send;
-                if let Some(front) = self.pending.front() {
-                    if now >= front.since + self.config.reply_timeout {
+                if let Some((deadline, whole)) = self.reply_deadline() {
+                    if now >= deadline && whole {
+                        let secs = self.config.listing_timeout.as_secs();
+                        let unanswered = self.unanswered();
+                        self.drop_connection(make_text(format_args!(
+                            "The directory server at {} did not finish its reply within \
+                             {secs} s, so the connection was closed.{unanswered}",
+                            self.conn_server()
+                        )));
+                    } else if now >= deadline {
                         let secs = self.config.reply_timeout.as_secs();
                         self.drop_connection(make_text(format_args!(
                             "The directory server at {} did not answer within {secs} s, so \
@@ -432,14 +489,26 @@ impl Client {
         match &self.conn {
             Conn::None => None,
             Conn::Connecting { deadline, .. } => Some(*deadline),
-            Conn::Open { last_send, .. } => Some(match self.pending.front() {
-                Some(p) => p.since + self.config.reply_timeout,
+            Conn::Open { last_send, .. } => Some(match self.reply_deadline() {
+                Some((deadline, _)) => deadline,
                 None => *last_send + self.config.keepalive_interval,
             }),
         }
     }
 
     // ---- internals ----
+
+    /// When the reply the client waits for is due, if it waits for one, and
+    /// whether that is the bound on a whole reply already begun (a listing)
+    /// rather than on its first line. Neither moves as lines arrive.
+    fn reply_deadline(&self) -> Option<(Instant, bool)> {
+        let front = self.pending.front()?;
+        Some(if self.listing.is_some() {
+            (front.sent + self.config.listing_timeout, true)
+        } else {
+            (front.sent + self.config.reply_timeout, false)
+        })
+    }
 
     fn tick(&mut self, now: Instant) {
         // Time that goes backwards is clamped.

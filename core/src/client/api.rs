@@ -4,7 +4,9 @@
 use core::net::Ipv4Addr;
 use core::time::Duration;
 
-use crate::limits::{CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, MAX_DATAGRAM, MAX_TEXT, REPLY_TIMEOUT};
+use crate::limits::{
+    CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, LISTING_TIMEOUT, MAX_DATAGRAM, MAX_TEXT, REPLY_TIMEOUT,
+};
 use crate::wire::LineBuf;
 
 use super::names::{ChatName, ServerAddr};
@@ -35,6 +37,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// See [`REPLY_TIMEOUT`].
     pub reply_timeout: Duration,
+    /// See [`LISTING_TIMEOUT`].
+    pub listing_timeout: Duration,
     /// See [`KEEPALIVE_INTERVAL`].
     pub keepalive_interval: Duration,
 }
@@ -48,6 +52,7 @@ impl ClientConfig {
             name,
             connect_timeout: CONNECT_TIMEOUT,
             reply_timeout: REPLY_TIMEOUT,
+            listing_timeout: LISTING_TIMEOUT,
             keepalive_interval: KEEPALIVE_INTERVAL,
         }
     }
@@ -95,8 +100,10 @@ pub enum Output {
     SendLine(LineBuf),
     /// Close the server connection (or abandon the attempt to open it).
     Close,
-    /// Join the multicast `group` and receive on `port`; report failure with
+    /// Join the multicast `group` and receive on `port`, then report how it
+    /// went with [`Client::handle_joined`](super::Client::handle_joined) or
     /// [`Client::handle_join_failed`](super::Client::handle_join_failed).
+    /// The client enters the room (and says so) only once it is joined.
     JoinGroup {
         /// The room's group, in 239.0.0.0/8.
         group: Ipv4Addr,

@@ -10,6 +10,17 @@ use super::{
     Sent, ServerAddr, fnv1a, parse_server_addr,
 };
 
+/// Whether `line` is the `quit` (or `exit`) command, with or without words
+/// after it, as [`Client::command_line`] reads it.
+pub(super) fn is_quit(line: &[u8]) -> bool {
+    let Ok(text) = core::str::from_utf8(line) else {
+        return false;
+    };
+    text.split_whitespace()
+        .next()
+        .is_some_and(|verb| verb.eq_ignore_ascii_case("quit") || verb.eq_ignore_ascii_case("exit"))
+}
+
 impl Client {
     // ---- user lines ----
 
@@ -26,14 +37,24 @@ impl Client {
         };
         if self.chat.is_some() {
             self.chat_line(text);
-        } else if !self.ready_for_input() {
+        } else if self.ready_for_input() {
+            self.command_line(text);
+        } else if is_quit(line) {
+            // Never held up by a server that is slow to answer.
+            self.quit();
+        } else if let Some(room) = &self.joining {
+            say!(
+                self,
+                "Still joining chat room {}; '{}' was ignored. Wait for the prompt.",
+                Clean(&room.name),
+                Quote(text.as_bytes())
+            );
+        } else {
             say!(
                 self,
                 "Still waiting for the directory server; '{}' was ignored. Wait for the prompt.",
                 Quote(text.as_bytes())
             );
-        } else {
-            self.command_line(text);
         }
     }
 
@@ -156,7 +177,7 @@ impl Client {
     }
 
     pub(super) fn quit(&mut self) {
-        if self.chat.take().is_some() {
+        if self.chat.take().or_else(|| self.joining.take()).is_some() {
             self.emit(Output::LeaveGroup);
         }
         if !matches!(self.conn, Conn::None) {
@@ -323,22 +344,23 @@ impl Client {
         }
         let _ = self.pending.push_back(Pending {
             request,
-            since: self.now,
+            sent: self.now,
         });
     }
 
     // ---- chat mode ----
 
     pub(super) fn leave_chat_or_hint(&mut self) {
-        if self.chat.is_some() {
+        if self.chat.is_some() || self.joining.is_some() {
             self.leave_chat();
         } else {
             say!(self, "Ctrl-] leaves a chat room; you are not in one.");
         }
     }
 
+    /// Leaves the room, or gives up joining it.
     pub(super) fn leave_chat(&mut self) {
-        if let Some(room) = self.chat.take() {
+        if let Some(room) = self.chat.take().or_else(|| self.joining.take()) {
             self.emit(Output::LeaveGroup);
             self.sent.clear();
             let back = if self.interactive() {
@@ -354,12 +376,19 @@ impl Client {
         }
     }
 
-    pub(super) fn enter_chat(&mut self, room: Room) {
-        // Joined before the user reads that they are in the room.
+    /// Asks the host to join `room`'s group; the room is entered once the
+    /// host says it is joined.
+    pub(super) fn join_room(&mut self, room: Room) {
         self.emit(Output::JoinGroup {
             group: room.group,
             port: room.port,
         });
+        self.joining = Some(room);
+    }
+
+    /// The host joined `room`'s group: the user is in the room now, and
+    /// only now reads so.
+    pub(super) fn enter_chat(&mut self, room: Room) {
         say!(
             self,
             "Entering chat room {} ({} port {}) as {}.\nType a message and press Enter to \

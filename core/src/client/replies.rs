@@ -6,6 +6,7 @@ use core::fmt::Write as _;
 use crate::limits::{MAX_ROOM_NAME, MAX_ROOMS, MAX_TEXT};
 use crate::parse::{parse_reply_line, parse_room_line};
 use crate::server::PROTOCOL_VERSION;
+use crate::time::Instant;
 use crate::wire::{Command, ReplyLine};
 
 use super::render::{Clean, CleanLen, fmt_len};
@@ -18,9 +19,6 @@ impl Client {
         if !matches!(self.conn, Conn::Open { .. }) {
             return;
         }
-        if let Some(front) = self.pending.front_mut() {
-            front.since = self.now;
-        }
         if self.listing.is_some() {
             return self.listing_line(line);
         }
@@ -28,6 +26,7 @@ impl Client {
             return self.protocol_error("a line nobody asked for", line);
         };
         let request = front.request.clone();
+        let sent = front.sent;
         let reply = match parse_reply_line(line) {
             Ok(reply) => reply,
             Err(_) => return self.protocol_error("a line that is not a reply", line),
@@ -40,12 +39,12 @@ impl Client {
         }
         let _ = self.pending.pop_front();
         match reply {
-            ReplyLine::Ok(_) => self.reply_ok(request),
+            ReplyLine::Ok(_) => self.reply_ok(request, sent),
             ReplyLine::Err { token, message, .. } => self.reply_err(request, token, message),
         }
     }
 
-    fn reply_ok(&mut self, request: Request) {
+    fn reply_ok(&mut self, request: Request, sent: Instant) {
         match request {
             Request::Greeting => {
                 if let Conn::Open { greeted, .. } = &mut self.conn {
@@ -71,7 +70,7 @@ impl Client {
                 }
             }
             Request::GetDir => {
-                self.restore_pending(Request::GetDir);
+                self.restore_pending(Request::GetDir, sent);
                 self.listing_rows = 0;
                 self.listing = Some(Listing::Table {
                     rows: heapless::Deque::new(),
@@ -81,7 +80,7 @@ impl Client {
                 });
             }
             Request::Lookup(name) => {
-                self.restore_pending(Request::Lookup(name.clone()));
+                self.restore_pending(Request::Lookup(name.clone()), sent);
                 self.listing_rows = 0;
                 self.listing = Some(Listing::Lookup { name, found: None });
             }
@@ -105,12 +104,10 @@ impl Client {
         }
     }
 
-    /// Puts a request whose reply goes on (a listing) back at the front.
-    fn restore_pending(&mut self, request: Request) {
-        let _ = self.pending.push_front(Pending {
-            request,
-            since: self.now,
-        });
+    /// Puts a request whose reply goes on (a listing) back at the front,
+    /// with the time it was `sent`: the whole reply is due from then.
+    fn restore_pending(&mut self, request: Request, sent: Instant) {
+        let _ = self.pending.push_front(Pending { request, sent });
     }
 
     fn reply_err(&mut self, request: Request, token: &str, message: &str) {
@@ -208,7 +205,7 @@ impl Client {
         match self.listing.take() {
             Some(Listing::Lookup { name, found }) => {
                 match found {
-                    Some(room) => self.enter_chat(room),
+                    Some(room) => self.join_room(room),
                     None => {
                         let how = if self.interactive() {
                             "Type 'getdir' to list the rooms, or 'makeroom' to create one."

@@ -1,6 +1,12 @@
 //! Tests of the client machine: scripts of inputs with their exact outputs,
 //! every command in every mode, replies split anywhere, server errors and
 //! lost connections, and property runs over random inputs.
+//!
+//! Where a server answers, it is the real [`Server`](crate::Server) machine
+//! in the simulated network of [`crate::sim`] (`pair*` helpers). A scripted
+//! server (`hostile*` helpers, `hostile_sends`) stands in only for what the
+//! real one never does: garbage, refusals, silence, trickled rows. Its
+//! greeting is the real server's, taken from the server machine.
 
 use std::string::{String, ToString};
 use std::vec::Vec;
@@ -10,13 +16,23 @@ use proptest::prelude::*;
 
 use super::*;
 use core::net::Ipv4Addr;
+use core::time::Duration;
 
+use crate::directory::Directory;
 use crate::limits::{
     CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, MAX_DATAGRAM, MAX_LINE, OWN_ECHO_WINDOW, REPLY_TIMEOUT,
 };
+use crate::server::{Connection, ServerConfig};
+use crate::sim::{Input, Net};
 use crate::wire::LineBuf;
 
-const GREETING: &[u8] = b"OK CRDP/1 roomcast directory server ready\n";
+/// Where the real server listens in the simulated network.
+const SERVER: &str = "localhost:5577";
+
+/// The real server's greeting, as its machine sends it.
+fn real_greeting() -> Vec<u8> {
+    Connection::new(Instant::ZERO).poll_transmit().to_vec()
+}
 
 fn t(ms: u64) -> Instant {
     Instant::from_micros(ms * 1000)
@@ -108,7 +124,9 @@ fn user(c: &mut Client, now: u64, text: &str) -> Vec<Output> {
     drain(c)
 }
 
-fn server(c: &mut Client, now: u64, bytes: &[u8]) -> Vec<Output> {
+/// A scripted, hostile server sends `bytes` (for what the real server
+/// never does); returns the client's outputs.
+fn hostile_sends(c: &mut Client, now: u64, bytes: &[u8]) -> Vec<Output> {
     let mut taken = 0;
     let mut out = Vec::new();
     while taken < bytes.len() {
@@ -120,8 +138,9 @@ fn server(c: &mut Client, now: u64, bytes: &[u8]) -> Vec<Output> {
     out
 }
 
-/// A client connected to localhost:5577.
-fn connected() -> Client {
+/// A client connected to a scripted server at localhost:5577, greeted with
+/// the real greeting.
+fn hostile_connected() -> Client {
     let mut c = fresh();
     let out = user(&mut c, 1, "connect");
     assert_eq!(
@@ -133,7 +152,7 @@ fn connected() -> Client {
     assert!(!c.ready_for_input());
     c.handle_connected(t(2));
     assert!(drain(&mut c).is_empty());
-    let out = server(&mut c, 3, GREETING);
+    let out = hostile_sends(&mut c, 3, &real_greeting());
     assert_eq!(
         all_shown(&out),
         "Connected to the directory server at localhost:5577. Type 'help' for its commands, \
@@ -145,19 +164,89 @@ fn connected() -> Client {
     c
 }
 
-/// A connected client in room lobby (239.1.1.1 port 5000).
-fn in_chat() -> Client {
-    let mut c = connected();
-    let out = user(&mut c, 10, "chat lobby");
-    assert_eq!(actions(&out), [line("getdir\n")]);
-    let out = server(
-        &mut c,
-        11,
-        b"OK 2 rooms\nLobby 239.1.1.1 5000\nother 239.1.1.2 5000\n.\n",
-    );
+/// The room the `pair` helpers' server holds first.
+fn lobby() -> Room {
+    Room {
+        name: RoomName::try_from("Lobby").unwrap(),
+        group: Ipv4Addr::new(239, 1, 1, 1),
+        port: 5000,
+    }
+}
+
+/// A network: the real server at [`SERVER`] holding `rooms`, and client 0
+/// (Mel, configured for that server), its greeting checked and drained.
+fn pair_with(seed: u64, rooms: &[Room]) -> (Net, usize) {
+    let mut directory = Directory::new();
+    for room in rooms {
+        directory.insert(room.clone()).unwrap();
+    }
+    let mut net = Net::new(seed);
+    net.add_server(SERVER, ServerConfig::default(), directory);
+    let c = net.add_client(config());
+    let out = net.since(c, 0);
+    assert!(all_shown(&out).contains("your chat name is Mel"));
+    assert_eq!(prompts(&out), [Prompt::Main]);
+    (net, c)
+}
+
+/// [`pair_with`] the room [`lobby`] and another.
+fn pair() -> (Net, usize) {
+    let other = Room {
+        name: RoomName::try_from("other").unwrap(),
+        group: Ipv4Addr::new(239, 1, 1, 2),
+        port: 5000,
+    };
+    pair_with(1, &[lobby(), other])
+}
+
+/// The user of client `c` types `line`; the network runs until quiet.
+/// Returns what the client put out meanwhile.
+fn say(net: &mut Net, c: usize, line: &str) -> Vec<Output> {
+    let mark = net.mark(c);
+    net.type_line(c, line);
+    net.run_until_idle();
+    net.since(c, mark)
+}
+
+/// Client `c` does `input`; the network runs until quiet.
+fn act(net: &mut Net, c: usize, input: Input) -> Vec<Output> {
+    let mark = net.mark(c);
+    net.input(c, input);
+    net.run_until_idle();
+    net.since(c, mark)
+}
+
+/// [`pair`], with Mel connected to the real server.
+fn pair_connected() -> (Net, usize) {
+    let (mut net, c) = pair();
+    let out = say(&mut net, c, "connect");
     assert_eq!(
         actions(&out),
         [
+            Output::Connect {
+                server: addr(SERVER)
+            },
+            Output::Prompt(connected_prompt())
+        ]
+    );
+    assert_eq!(
+        all_shown(&out),
+        "Connecting to localhost:5577...\nConnected to the directory server at localhost:5577. \
+         Type 'help' for its commands, 'bye' to disconnect."
+    );
+    assert!(net.client(c).ready_for_input());
+    assert_eq!(net.client(c).mode(), Mode::Connected);
+    (net, c)
+}
+
+/// [`pair_connected`], with Mel in room Lobby (239.1.1.1 port 5000).
+fn pair_in_chat() -> (Net, usize) {
+    let (mut net, c) = pair_connected();
+    let out = say(&mut net, c, "chat lobby");
+    assert_eq!(
+        actions(&out),
+        [
+            line("getdir\n"),
             Output::JoinGroup {
                 group: Ipv4Addr::new(239, 1, 1, 1),
                 port: 5000
@@ -168,8 +257,16 @@ fn in_chat() -> Client {
     assert!(
         all_shown(&out).starts_with("Entering chat room Lobby (239.1.1.1 port 5000) as Mel.\n")
     );
-    assert_eq!(c.mode(), Mode::Chat);
-    c
+    assert_eq!(net.client(c).mode(), Mode::Chat);
+    (net, c)
+}
+
+/// A client in room Lobby (reached through the real server), taken out of
+/// the network at a time before `t(20)`: for tests of what it does alone.
+fn in_chat() -> Client {
+    let (net, c) = pair_in_chat();
+    assert!(net.now() < t(20));
+    net.into_client(c)
 }
 
 mod chat;

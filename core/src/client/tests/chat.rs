@@ -6,8 +6,10 @@ use super::*;
 
 #[test]
 fn chat_looks_up_the_room_over_a_short_connection() {
-    let mut c = fresh();
-    let out = user(&mut c, 1, "chat LOBBY");
+    let (mut net, c) = pair();
+    let mark = net.mark(c);
+    net.type_line(c, "chat LOBBY");
+    let out = net.since(c, mark);
     assert_eq!(
         all_shown(&out),
         "Connecting to localhost:5577 to look up the room..."
@@ -18,11 +20,13 @@ fn chat_looks_up_the_room_over_a_short_connection() {
             server: addr("localhost:5577")
         }]
     );
-    c.handle_connected(t(2));
-    let out = server(&mut c, 3, GREETING);
-    assert_eq!(actions(&out), [line("getdir\n")]);
-    assert_eq!(c.mode(), Mode::Main);
-    let out = server(&mut c, 4, b"OK 1 room\nlobby 239.1.1.1 5000\n.\n");
+    net.run_until(Duration::from_secs(1), |net| {
+        net.since(c, mark).contains(&line("getdir\n"))
+    });
+    assert_eq!(net.client(c).mode(), Mode::Main);
+    let mark = net.mark(c);
+    net.run_until_idle();
+    let out = net.since(c, mark);
     assert_eq!(
         actions(&out),
         [
@@ -31,12 +35,11 @@ fn chat_looks_up_the_room_over_a_short_connection() {
                 port: 5000
             },
             Output::Close,
-            Output::Prompt(chat_prompt("lobby", "Mel")),
+            Output::Prompt(chat_prompt("Lobby", "Mel")),
         ]
     );
     assert_eq!(chat_prompt("lobby", "Mel").to_string(), "[lobby] Mel> ");
-    c.handle_leave_chat(t(5));
-    let out = drain(&mut c);
+    let out = act(&mut net, c, Input::LeaveChat);
     assert_eq!(
         actions(&out),
         [Output::LeaveGroup, Output::Prompt(Prompt::Main)]
@@ -45,28 +48,24 @@ fn chat_looks_up_the_room_over_a_short_connection() {
 
 #[test]
 fn chat_with_an_unknown_room() {
-    let mut c = fresh();
-    user(&mut c, 1, "chat nowhere");
-    c.handle_connected(t(2));
-    server(&mut c, 3, GREETING);
-    let out = server(&mut c, 4, b"OK 1 room\nlobby 239.1.1.1 5000\n.\n");
-    assert_eq!(actions(&out), [Output::Close]);
+    let (mut net, c) = pair();
+    let out = say(&mut net, c, "chat nowhere");
+    assert_eq!(actions(&out)[1..], [line("getdir\n"), Output::Close]);
     assert_eq!(
-        all_shown(&out),
+        shown(&out)[1],
         "There is no room named nowhere. Type 'connect', then 'getdir' to list the rooms or \
          'makeroom' to create one."
     );
 
-    let mut c = connected();
-    user(&mut c, 5, "chat nowhere");
-    let out = server(&mut c, 6, b"OK 0 rooms\n.\n");
-    assert_eq!(actions(&out), []);
+    let (mut net, c) = pair_connected();
+    let out = say(&mut net, c, "chat nowhere");
+    assert_eq!(actions(&out), [line("getdir\n")]);
     assert_eq!(
         all_shown(&out),
         "There is no room named nowhere. Type 'getdir' to list the rooms, or 'makeroom' to \
          create one."
     );
-    assert_eq!(c.mode(), Mode::Connected);
+    assert_eq!(net.client(c).mode(), Mode::Connected);
 }
 
 #[test]
@@ -84,11 +83,12 @@ fn chat_lookup_fails_to_connect() {
 
 #[test]
 fn chat_lookup_server_error_and_loss() {
+    // A server that refuses the getdir (the real one never does).
     let mut c = fresh();
     user(&mut c, 1, "chat lobby");
     c.handle_connected(t(2));
-    server(&mut c, 3, GREETING);
-    let out = server(&mut c, 4, b"ERR busy try later\n");
+    hostile_sends(&mut c, 3, &real_greeting());
+    let out = hostile_sends(&mut c, 4, b"ERR busy try later\n");
     assert_eq!(actions(&out), [Output::Close]);
     assert_eq!(
         all_shown(&out),
@@ -98,7 +98,7 @@ fn chat_lookup_server_error_and_loss() {
     let mut c = fresh();
     user(&mut c, 1, "chat lobby");
     c.handle_connected(t(2));
-    server(&mut c, 3, GREETING);
+    hostile_sends(&mut c, 3, &real_greeting());
     c.handle_server_closed(t(4));
     let out = drain(&mut c);
     assert_eq!(actions(&out), [Output::Close]);
@@ -168,9 +168,8 @@ fn leave_byte_in_a_line() {
 
 #[test]
 fn interrupt_leaves_chat() {
-    let mut c = in_chat();
-    c.handle_interrupt(t(20));
-    let out = drain(&mut c);
+    let (mut net, c) = pair_in_chat();
+    let out = act(&mut net, c, Input::Interrupt);
     assert_eq!(
         actions(&out),
         [Output::LeaveGroup, Output::Prompt(connected_prompt())]
@@ -245,15 +244,15 @@ impl ToOwnedString for Output {
 
 #[test]
 fn server_text_is_made_safe() {
-    let mut c = connected();
+    let mut c = hostile_connected();
     user(&mut c, 5, "deleteroom x");
     // The parser refuses control characters in replies: a protocol error.
-    let out = server(&mut c, 6, b"ERR noroom \x1b[31mred\n");
+    let out = hostile_sends(&mut c, 6, b"ERR noroom \x1b[31mred\n");
     assert_eq!(actions(&out), [Output::Close, Output::Prompt(Prompt::Main)]);
     // Invisible formatting characters are shown as code points.
-    let mut c = connected();
+    let mut c = hostile_connected();
     user(&mut c, 5, "deleteroom x");
-    let out = server(&mut c, 6, "ERR noroom no \u{202e}room\n".as_bytes());
+    let out = hostile_sends(&mut c, 6, "ERR noroom no \u{202e}room\n".as_bytes());
     assert_eq!(all_shown(&out), "Room x was not deleted: no <U+202E>room");
 }
 
@@ -281,4 +280,103 @@ fn input_while_waiting_is_refused_not_lost_silently() {
     let out = user(&mut c, 2, "getdir");
     assert_eq!(actions(&out), []);
     assert!(all_shown(&out).starts_with("Still waiting for the directory server"));
+}
+
+#[test]
+fn the_room_is_entered_only_once_joined() {
+    // The join fails (`--iface` names an address the host lacks): no
+    // "Entering chat room", and a line typed meanwhile waits for the
+    // result, then is read at the prompt the user is back at.
+    let (mut net, c) = pair();
+    net.clients[c].join_error = Some("Cannot assign requested address (os error 99)".into());
+    let mark = net.mark(c);
+    net.type_line(c, "chat lobby");
+    net.type_line(c, "hello");
+    net.run_until_idle();
+    let out = net.since(c, mark);
+    let text = all_shown(&out);
+    assert!(!text.contains("Entering chat room"), "{text}");
+    assert_eq!(
+        shown(&out)[1..],
+        [
+            "Could not join chat room Lobby (239.1.1.1 port 5000): Cannot assign requested \
+             address (os error 99); you are not in the room. Choose the network interface \
+             with --iface ADDR, or check that multicast is routed.",
+            "'hello' is not a command. Type 'help' for the commands.",
+        ]
+    );
+    assert!(!out.iter().any(|o| matches!(o, Output::SendDatagram(_))));
+    assert_eq!(prompts(&out), []);
+    assert_eq!(net.client(c).mode(), Mode::Main);
+
+    // The join succeeds: the line typed meanwhile is a chat message, sent
+    // once the user has read that they are in the room.
+    let (mut net, c) = pair();
+    let mark = net.mark(c);
+    net.type_line(c, "chat lobby");
+    net.type_line(c, "hello");
+    net.run_until_idle();
+    let out = net.since(c, mark);
+    let entering = out
+        .iter()
+        .position(|o| o.to_owned_string().starts_with("Entering chat room Lobby"))
+        .unwrap();
+    let sent = out
+        .iter()
+        .position(|o| matches!(o, Output::SendDatagram(d) if &d[..] == b"Mel: hello"))
+        .unwrap();
+    assert!(entering < sent, "{out:?}");
+}
+
+#[test]
+fn while_joining_the_client_waits() {
+    let mut c = hostile_connected();
+    user(&mut c, 5, "chat lobby");
+    let out = hostile_sends(&mut c, 6, b"OK 1 room\nlobby 239.1.1.1 5000\n.\n");
+    assert_eq!(
+        actions(&out),
+        [Output::JoinGroup {
+            group: Ipv4Addr::new(239, 1, 1, 1),
+            port: 5000
+        }]
+    );
+    assert_eq!(all_shown(&out), "");
+    assert!(!c.ready_for_input());
+    assert_eq!(c.mode(), Mode::Connected);
+    // Datagrams before the join is done are not shown.
+    c.handle_datagram(t(7), b"Bob: early");
+    assert_eq!(drain(&mut c), []);
+    // A line handed over anyway is refused, not sent or run.
+    let out = user(&mut c, 7, "deleteroom lobby");
+    assert_eq!(actions(&out), []);
+    assert_eq!(
+        all_shown(&out),
+        "Still joining chat room lobby; 'deleteroom lobby' was ignored. Wait for the prompt."
+    );
+    // quit gives up the join at once.
+    assert!(c.acts_at_once(b"quit"));
+    let out = user(&mut c, 8, "quit");
+    assert_eq!(
+        actions(&out),
+        [Output::LeaveGroup, Output::Close, Output::Exit]
+    );
+    // A late report of the join changes nothing.
+    c.handle_joined(t(9));
+    assert_eq!(drain(&mut c), []);
+    assert_eq!(c.mode(), Mode::Main);
+
+    // Ctrl-] gives it up too.
+    let mut c = hostile_connected();
+    user(&mut c, 5, "chat lobby");
+    hostile_sends(&mut c, 6, b"OK 1 room\nlobby 239.1.1.1 5000\n.\n");
+    c.handle_leave_chat(t(7));
+    let out = drain(&mut c);
+    assert_eq!(actions(&out), [Output::LeaveGroup]);
+    assert_eq!(
+        all_shown(&out),
+        "You left chat room lobby; back at the connected prompt."
+    );
+    c.handle_joined(t(8));
+    assert_eq!(drain(&mut c), []);
+    assert!(c.ready_for_input());
 }

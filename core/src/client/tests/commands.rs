@@ -110,24 +110,28 @@ fn quit_and_end_of_input() {
     assert_eq!(actions(&drain(&mut c)), [Output::Exit]);
 
     // Quitting from chat mode leaves the group and closes the connection.
-    let mut c = in_chat();
-    c.handle_end_of_input(t(20));
+    let (mut net, c) = pair_in_chat();
     assert_eq!(
-        actions(&drain(&mut c)),
+        actions(&act(&mut net, c, Input::End)),
         [Output::LeaveGroup, Output::Close, Output::Exit]
     );
     // "quit" typed in chat mode is a message, not a command.
-    let mut c = in_chat();
-    let out = user(&mut c, 20, "quit");
+    let (mut net, c) = pair_in_chat();
+    let out = say(&mut net, c, "quit");
     assert!(matches!(actions(&out)[..], [Output::SendDatagram(_)]));
+    assert!(!net.client(c).has_exited());
 }
 
 // ---- connecting ----
 
 #[test]
 fn connect_to_a_named_server_and_bye() {
-    let mut c = fresh();
-    let out = user(&mut c, 1, "connect 10.1.2.3:6000");
+    let mut net = Net::new(2);
+    net.add_server("10.1.2.3:6000", ServerConfig::default(), Directory::new());
+    let c = net.add_client(config());
+    let mark = net.mark(c);
+    net.type_line(c, "connect 10.1.2.3:6000");
+    let out = net.since(c, mark);
     assert_eq!(all_shown(&out), "Connecting to 10.1.2.3:6000...");
     assert_eq!(
         actions(&out),
@@ -135,9 +139,12 @@ fn connect_to_a_named_server_and_bye() {
             server: addr("10.1.2.3:6000")
         }]
     );
-    assert_eq!(c.poll_timeout(), Some(t(1) + CONNECT_TIMEOUT));
-    c.handle_connected(t(5));
-    let out = server(&mut c, 6, GREETING);
+    assert_eq!(
+        net.client(c).poll_timeout(),
+        Some(net.now() + CONNECT_TIMEOUT)
+    );
+    net.run_until_idle();
+    let out = net.since(c, mark);
     assert_eq!(
         prompts(&out),
         [Prompt::Connected {
@@ -151,36 +158,49 @@ fn connect_to_a_named_server_and_bye() {
         .to_string(),
         "roomcast [10.1.2.3:6000]> "
     );
-    let out = user(&mut c, 7, "connect");
+    let out = say(&mut net, c, "connect");
     assert!(all_shown(&out).starts_with("You are already connected to 10.1.2.3:6000."));
-    let out = user(&mut c, 8, "bye");
-    assert_eq!(actions(&out), [line("bye\n")]);
-    assert!(!c.ready_for_input());
-    let out = server(&mut c, 9, b"OK bye\n");
-    assert_eq!(actions(&out), [Output::Close, Output::Prompt(Prompt::Main)]);
+    let mark = net.mark(c);
+    net.type_line(c, "bye");
+    assert_eq!(actions(&net.since(c, mark)), [line("bye\n")]);
+    assert!(!net.client(c).ready_for_input());
+    // The real server answers "OK bye" and closes; the close changes
+    // nothing more.
+    net.run_until_idle();
+    let out = net.since(c, mark);
+    assert_eq!(
+        actions(&out),
+        [line("bye\n"), Output::Close, Output::Prompt(Prompt::Main)]
+    );
     assert_eq!(
         all_shown(&out),
         "Disconnected from the directory server at 10.1.2.3:6000."
     );
-    // The server closing after its "OK bye" changes nothing more.
-    c.handle_server_closed(t(10));
-    assert_eq!(drain(&mut c), []);
     // `connect` alone now goes back to the server used last.
-    let out = user(&mut c, 11, "connect");
+    let out = say(&mut net, c, "connect");
     assert_eq!(
-        actions(&out),
-        [Output::Connect {
+        actions(&out)[0],
+        Output::Connect {
             server: addr("10.1.2.3:6000")
-        }]
+        }
     );
+    assert_eq!(net.client(c).mode(), Mode::Connected);
 }
 
 #[test]
 fn bye_answered_by_a_close() {
-    let mut c = connected();
-    user(&mut c, 10, "bye");
-    c.handle_server_closed(t(11));
-    let out = drain(&mut c);
+    // A server may close instead of answering "OK bye".
+    let mut net = Net::new(10);
+    net.add_hostile_server(SERVER);
+    let c = net.add_client(config());
+    say(&mut net, c, "connect");
+    net.hostile_send(&real_greeting());
+    net.run_until_idle();
+    say(&mut net, c, "bye");
+    let mark = net.mark(c);
+    net.hostile_close();
+    net.run_until_idle();
+    let out = net.since(c, mark);
     assert_eq!(actions(&out), [Output::Close, Output::Prompt(Prompt::Main)]);
     assert_eq!(
         all_shown(&out),
@@ -234,10 +254,11 @@ fn connect_times_out() {
 
 #[test]
 fn greeting_refused() {
+    // The host, not the server machine, refuses a connection when full.
     let mut c = fresh();
     user(&mut c, 1, "connect");
     c.handle_connected(t(2));
-    let out = server(&mut c, 3, b"ERR busy too many connections; try later\n");
+    let out = hostile_sends(&mut c, 3, b"ERR busy too many connections; try later\n");
     assert_eq!(actions(&out), [Output::Close]);
     assert_eq!(
         all_shown(&out),
@@ -263,8 +284,8 @@ fn no_greeting_times_out() {
 
 #[test]
 fn connected_help() {
-    let mut c = connected();
-    let help = all_shown(&user(&mut c, 5, "help"));
+    let (mut net, c) = pair_connected();
+    let help = all_shown(&say(&mut net, c, "help"));
     for word in [
         "getdir",
         "makeroom <name> <address> <port>",
@@ -280,17 +301,25 @@ fn connected_help() {
 
 #[test]
 fn getdir_table_is_aligned() {
-    let mut c = connected();
-    let out = user(&mut c, 5, "getdir");
-    assert_eq!(actions(&out), [line("getdir\n")]);
-    assert!(!c.ready_for_input());
-    let out = server(
-        &mut c,
-        6,
-        b"OK 3 rooms\nlobby 239.1.1.1 5000\nthe-big-room 239.100.200.1 65000\nz 239.0.0.1 1024\n.\n",
-    );
+    let room = |name: &str, group: [u8; 4], port| Room {
+        name: RoomName::try_from(name).unwrap(),
+        group: Ipv4Addr::from(group),
+        port,
+    };
+    let rooms = [
+        room("lobby", [239, 1, 1, 1], 5000),
+        room("the-big-room", [239, 100, 200, 1], 65000),
+        room("z", [239, 0, 0, 1], 1024),
+    ];
+    let (mut net, c) = pair_with(3, &rooms);
+    say(&mut net, c, "connect");
+    let mark = net.mark(c);
+    net.type_line(c, "getdir");
+    assert_eq!(actions(&net.since(c, mark)), [line("getdir\n")]);
+    assert!(!net.client(c).ready_for_input());
+    net.run_until_idle();
     assert_eq!(
-        shown(&out),
+        shown(&net.since(c, mark)),
         [
             "ROOM          ADDRESS        PORT",
             "lobby         239.1.1.1      5000",
@@ -299,34 +328,35 @@ fn getdir_table_is_aligned() {
             "(3 rooms)",
         ]
     );
-    assert!(c.ready_for_input());
+    assert!(net.client(c).ready_for_input());
 
-    user(&mut c, 7, "getdir");
-    let out = server(&mut c, 8, b"OK 1 room\nx 239.1.1.1 5000\n.\n");
+    let (mut net, c) = pair_with(4, &[room("x", [239, 1, 1, 1], 5000)]);
+    say(&mut net, c, "connect");
     assert_eq!(
-        shown(&out),
+        shown(&say(&mut net, c, "getdir")),
         ["ROOM  ADDRESS    PORT", "x     239.1.1.1  5000", "(1 room)"]
     );
-    user(&mut c, 9, "GETDIR");
-    let out = server(&mut c, 10, b"OK 0 rooms\n.\n");
+    let (mut net, c) = pair_with(5, &[]);
+    say(&mut net, c, "connect");
     assert_eq!(
-        shown(&out),
+        shown(&say(&mut net, c, "GETDIR")),
         ["No rooms yet. Create one with: makeroom <name> <address> <port>"]
     );
 }
 
 #[test]
 fn a_long_listing_streams_in_wide_columns() {
-    let mut c = connected();
-    user(&mut c, 5, "getdir");
     let n = 3 * LISTING_BUFFER + 5;
-    let mut bytes = format!("OK {n} rooms\n").into_bytes();
-    for i in 0..n {
-        bytes.extend(format!("room{i:04} 239.1.{}.{} 5000\n", i / 256, i % 256).bytes());
-    }
-    bytes.extend(b".\n");
-    let out = server(&mut c, 6, &bytes);
-    let lines = shown(&out);
+    let rooms: Vec<Room> = (0..n)
+        .map(|i| Room {
+            name: RoomName::try_from(format!("room{i:04}").as_str()).unwrap(),
+            group: Ipv4Addr::new(239, 1, (i / 256) as u8, (i % 256) as u8),
+            port: 5000,
+        })
+        .collect();
+    let (mut net, c) = pair_with(6, &rooms);
+    say(&mut net, c, "connect");
+    let lines = shown(&say(&mut net, c, "getdir"));
     assert_eq!(lines.len(), n + 2, "{lines:#?}");
     assert_eq!(lines[0], format!("{:<32}  {:<15}  PORT", "ROOM", "ADDRESS"));
     for (i, row) in lines[1..=n].iter().enumerate() {
@@ -338,41 +368,40 @@ fn a_long_listing_streams_in_wide_columns() {
         assert_eq!(row, &expected);
     }
     assert_eq!(lines[n + 1], format!("({n} rooms)"));
-    assert!(c.ready_for_input());
+    assert!(net.client(c).ready_for_input());
 }
 
 #[test]
 fn makeroom_and_deleteroom() {
-    let mut c = connected();
-    let out = user(&mut c, 5, "makeroom lobby 239.1.1.1 5000");
+    let (mut net, c) = pair_with(7, &[]);
+    say(&mut net, c, "connect");
+    let out = say(&mut net, c, "makeroom lobby 239.1.1.1 5000");
     assert_eq!(actions(&out), [line("makeroom lobby 239.1.1.1 5000\n")]);
-    let out = server(&mut c, 6, b"OK created lobby 239.1.1.1 5000\n");
     assert_eq!(
         all_shown(&out),
         "Room lobby created: multicast group 239.1.1.1 port 5000. Type 'chat lobby' to enter it."
     );
-    user(&mut c, 7, "makeroom Lobby 239.1.1.2 5000");
-    let out = server(
-        &mut c,
-        8,
-        b"ERR exists a room named lobby exists already; choose another name\n",
-    );
+    let out = say(&mut net, c, "makeroom Lobby 239.1.1.2 5000");
     assert_eq!(
         all_shown(&out),
-        "Room Lobby was not created: a room named lobby exists already; choose another name"
+        "Room Lobby was not created: a room named 'lobby' exists already; pick another name"
     );
-    let out = user(&mut c, 9, "deleteroom lobby");
+    let out = say(&mut net, c, "deleteroom lobby");
     assert_eq!(actions(&out), [line("deleteroom lobby\n")]);
-    let out = server(&mut c, 10, b"OK deleted lobby\n");
     assert_eq!(all_shown(&out), "Room lobby deleted.");
-    user(&mut c, 11, "deleteroom lobby");
-    let out = server(&mut c, 12, b"ERR noroom no room named lobby\n");
+    let out = say(&mut net, c, "deleteroom lobby");
     assert_eq!(
         all_shown(&out),
-        "Room lobby was not deleted: no room named lobby"
+        "Room lobby was not deleted: no room has that name; 'getdir' lists the rooms"
     );
+    assert!(net.client(c).ready_for_input());
+    assert_eq!(net.client(c).mode(), Mode::Connected);
+    assert!(net.server.as_ref().unwrap().directory().is_empty());
+
+    // An error code the client does not know still reads well.
+    let mut c = hostile_connected();
     user(&mut c, 13, "getdir");
-    let out = server(&mut c, 14, b"ERR whatever something new went wrong\n");
+    let out = hostile_sends(&mut c, 14, b"ERR whatever something new went wrong\n");
     assert_eq!(
         all_shown(&out),
         "Could not list the rooms: something new went wrong"
@@ -383,7 +412,7 @@ fn makeroom_and_deleteroom() {
 
 #[test]
 fn bad_commands_are_caught_before_sending() {
-    let mut c = connected();
+    let (mut net, c) = pair_connected();
     for (cmd, msg) in [
         ("makeroom lobby", "usage: makeroom <name> <address> <port>"),
         ("makeroom a 10.0.0.1 5000", "is outside 239.0.0.0/8"),
@@ -393,24 +422,25 @@ fn bad_commands_are_caught_before_sending() {
         ("getdir now", "usage: getdir"),
         ("deleteroom a\u{202e}b", "'a<U+202E>b' is not a room name"),
     ] {
-        let out = user(&mut c, 5, cmd);
+        let out = say(&mut net, c, cmd);
         assert_eq!(actions(&out), [], "{cmd}");
         assert!(all_shown(&out).contains(msg), "{cmd}: {out:?}");
     }
     // ping is passed through; its answer is silent.
-    let out = user(&mut c, 6, "ping");
-    assert_eq!(actions(&out), [line("ping\n")]);
-    assert_eq!(server(&mut c, 7, b"OK pong\n"), []);
+    let out = say(&mut net, c, "ping");
+    assert_eq!(out, [line("ping\n")]);
+    assert!(net.client(c).ready_for_input());
 }
 
 #[test]
 fn replies_may_come_in_any_pieces() {
-    let mut c = connected();
+    // Bytes a server might send (CR LF, any cuts), fed one at a time.
+    let mut c = hostile_connected();
     user(&mut c, 5, "getdir");
     let reply = b"OK 2 rooms\r\nb 239.1.1.2 5001\r\na 239.1.1.1 5000\n.\n";
     let mut out = Vec::new();
     for b in reply {
-        out.extend(server(&mut c, 6, &[*b]));
+        out.extend(hostile_sends(&mut c, 6, &[*b]));
     }
     assert_eq!(
         shown(&out),

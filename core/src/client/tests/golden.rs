@@ -28,31 +28,28 @@ fn render(outputs: &[Output]) -> String {
 
 #[test]
 fn golden_demo_session() {
-    let mut c = Client::new(config(), t(0));
-    let mut out = drain(&mut c);
-    out.extend(user(&mut c, 1, "connect"));
-    c.handle_connected(t(2));
-    out.extend(drain(&mut c));
-    out.extend(server(&mut c, 3, GREETING));
-    out.extend(user(&mut c, 4, "makeroom lobby 239.1.1.1 5000"));
-    out.extend(server(&mut c, 5, b"OK created lobby 239.1.1.1 5000\n"));
-    out.extend(user(&mut c, 6, "getdir"));
-    out.extend(server(&mut c, 7, b"OK 1 room\nlobby 239.1.1.1 5000\n.\n"));
-    out.extend(user(&mut c, 8, "bye"));
-    out.extend(server(&mut c, 9, b"OK bye\n"));
-    out.extend(user(&mut c, 10, "name Alice"));
-    out.extend(user(&mut c, 11, "chat lobby"));
-    c.handle_connected(t(12));
-    out.extend(drain(&mut c));
-    out.extend(server(&mut c, 13, GREETING));
-    out.extend(server(&mut c, 14, b"OK 1 room\nlobby 239.1.1.1 5000\n.\n"));
-    out.extend(user(&mut c, 15, "Good morning!"));
-    c.handle_datagram(t(16), b"Alice: Good morning!");
-    c.handle_datagram(t(16), b"Bob: Hi Alice");
-    out.extend(drain(&mut c));
-    c.handle_leave_chat(t(17));
-    out.extend(drain(&mut c));
-    out.extend(user(&mut c, 18, "quit"));
+    let (mut net, c) = pair_with(8, &[]);
+    let bob = net.add_client(ClientConfig::new(
+        addr(SERVER),
+        5577,
+        ChatName::new("Bob").unwrap(),
+    ));
+    for line in [
+        "connect",
+        "makeroom lobby 239.1.1.1 5000",
+        "getdir",
+        "bye",
+        "name Alice",
+        "chat lobby",
+        "Good morning!",
+    ] {
+        say(&mut net, c, line);
+    }
+    say(&mut net, bob, "chat lobby");
+    say(&mut net, bob, "Hi Alice");
+    act(&mut net, c, Input::LeaveChat);
+    say(&mut net, c, "quit");
+    let out = net.since(c, 0);
     let expected = "\
 roomcast chat client; your chat name is Mel.
 Type 'connect' to reach the directory server at localhost:5577, 'help' for all commands.
@@ -76,9 +73,9 @@ Connecting to localhost:5577 to look up the room...
 [connect localhost:5577]
 [send \"getdir\\n\"]
 [join 239.1.1.1:5000]
+[close]
 Entering chat room lobby (239.1.1.1 port 5000) as Alice.
 Type a message and press Enter to send it; Ctrl-] (or /leave) leaves the room.
-[close]
 <prompt \"[lobby] Alice> \">
 [datagram \"Alice: Good morning!\"]
 Bob: Hi Alice
