@@ -415,6 +415,11 @@ impl Net {
             .collect()
     }
 
+    /// How many of client `c`'s inputs wait to be handed over.
+    pub fn typed_ahead(&self, c: usize) -> usize {
+        self.clients[c].typed.len()
+    }
+
     /// The client machine `c`.
     pub fn client(&self, c: usize) -> &Client {
         &self.clients[c].client

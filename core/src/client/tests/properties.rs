@@ -248,3 +248,62 @@ fn step_strategy() -> impl Strategy<Value = Step> {
     ];
     (0u64..20_000, input).prop_map(|(advance, input)| Step { advance, input })
 }
+
+/// Lines the clients of [`many_clients_against_the_real_server`] type.
+const MANY_LINES: [&str; 11] = [
+    "connect",
+    "connect",
+    "bye",
+    "getdir",
+    "makeroom r1 239.1.1.1 5000",
+    "makeroom r2 239.1.1.2 5001",
+    "deleteroom r1",
+    "deleteroom r2",
+    "chat r1",
+    "hello",
+    "/leave",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Four clients type at random against the real server over a network
+    /// that cuts every write at random: every line is handed over, every
+    /// change the server made is reported to exactly one user (so the
+    /// directory holds what the users were told), and the network checks
+    /// every deadline on every step.
+    #[test]
+    fn many_clients_against_the_real_server(
+        seed in any::<u64>(),
+        max_segment in 1usize..80,
+        script in proptest::collection::vec(
+            (0usize..4, 0usize..MANY_LINES.len(), 0u64..3_000),
+            0..60,
+        ),
+    ) {
+        let mut net = Net::new(seed);
+        net.max_segment = max_segment;
+        net.add_server(SERVER, ServerConfig::default(), Directory::new());
+        let clients: Vec<usize> = (0..4).map(|_| net.add_client(config())).collect();
+        for (c, line, pause) in script {
+            net.type_line(clients[c], MANY_LINES[line]);
+            net.advance(Duration::from_millis(pause));
+        }
+        net.advance(Duration::from_secs(60));
+        let mut created = 0i64;
+        let mut deleted = 0i64;
+        for &c in &clients {
+            prop_assert_eq!(net.typed_ahead(c), 0);
+            for text in shown(&net.since(c, 0)) {
+                if text.starts_with("Room ") && text.contains(" created: multicast group") {
+                    created += 1;
+                }
+                if text.starts_with("Room ") && text.ends_with(" deleted.") {
+                    deleted += 1;
+                }
+            }
+        }
+        let rooms = net.server.as_ref().unwrap().directory().len();
+        prop_assert_eq!(created - deleted, i64::try_from(rooms).unwrap());
+    }
+}

@@ -370,3 +370,35 @@ fn quit_works_at_once_while_a_reply_trickles_in() {
     assert_eq!(shown(&out).last().map(String::as_str), Some("(1 room)"));
     assert_eq!(actions(&out), [line("bye\n")]);
 }
+
+#[test]
+fn a_slow_listing_that_ends_within_the_bound_is_shown() {
+    use crate::limits::LISTING_TIMEOUT;
+    let (mut net, c) = hostile_pair();
+    let mark = net.mark(c);
+    net.type_line(c, "getdir");
+    net.run_until_idle();
+    let sent = when(&net, c, &line("getdir\n"));
+    net.hostile_send(b"OK 2 rooms\na 239.1.1.1 5000\n");
+    net.advance(Duration::from_secs(9));
+    net.hostile_send(b"b 239.1.1.2 5000\n");
+    // The end arrives 1 ms before the bound (the link takes LINK_DELAY).
+    let end_at = sent + (LISTING_TIMEOUT - Duration::from_millis(1));
+    net.advance(end_at.saturating_since(net.now()) - crate::sim::LINK_DELAY);
+    net.hostile_send(b".\n");
+    net.run_until_idle();
+    let out = net.since(c, mark);
+    assert_eq!(
+        shown(&out),
+        [
+            "ROOM  ADDRESS    PORT",
+            "a     239.1.1.1  5000",
+            "b     239.1.1.2  5000",
+            "(2 rooms)"
+        ]
+    );
+    assert_eq!(net.client(c).mode(), Mode::Connected);
+    // And the connection lives on: nothing closes it at the old bound.
+    net.advance(LISTING_TIMEOUT);
+    assert_eq!(net.client(c).mode(), Mode::Connected);
+}
