@@ -212,6 +212,9 @@ pub struct ClientNode {
     group: Option<(Ipv4Addr, u16)>,
     /// `Some(detail)`: joins fail with this error.
     pub join_error: Option<String>,
+    /// Joins are held: the host reports them only when the test says so
+    /// ([`Net::report_joined`]).
+    pub hold_joins: bool,
     /// Reports to hand over once the drain is over.
     deferred: Vec<Report>,
 }
@@ -345,6 +348,7 @@ impl Net {
             pipe: None,
             group: None,
             join_error: None,
+            hold_joins: false,
             deferred: Vec::new(),
         });
         self.settle();
@@ -413,6 +417,13 @@ impl Net {
             .iter()
             .map(|(_, o)| o.clone())
             .collect()
+    }
+
+    /// The host of client `c` reports the join it held (see
+    /// [`ClientNode::hold_joins`]).
+    pub fn report_joined(&mut self, c: usize) {
+        self.clients[c].deferred.push(Report::Joined);
+        self.settle();
     }
 
     /// How many of client `c`'s inputs wait to be handed over.
@@ -755,7 +766,9 @@ impl Net {
                     Some(detail) => node.deferred.push(Report::JoinFailed(detail.clone())),
                     None => {
                         node.group = Some((*group, *port));
-                        node.deferred.push(Report::Joined);
+                        if !node.hold_joins {
+                            node.deferred.push(Report::Joined);
+                        }
                     }
                 }
             }

@@ -330,53 +330,68 @@ fn the_room_is_entered_only_once_joined() {
 
 #[test]
 fn while_joining_the_client_waits() {
-    let mut c = hostile_connected();
-    user(&mut c, 5, "chat lobby");
-    let out = hostile_sends(&mut c, 6, b"OK 1 room\nlobby 239.1.1.1 5000\n.\n");
+    let (mut net, c) = pair_connected();
+    net.clients[c].hold_joins = true;
+    let out = say(&mut net, c, "chat lobby");
     assert_eq!(
         actions(&out),
-        [Output::JoinGroup {
-            group: Ipv4Addr::new(239, 1, 1, 1),
-            port: 5000
-        }]
+        [
+            line("getdir\n"),
+            Output::JoinGroup {
+                group: Ipv4Addr::new(239, 1, 1, 1),
+                port: 5000
+            }
+        ]
     );
     assert_eq!(all_shown(&out), "");
+    let mut c = net.into_client(c);
     assert!(!c.ready_for_input());
     assert_eq!(c.mode(), Mode::Connected);
     // Datagrams before the join is done are not shown.
-    c.handle_datagram(t(7), b"Bob: early");
+    c.handle_datagram(t(20), b"Bob: early");
     assert_eq!(drain(&mut c), []);
     // A line handed over anyway is refused, not sent or run.
-    let out = user(&mut c, 7, "deleteroom lobby");
+    let out = user(&mut c, 20, "deleteroom lobby");
     assert_eq!(actions(&out), []);
     assert_eq!(
         all_shown(&out),
-        "Still joining chat room lobby; 'deleteroom lobby' was ignored. Wait for the prompt."
+        "Still joining chat room Lobby; 'deleteroom lobby' was ignored. Wait for the prompt."
     );
     // quit gives up the join at once.
     assert!(c.acts_at_once(b"quit"));
-    let out = user(&mut c, 8, "quit");
+    let out = user(&mut c, 21, "quit");
     assert_eq!(
         actions(&out),
         [Output::LeaveGroup, Output::Close, Output::Exit]
     );
     // A late report of the join changes nothing.
-    c.handle_joined(t(9));
+    c.handle_joined(t(22));
     assert_eq!(drain(&mut c), []);
     assert_eq!(c.mode(), Mode::Main);
 
-    // Ctrl-] gives it up too.
-    let mut c = hostile_connected();
-    user(&mut c, 5, "chat lobby");
-    hostile_sends(&mut c, 6, b"OK 1 room\nlobby 239.1.1.1 5000\n.\n");
-    c.handle_leave_chat(t(7));
-    let out = drain(&mut c);
+    // Ctrl-] gives it up too; the host's report then changes nothing.
+    let (mut net, c) = pair_connected();
+    net.clients[c].hold_joins = true;
+    say(&mut net, c, "chat lobby");
+    let out = act(&mut net, c, Input::LeaveChat);
     assert_eq!(actions(&out), [Output::LeaveGroup]);
     assert_eq!(
         all_shown(&out),
-        "You left chat room lobby; back at the connected prompt."
+        "You left chat room Lobby; back at the connected prompt."
     );
-    c.handle_joined(t(8));
-    assert_eq!(drain(&mut c), []);
-    assert!(c.ready_for_input());
+    let mark = net.mark(c);
+    net.report_joined(c);
+    assert_eq!(net.since(c, mark), []);
+    assert!(net.client(c).ready_for_input());
+
+    // Reported late, the join enters the room then.
+    let (mut net, c) = pair_connected();
+    net.clients[c].hold_joins = true;
+    say(&mut net, c, "chat lobby");
+    net.advance(Duration::from_secs(3));
+    let mark = net.mark(c);
+    net.report_joined(c);
+    let out = net.since(c, mark);
+    assert!(all_shown(&out).starts_with("Entering chat room Lobby"));
+    assert_eq!(prompts(&out), [chat_prompt("Lobby", "Mel")]);
 }

@@ -6,9 +6,11 @@ use super::*;
 
 #[test]
 fn server_lost_while_connected() {
-    let mut c = hostile_connected();
-    c.handle_server_closed(t(50));
-    let out = drain(&mut c);
+    let (mut net, c) = pair_connected();
+    let mark = net.mark(c);
+    net.server_closes_all();
+    net.run_until_idle();
+    let out = net.since(c, mark);
     assert_eq!(actions(&out), [Output::Close, Output::Prompt(Prompt::Main)]);
     assert_eq!(
         shown(&out),
@@ -17,8 +19,8 @@ fn server_lost_while_connected() {
             "Type 'connect' to reconnect."
         ]
     );
-    assert!(c.ready_for_input());
-    let out = user(&mut c, 51, "getdir");
+    assert!(net.client(c).ready_for_input());
+    let out = say(&mut net, c, "getdir");
     assert!(all_shown(&out).contains("type 'connect' first"));
 }
 
