@@ -4,7 +4,10 @@
 //! asks for a line with [`Terminal::request_line`] when the client is ready
 //! for one, and the thread hands it back through a channel and wakes the
 //! loop with `Poller::notify`. So a command finishes before the next one is
-//! read, and the prompt always matches the mode.
+//! read, and the prompt matches the mode. Only when the client has waited
+//! on a server for a while does the loop ask early (see `client.rs`), so
+//! that leaving works at once; a prompt shown then is the mode's at the
+//! time of asking.
 //!
 //! In a terminal (stdin and stdout both ttys) rustyline edits the line, keeps
 //! history, and prints arriving messages above the prompt through its
