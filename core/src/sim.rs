@@ -95,6 +95,11 @@ impl ServerNode {
         }
     }
 
+    /// The greeting the real server sends a new connection.
+    pub fn greeting() -> Vec<u8> {
+        Connection::new(Instant::ZERO).poll_transmit().to_vec()
+    }
+
     fn accept(&mut self, now: Instant) -> u64 {
         self.next_id += 1;
         self.conns.insert(self.next_id, Connection::new(now));

@@ -22,8 +22,8 @@ use crate::directory::Directory;
 use crate::limits::{
     CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, MAX_DATAGRAM, MAX_LINE, OWN_ECHO_WINDOW, REPLY_TIMEOUT,
 };
-use crate::server::{Connection, ServerConfig};
-use crate::sim::{Input, Net};
+use crate::server::ServerConfig;
+use crate::sim::{Input, Net, ServerNode};
 use crate::wire::LineBuf;
 
 /// Where the real server listens in the simulated network.
@@ -31,7 +31,7 @@ const SERVER: &str = "localhost:5577";
 
 /// The real server's greeting, as its machine sends it.
 fn real_greeting() -> Vec<u8> {
-    Connection::new(Instant::ZERO).poll_transmit().to_vec()
+    ServerNode::greeting()
 }
 
 fn t(ms: u64) -> Instant {
