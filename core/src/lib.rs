@@ -49,6 +49,8 @@ mod error;
 pub mod limits;
 mod parse;
 mod server;
+#[cfg(test)]
+mod sim;
 mod time;
 mod wire;
 

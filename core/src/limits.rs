@@ -87,9 +87,17 @@ pub const MAX_TEXT: usize = 1024;
 /// connection before it gives up and says so.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long the client waits for a reply (or the next line of a listing)
-/// before it gives up on the server and closes the connection.
+/// How long the client waits for a reply to begin (its first line) before
+/// it gives up on the server and closes the connection.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest a whole reply may take, counted from the moment its request
+/// was sent to its last line: a `getdir` listing must end (`.`) within
+/// this, however steadily its rows come. A timer restarted at every row
+/// would let a server that trickles one row every few seconds hold the
+/// client for hours ([`MAX_ROOMS`] rows); a real server sends a full
+/// directory in well under a second.
+pub const LISTING_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a connected client stays quiet before it sends `ping`, so the
 /// server's [`IDLE_TIMEOUT`] never closes a connection the user is keeping.

@@ -14,7 +14,7 @@
 //! | 4 | the server closes the connection |
 //! | 5 | Ctrl-] |
 //! | 6 | time passes: the bytes' sum, in seconds, then a timeout |
-//! | 7 | the connection attempt fails, or joining the group fails |
+//! | 7 | the connection attempt fails; else the group is joined (first byte odd) or joining it fails |
 //!
 //! Follows the drain rule after every call, and checks that nothing panics,
 //! that what is shown to the user holds no control character but LF (so
@@ -75,6 +75,7 @@ fuzz_target!(|data: &[u8]| {
                 connecting = false;
                 client.handle_connect_failed(now, ConnectFailure::Refused);
             }
+            _ if bytes.first().is_some_and(|b| b & 1 == 1) => client.handle_joined(now),
             _ => client.handle_join_failed(now, "no such device"),
         }
         drain(&mut client, now, &mut connecting);

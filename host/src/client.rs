@@ -6,10 +6,24 @@
 //! `Poller::notify`). After every input the loop drains the machine's
 //! outputs and carries them out; see `net.rs` for the sockets and
 //! `terminal.rs` for line editing.
+//!
+//! # Input while the client waits
+//!
+//! The machine takes the user's next line only when it is ready for one
+//! (see `roomcast-core`'s client docs), so commands run in order. But
+//! leaving never waits for a server: once the client has waited
+//! [`READ_AHEAD_AFTER`], the loop asks the terminal for input anyway (with
+//! the prompt of the mode it is in). Ctrl-D, Ctrl-], Ctrl-C and a `quit`
+//! or `exit` line then act at once; other lines wait their turn, at most
+//! [`TYPE_AHEAD`] of them. A responsive server answers well within
+//! [`READ_AHEAD_AFTER`], so then nothing is read early, and a script's
+//! lines run one after the other as before. The end of piped input waits
+//! its turn like a line (the script's last replies are shown first).
 
 mod net;
 mod terminal;
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
@@ -57,6 +71,16 @@ const KEY_UDP: usize = 2;
 /// looks at the user's input.
 const DATAGRAMS_PER_TURN: usize = 32;
 
+/// How long the client waits for a server before it reads the user's input
+/// anyway, so that Ctrl-D, Ctrl-] and `quit` act at once; see the module
+/// docs.
+const READ_AHEAD_AFTER: Duration = Duration::from_millis(500);
+
+/// The most lines read ahead while the client waits. In a terminal, a line
+/// past these is refused with a message (and input is still read, so that
+/// leaving works); from a pipe, reading pauses until the client catches up.
+const TYPE_AHEAD: usize = 8;
+
 /// Runs the client until the user quits.
 pub fn run(args: ClientArgs) -> Result<(), String> {
     let name = match &args.name {
@@ -87,7 +111,8 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
         ttl: args.ttl,
         prompt: Prompt::Main,
         awaiting_line: false,
-        held: None,
+        typed: VecDeque::new(),
+        busy_since: None,
         resolved_tx,
         resolved,
         attempt: 0,
@@ -182,6 +207,7 @@ enum Deferred {
     Connected,
     ConnectFailed(ConnectFailure),
     ServerClosed,
+    Joined,
     JoinFailed(String),
     SendFailed(String),
 }
@@ -198,8 +224,10 @@ struct Host {
     prompt: Prompt,
     /// A line was asked of the terminal and has not come yet.
     awaiting_line: bool,
-    /// Input that came while the machine was busy.
-    held: Option<Input>,
+    /// Input that came while the machine was busy, oldest first.
+    typed: VecDeque<Input>,
+    /// Since when the machine has not been ready for input.
+    busy_since: Option<std::time::Instant>,
     resolved_tx: Sender<(u64, io::Result<Vec<SocketAddr>>)>,
     resolved: Receiver<(u64, io::Result<Vec<SocketAddr>>)>,
     /// Counts connect attempts, so a late resolution of an abandoned one is
@@ -229,9 +257,13 @@ impl Host {
                 continue;
             }
             self.arm().map_err(|e| format!("event loop: {e}"))?;
-            let timeout = self.client.poll_timeout().map(|at| {
+            let machine = self.client.poll_timeout().map(|at| {
                 Duration::from_micros(at.as_micros().saturating_sub(self.now().as_micros()))
             });
+            let timeout = match (machine, self.read_ahead_in()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             events.clear();
             match self.poller.wait(&mut events, timeout) {
                 Ok(_) => {}
@@ -277,6 +309,7 @@ impl Host {
                     Deferred::Connected => self.client.handle_connected(now),
                     Deferred::ConnectFailed(why) => self.client.handle_connect_failed(now, why),
                     Deferred::ServerClosed => self.client.handle_server_closed(now),
+                    Deferred::Joined => self.client.handle_joined(now),
                     Deferred::JoinFailed(e) => self.client.handle_join_failed(now, &e),
                     Deferred::SendFailed(e) => self.client.handle_send_failed(now, &e),
                 }
@@ -301,7 +334,10 @@ impl Host {
                         // SAFETY: the socket is deleted from the poller before
                         // it is dropped (`leave_group`).
                         match unsafe { self.poller.add(&joined.recv, Event::readable(KEY_UDP)) } {
-                            Ok(()) => self.group = Some(joined),
+                            Ok(()) => {
+                                self.group = Some(joined);
+                                self.deferred.push(Deferred::Joined);
+                            }
                             Err(e) => self.deferred.push(Deferred::JoinFailed(e.to_string())),
                         }
                     }
@@ -326,32 +362,82 @@ impl Host {
         }
     }
 
-    /// Hands the user's input to the machine when it is ready for it, and
-    /// asks for the next line when there is none. True if input was fed.
+    /// Hands the user's input to the machine when it can take it, and asks
+    /// for more input when it is ready for a line or has waited
+    /// [`READ_AHEAD_AFTER`]. True if input was fed.
     fn feed_input(&mut self) -> bool {
-        if self.held.is_none()
-            && let Some(input) = self.terminal.try_input()
-        {
-            self.awaiting_line = false;
-            self.held = Some(input);
+        if self.client.ready_for_input() {
+            self.busy_since = None;
+        } else if self.busy_since.is_none() {
+            self.busy_since = Some(std::time::Instant::now());
         }
-        if self.client.ready_for_input()
-            && let Some(input) = self.held.take()
-        {
-            let now = self.now();
-            match input {
-                Input::Line(line) => self.client.handle_user_line(now, &line),
-                Input::LeaveChat => self.client.handle_leave_chat(now),
-                Input::Interrupt => self.client.handle_interrupt(now),
-                Input::Eof => self.client.handle_end_of_input(now),
+        let tty = self.terminal.is_tty();
+        while tty || self.typed.len() < TYPE_AHEAD {
+            let Some(input) = self.terminal.try_input() else {
+                break;
+            };
+            self.awaiting_line = false;
+            if self.typed.len() >= TYPE_AHEAD && !self.acts_at_once(&input) {
+                // The machine refuses it, saying so.
+                self.hand_over(input);
+                return true;
             }
+            self.typed.push_back(input);
+        }
+        // Leaving goes first, whatever waits before it.
+        if let Some(i) = self.typed.iter().position(|input| self.acts_at_once(input))
+            && let Some(input) = self.typed.remove(i)
+        {
+            self.hand_over(input);
             return true;
         }
-        if !self.awaiting_line && self.held.is_none() && self.client.ready_for_input() {
+        if self.client.ready_for_input()
+            && let Some(input) = self.typed.pop_front()
+        {
+            self.hand_over(input);
+            return true;
+        }
+        let room = tty || self.typed.len() < TYPE_AHEAD;
+        let wanted = if self.client.ready_for_input() {
+            self.typed.is_empty()
+        } else {
+            self.read_ahead_in() == Some(Duration::ZERO)
+        };
+        if !self.awaiting_line && room && wanted && !self.client.has_exited() {
             self.terminal.request_line(&self.prompt);
             self.awaiting_line = true;
         }
         false
+    }
+
+    /// Whether the machine takes `input` at once, ready or not.
+    fn acts_at_once(&self, input: &Input) -> bool {
+        match input {
+            Input::Line(line) => self.client.acts_at_once(line),
+            Input::LeaveChat | Input::Interrupt | Input::Eof => true,
+            Input::Closed => false,
+        }
+    }
+
+    fn hand_over(&mut self, input: Input) {
+        let now = self.now();
+        match input {
+            Input::Line(line) => self.client.handle_user_line(now, &line),
+            Input::LeaveChat => self.client.handle_leave_chat(now),
+            Input::Interrupt => self.client.handle_interrupt(now),
+            Input::Eof | Input::Closed => self.client.handle_end_of_input(now),
+        }
+    }
+
+    /// How long until input is read ahead (zero: now), if the machine is
+    /// busy and no line is asked for yet.
+    fn read_ahead_in(&self) -> Option<Duration> {
+        let full = !self.terminal.is_tty() && self.typed.len() >= TYPE_AHEAD;
+        if self.awaiting_line || full || self.client.ready_for_input() {
+            return None;
+        }
+        let since = self.busy_since?;
+        Some(READ_AHEAD_AFTER.saturating_sub(since.elapsed()))
     }
 
     /// Re-arms the oneshot registrations with what each source waits for.

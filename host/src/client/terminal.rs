@@ -4,7 +4,10 @@
 //! asks for a line with [`Terminal::request_line`] when the client is ready
 //! for one, and the thread hands it back through a channel and wakes the
 //! loop with `Poller::notify`. So a command finishes before the next one is
-//! read, and the prompt always matches the mode.
+//! read, and the prompt matches the mode. Only when the client has waited
+//! on a server for a while does the loop ask early (see `client.rs`), so
+//! that leaving works at once; a prompt shown then is the mode's at the
+//! time of asking.
 //!
 //! In a terminal (stdin and stdout both ttys) rustyline edits the line, keeps
 //! history, and prints arriving messages above the prompt through its
@@ -61,8 +64,10 @@ pub enum Input {
     LeaveChat,
     /// Ctrl-C at the prompt.
     Interrupt,
-    /// Ctrl-D, or the end of piped input.
+    /// Ctrl-D in a terminal.
     Eof,
+    /// The end of piped input.
+    Closed,
 }
 
 struct LineRequest {
@@ -72,6 +77,7 @@ struct LineRequest {
 
 /// The terminal, seen from the event loop.
 pub struct Terminal {
+    tty: bool,
     requests: Sender<LineRequest>,
     inputs: Receiver<Input>,
     /// The printer thread's queue, in a terminal.
@@ -155,6 +161,7 @@ impl Terminal {
                     editor_thread(editor, request_rx, input_tx, poller, in_chat, leave)
                 })?;
             Ok(Terminal {
+                tty,
                 requests,
                 inputs,
                 printer: Some(printer),
@@ -165,6 +172,7 @@ impl Terminal {
                 .name("stdin".into())
                 .spawn(move || plain_thread(request_rx, input_tx, poller))?;
             Ok(Terminal {
+                tty,
                 requests,
                 inputs,
                 printer: None,
@@ -179,6 +187,11 @@ impl Terminal {
             prompt: prompt.to_string(),
             in_chat: prompt.mode() == Mode::Chat,
         });
+    }
+
+    /// Whether the user is at a terminal (rather than piping input).
+    pub fn is_tty(&self) -> bool {
+        self.tty
     }
 
     /// What the user did, if anything came.
@@ -353,7 +366,7 @@ fn print_thread(mut printer: impl ExternalPrinter, queue: &PrintQueue, done: Sen
 /// Hands one input to the event loop and wakes it. `false` when the reading
 /// thread should stop: the input was the end, or the loop is gone.
 fn deliver(inputs: &Sender<Input>, poller: &Poller, input: Input) -> bool {
-    let eof = matches!(input, Input::Eof);
+    let eof = matches!(input, Input::Eof | Input::Closed);
     if inputs.send(input).is_err() {
         return false;
     }
@@ -391,7 +404,7 @@ fn plain_thread(requests: Receiver<LineRequest>, inputs: Sender<Input>, poller: 
             .take(MAX_PLAIN_LINE)
             .read_until(b'\n', &mut line)
         {
-            Ok(0) | Err(_) => Input::Eof,
+            Ok(0) | Err(_) => Input::Closed,
             Ok(_) if line.last() == Some(&b'\n') => {
                 line.pop();
                 Input::Line(line)

@@ -1,0 +1,123 @@
+//! What the host sees of the client: its configuration, its modes, the
+//! outputs it puts out, and how a connection attempt can fail.
+
+use core::net::Ipv4Addr;
+use core::time::Duration;
+
+use crate::limits::{
+    CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, LISTING_TIMEOUT, MAX_DATAGRAM, MAX_TEXT, REPLY_TIMEOUT,
+};
+use crate::wire::LineBuf;
+
+use super::names::{ChatName, ServerAddr};
+use super::render::{Message, Prompt};
+
+/// The payload of one chat datagram.
+pub type Datagram = heapless::Vec<u8, MAX_DATAGRAM>;
+
+/// A message for the user, already worded.
+pub type Text = heapless::String<MAX_TEXT>;
+
+/// The byte a line holds to leave chat mode when input is not a terminal
+/// (what Ctrl-] types).
+pub const LEAVE_CHAT_BYTE: u8 = 0x1D;
+
+/// How a client behaves; [`ClientConfig::new`] fills in the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// The directory server `connect` (with no argument) and `chat` use,
+    /// as `HOST:PORT`.
+    pub server: ServerAddr,
+    /// The port `connect HOST` uses.
+    pub default_port: u16,
+    /// The chat name to start with.
+    pub name: ChatName,
+    /// See [`CONNECT_TIMEOUT`].
+    pub connect_timeout: Duration,
+    /// See [`REPLY_TIMEOUT`].
+    pub reply_timeout: Duration,
+    /// See [`LISTING_TIMEOUT`].
+    pub listing_timeout: Duration,
+    /// See [`KEEPALIVE_INTERVAL`].
+    pub keepalive_interval: Duration,
+}
+
+impl ClientConfig {
+    /// A configuration with the default timeouts.
+    pub fn new(server: ServerAddr, default_port: u16, name: ChatName) -> Self {
+        Self {
+            server,
+            default_port,
+            name,
+            connect_timeout: CONNECT_TIMEOUT,
+            reply_timeout: REPLY_TIMEOUT,
+            listing_timeout: LISTING_TIMEOUT,
+            keepalive_interval: KEEPALIVE_INTERVAL,
+        }
+    }
+}
+
+/// Which commands the user has: the prompt shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Not connected to a directory server.
+    Main,
+    /// Connected to a directory server: its commands work.
+    Connected,
+    /// In a chat room: lines typed are messages.
+    Chat,
+}
+
+/// Why a connection attempt failed, as the host saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    /// The host name did not resolve.
+    Resolve,
+    /// Nothing listens at that address and port.
+    Refused,
+    /// No route to the host or network.
+    Unreachable,
+    /// The host gave up waiting.
+    TimedOut,
+    /// Anything else.
+    Other,
+}
+
+/// What the host must do. Drain with [`Client::poll_output`](super::Client::poll_output).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Open a TCP connection to `server` (`HOST:PORT`: resolve the name,
+    /// try each address), then call [`Client::handle_connected`](super::Client::handle_connected) or
+    /// [`Client::handle_connect_failed`](super::Client::handle_connect_failed). Every `Connect` is followed,
+    /// sooner or later, by exactly one [`Output::Close`].
+    Connect {
+        /// Where to connect.
+        server: ServerAddr,
+    },
+    /// Write this line (LF included) to the server.
+    SendLine(LineBuf),
+    /// Close the server connection (or abandon the attempt to open it).
+    Close,
+    /// Join the multicast `group` and receive on `port`, then report how it
+    /// went with [`Client::handle_joined`](super::Client::handle_joined) or
+    /// [`Client::handle_join_failed`](super::Client::handle_join_failed).
+    /// The client enters the room (and says so) only once it is joined.
+    JoinGroup {
+        /// The room's group, in 239.0.0.0/8.
+        group: Ipv4Addr,
+        /// The room's UDP port.
+        port: u16,
+    },
+    /// Leave the group joined last and close its socket.
+    LeaveGroup,
+    /// Send this payload to the joined group and port.
+    SendDatagram(Datagram),
+    /// Show this to the user.
+    Show(Message),
+    /// Use this prompt for the user's next line.
+    Prompt(Prompt),
+    /// Stop: the user quit.
+    Exit,
+}

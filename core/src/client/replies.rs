@@ -1,0 +1,301 @@
+//! The directory server's replies: the greeting, `OK`/`ERR` lines, and
+//! listings shown as a table or searched for one room.
+
+use core::fmt::Write as _;
+
+use crate::limits::{MAX_ROOM_NAME, MAX_ROOMS, MAX_TEXT};
+use crate::parse::{parse_reply_line, parse_room_line};
+use crate::server::PROTOCOL_VERSION;
+use crate::time::Instant;
+use crate::wire::{Command, ReplyLine};
+
+use super::render::{Clean, CleanLen, fmt_len};
+use super::{Client, Conn, Listing, Pending, Purpose, Request};
+
+impl Client {
+    // ---- server lines ----
+
+    pub(super) fn server_line(&mut self, line: &[u8]) {
+        if !matches!(self.conn, Conn::Open { .. }) {
+            return;
+        }
+        if self.listing.is_some() {
+            return self.listing_line(line);
+        }
+        let Some(front) = self.pending.front() else {
+            return self.protocol_error("a line nobody asked for", line);
+        };
+        let request = front.request.clone();
+        let sent = front.sent;
+        let reply = match parse_reply_line(line) {
+            Ok(reply) => reply,
+            Err(_) => return self.protocol_error("a line that is not a reply", line),
+        };
+        if request == Request::Greeting
+            && let ReplyLine::Ok(text) = reply
+            && text.split(' ').next() != Some(PROTOCOL_VERSION)
+        {
+            return self.protocol_error("a greeting that is not CRDP/1", line);
+        }
+        let _ = self.pending.pop_front();
+        match reply {
+            ReplyLine::Ok(_) => self.reply_ok(request, sent),
+            ReplyLine::Err { token, message, .. } => self.reply_err(request, token, message),
+        }
+    }
+
+    fn reply_ok(&mut self, request: Request, sent: Instant) {
+        match request {
+            Request::Greeting => {
+                if let Conn::Open { greeted, .. } = &mut self.conn {
+                    *greeted = true;
+                }
+                let server = self.conn_server();
+                match &self.conn {
+                    Conn::Open {
+                        purpose: Purpose::Lookup(room),
+                        ..
+                    } => {
+                        let room = room.clone();
+                        self.send_request(Request::Lookup(room), &Command::GetDir);
+                    }
+                    _ => {
+                        self.server = server.clone();
+                        say!(
+                            self,
+                            "Connected to the directory server at {server}. Type 'help' for \
+                             its commands, 'bye' to disconnect."
+                        );
+                    }
+                }
+            }
+            Request::GetDir => {
+                self.restore_pending(Request::GetDir, sent);
+                self.listing_rows = 0;
+                self.listing = Some(Listing::Table {
+                    rows: heapless::Deque::new(),
+                    widths: None,
+                    count: 0,
+                    ended: false,
+                });
+            }
+            Request::Lookup(name) => {
+                self.restore_pending(Request::Lookup(name.clone()), sent);
+                self.listing_rows = 0;
+                self.listing = Some(Listing::Lookup { name, found: None });
+            }
+            Request::MakeRoom(room) => say!(
+                self,
+                "Room {} created: multicast group {} port {}. Type 'chat {}' to enter it.",
+                Clean(&room.name),
+                room.group,
+                room.port,
+                Clean(&room.name)
+            ),
+            Request::DeleteRoom(name) => {
+                say!(self, "Room {} deleted.", Clean(&name))
+            }
+            Request::Ping => {}
+            Request::Bye => {
+                let server = self.conn_server();
+                self.reset_connection();
+                say!(self, "Disconnected from the directory server at {server}.");
+            }
+        }
+    }
+
+    /// Puts a request whose reply goes on (a listing) back at the front,
+    /// with the time it was `sent`: the whole reply is due from then.
+    fn restore_pending(&mut self, request: Request, sent: Instant) {
+        let _ = self.pending.push_front(Pending { request, sent });
+    }
+
+    fn reply_err(&mut self, request: Request, token: &str, message: &str) {
+        let server = self.conn_server();
+        let message = Clean(message);
+        match request {
+            Request::Greeting => {
+                self.reset_connection();
+                say!(
+                    self,
+                    "The directory server at {server} turned the connection away \
+                     ({}): {message}",
+                    Clean(token)
+                );
+            }
+            Request::Lookup(room) => {
+                say!(
+                    self,
+                    "Could not look up room {}: the server said: {message}",
+                    Clean(&room)
+                );
+                self.end_lookup_connection();
+            }
+            Request::GetDir => {
+                say!(self, "Could not list the rooms: {message}")
+            }
+            Request::MakeRoom(room) => say!(
+                self,
+                "Room {} was not created: {message}",
+                Clean(&room.name)
+            ),
+            Request::DeleteRoom(name) => {
+                say!(self, "Room {} was not deleted: {message}", Clean(&name))
+            }
+            Request::Ping => {}
+            Request::Bye => {
+                self.reset_connection();
+                say!(self, "Disconnected from the directory server at {server}.");
+            }
+        }
+    }
+
+    /// After a lookup over a short connection: close it.
+    fn end_lookup_connection(&mut self) {
+        if let Conn::Open {
+            purpose: Purpose::Lookup(_),
+            ..
+        } = self.conn
+        {
+            self.reset_connection();
+        }
+    }
+
+    fn listing_line(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line == b"." {
+            return self.end_listing();
+        }
+        let room = match parse_room_line(line) {
+            Ok(room) => room,
+            Err(_) => return self.protocol_error("a directory line that is not a room", line),
+        };
+        self.listing_rows += 1;
+        if self.listing_rows > MAX_ROOMS {
+            return self.protocol_error("more rooms than a directory can hold", line);
+        }
+        match &mut self.listing {
+            Some(Listing::Lookup { name, found })
+                if found.is_none() && room.name.eq_ignore_ascii_case(name) =>
+            {
+                *found = Some(room);
+            }
+            Some(Listing::Lookup { .. }) => {}
+            Some(Listing::Table {
+                rows,
+                widths,
+                count,
+                ..
+            }) => {
+                *count += 1;
+                // Rows are flushed before the next line is read, so there is
+                // room in `rows` whenever widths are known.
+                let _ = rows.push_back(room);
+                if widths.is_none() && rows.is_full() {
+                    *widths = Some((MAX_ROOM_NAME, 15));
+                    self.table_header(MAX_ROOM_NAME, 15);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn end_listing(&mut self) {
+        let _ = self.pending.pop_front();
+        match self.listing.take() {
+            Some(Listing::Lookup { name, found }) => {
+                match found {
+                    Some(room) => self.join_room(room),
+                    None => {
+                        let how = if self.interactive() {
+                            "Type 'getdir' to list the rooms, or 'makeroom' to create one."
+                        } else {
+                            "Type 'connect', then 'getdir' to list the rooms or 'makeroom' \
+                             to create one."
+                        };
+                        say!(self, "There is no room named {}. {how}", Clean(&name));
+                    }
+                }
+                self.end_lookup_connection();
+            }
+            Some(Listing::Table {
+                rows,
+                widths,
+                count,
+                ..
+            }) => {
+                if count == 0 {
+                    say!(
+                        self,
+                        "No rooms yet. Create one with: makeroom <name> <address> <port>"
+                    );
+                    return;
+                }
+                let widths = widths.unwrap_or_else(|| {
+                    let name = rows
+                        .iter()
+                        .map(|r| CleanLen(&r.name).len())
+                        .max()
+                        .unwrap_or(0)
+                        .max(4);
+                    let addr = rows
+                        .iter()
+                        .map(|r| fmt_len(format_args!("{}", r.group)))
+                        .max()
+                        .unwrap_or(0)
+                        .max(7);
+                    self.table_header(name, addr);
+                    (name, addr)
+                });
+                // Flushed by `step` through `flush_listing_row`.
+                self.listing = Some(Listing::Table {
+                    rows,
+                    widths: Some(widths),
+                    count,
+                    ended: true,
+                });
+                // The request stays answered; `flush_listing_row` ends it.
+            }
+            None => {}
+        }
+    }
+
+    fn table_header(&mut self, name: usize, addr: usize) {
+        say!(self, "{:<name$}  {:<addr$}  PORT", "ROOM", "ADDRESS");
+    }
+
+    /// Emits one buffered table row, or the footer; false if none is due.
+    pub(super) fn flush_listing_row(&mut self) -> bool {
+        let Some(Listing::Table {
+            rows,
+            widths: Some((name_w, addr_w)),
+            count,
+            ended,
+        }) = &mut self.listing
+        else {
+            return false;
+        };
+        let (name_w, addr_w, count) = (*name_w, *addr_w, *count);
+        if let Some(room) = rows.pop_front() {
+            let mut name = heapless::String::<{ 4 * MAX_TEXT / 8 }>::new();
+            let _ = write!(name, "{}", Clean(&room.name));
+            let mut group = heapless::String::<16>::new();
+            let _ = write!(group, "{}", room.group);
+            say!(
+                self,
+                "{:<name_w$}  {:<addr_w$}  {}",
+                name.as_str(),
+                group.as_str(),
+                room.port
+            );
+            return true;
+        }
+        if *ended {
+            self.listing = None;
+            let s = if count == 1 { "" } else { "s" };
+            say!(self, "({count} room{s})");
+            return true;
+        }
+        false
+    }
+}

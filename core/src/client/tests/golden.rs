@@ -1,0 +1,89 @@
+//! A golden transcript of the demonstration session.
+
+use super::*;
+
+// ---- golden transcript ----
+
+/// Renders a session as the user would see it (prompts and messages) with
+/// the actions in brackets.
+fn render(outputs: &[Output]) -> String {
+    let mut s = String::new();
+    for o in outputs {
+        match o {
+            Output::Show(m) => s.push_str(&format!("{m}\n")),
+            Output::Prompt(p) => s.push_str(&format!("<prompt {p:?}>\n", p = p.to_string())),
+            Output::SendLine(l) => s.push_str(&format!("[send {:?}]\n", l.as_str())),
+            Output::Connect { server } => s.push_str(&format!("[connect {server}]\n")),
+            Output::Close => s.push_str("[close]\n"),
+            Output::JoinGroup { group, port } => s.push_str(&format!("[join {group}:{port}]\n")),
+            Output::LeaveGroup => s.push_str("[leave]\n"),
+            Output::SendDatagram(d) => {
+                s.push_str(&format!("[datagram {:?}]\n", String::from_utf8_lossy(d)))
+            }
+            Output::Exit => s.push_str("[exit]\n"),
+        }
+    }
+    s
+}
+
+#[test]
+fn golden_demo_session() {
+    let (mut net, c) = pair_with(8, &[]);
+    let bob = net.add_client(ClientConfig::new(
+        addr(SERVER),
+        5577,
+        ChatName::new("Bob").unwrap(),
+    ));
+    for line in [
+        "connect",
+        "makeroom lobby 239.1.1.1 5000",
+        "getdir",
+        "bye",
+        "name Alice",
+        "chat lobby",
+        "Good morning!",
+    ] {
+        say(&mut net, c, line);
+    }
+    say(&mut net, bob, "chat lobby");
+    say(&mut net, bob, "Hi Alice");
+    act(&mut net, c, Input::LeaveChat);
+    say(&mut net, c, "quit");
+    let out = net.since(c, 0);
+    let expected = "\
+roomcast chat client; your chat name is Mel.
+Type 'connect' to reach the directory server at localhost:5577, 'help' for all commands.
+<prompt \"roomcast> \">
+Connecting to localhost:5577...
+[connect localhost:5577]
+Connected to the directory server at localhost:5577. Type 'help' for its commands, 'bye' to disconnect.
+<prompt \"roomcast [localhost:5577]> \">
+[send \"makeroom lobby 239.1.1.1 5000\\n\"]
+Room lobby created: multicast group 239.1.1.1 port 5000. Type 'chat lobby' to enter it.
+[send \"getdir\\n\"]
+ROOM   ADDRESS    PORT
+lobby  239.1.1.1  5000
+(1 room)
+[send \"bye\\n\"]
+[close]
+Disconnected from the directory server at localhost:5577.
+<prompt \"roomcast> \">
+Your chat name is now Alice. Your messages will read \"Alice: ...\".
+Connecting to localhost:5577 to look up the room...
+[connect localhost:5577]
+[send \"getdir\\n\"]
+[join 239.1.1.1:5000]
+[close]
+Entering chat room lobby (239.1.1.1 port 5000) as Alice.
+Type a message and press Enter to send it; Ctrl-] (or /leave) leaves the room.
+<prompt \"[lobby] Alice> \">
+[datagram \"Alice: Good morning!\"]
+Bob: Hi Alice
+[leave]
+You left chat room lobby; back at the main prompt.
+<prompt \"roomcast> \">
+Goodbye.
+[exit]
+";
+    assert_eq!(render(&out), expected);
+}
