@@ -11,9 +11,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::Duration;
 
+use client_common::ClientProcess;
 use client_common::tmux::Tmux;
-use client_common::{ClientProcess, have, require, require_sandbox};
-use roomcast_tests::{ServerProcess, WAIT, roomcast_bin};
+use roomcast_tests::{ServerProcess, WAIT, netns, roomcast_bin};
 
 /// How often the hostile server sends a row: within the client's 10 s
 /// first-line timeout every time.
@@ -79,9 +79,6 @@ fn quit_exits_at_once_while_a_listing_trickles_in() {
 
 #[test]
 fn ctrl_d_exits_at_once_while_a_listing_trickles_in() {
-    if !require(have("tmux"), "tmux is not installed") {
-        return;
-    }
     let (port, first_row) = trickling_server();
     let command = format!(
         "{} client --server 127.0.0.1:{port} --name Alice",
@@ -104,9 +101,10 @@ fn ctrl_d_exits_at_once_while_a_listing_trickles_in() {
 
 #[test]
 fn a_room_that_cannot_be_joined_is_not_entered() {
-    if !require_sandbox() {
-        return;
-    }
+    netns::isolated(a_room_that_cannot_be_joined_is_not_entered_inside);
+}
+
+fn a_room_that_cannot_be_joined_is_not_entered_inside() {
     let server = ServerProcess::start(&[]);
     let mut crdp = server.connect();
     assert!(
