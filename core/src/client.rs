@@ -69,7 +69,9 @@ use crate::limits::{
 use crate::time::Instant;
 use crate::wire::{Command, Room, RoomName};
 
-pub use self::api::{ClientConfig, ConnectFailure, Datagram, LEAVE_CHAT_BYTE, Mode, Output, Text};
+pub use self::api::{
+    ClientConfig, ConnectFailure, Datagram, KnownServer, LEAVE_CHAT_BYTE, Mode, Output, Text,
+};
 pub use self::names::{AddrError, ChatName, NameError, ServerAddr, parse_server_addr};
 use self::render::{Clean, QUOTE_BYTES, Quote, make_text};
 pub use self::render::{Message, Prompt};

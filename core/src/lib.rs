@@ -55,8 +55,8 @@ mod time;
 mod wire;
 
 pub use client::{
-    AddrError, ChatName, Client, ClientConfig, ConnectFailure, Datagram, LEAVE_CHAT_BYTE, Message,
-    Mode, NameError, Output, Prompt, ServerAddr, Text, parse_server_addr,
+    AddrError, ChatName, Client, ClientConfig, ConnectFailure, Datagram, KnownServer,
+    LEAVE_CHAT_BYTE, Message, Mode, NameError, Output, Prompt, ServerAddr, Text, parse_server_addr,
 };
 pub use directory::{Directory, DirectoryError};
 pub use error::ErrorCode;

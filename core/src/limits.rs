@@ -80,6 +80,16 @@ pub const MAX_CHAT_NAME: usize = 32;
 /// included: a DNS name (253 bytes), brackets for IPv6, a port.
 pub const MAX_SERVER_ADDR: usize = 264;
 
+/// The most directory servers found on the LAN that the client keeps by
+/// name for `connect NAME` ([`ClientConfig::known_servers`]); the host
+/// keeps the first ones (by name) and says how many more it left out.
+///
+/// [`ClientConfig::known_servers`]: crate::ClientConfig::known_servers
+pub const MAX_KNOWN_SERVERS: usize = 16;
+
+/// The longest name of a known server: one DNS label.
+pub const MAX_KNOWN_SERVER_NAME: usize = 63;
+
 /// The longest message the client shows in one piece, in bytes.
 pub const MAX_TEXT: usize = 1024;
 

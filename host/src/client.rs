@@ -32,9 +32,10 @@ use std::thread;
 use std::time::Duration;
 
 use polling::{Event, Events, Poller};
+use roomcast_core::limits::MAX_KNOWN_SERVERS;
 use roomcast_core::{
-    ChatName, Client, ClientConfig, ConnectFailure, Instant, Message, Output, Prompt, ServerAddr,
-    parse_server_addr,
+    ChatName, Client, ClientConfig, ConnectFailure, Instant, KnownServer, Message, Output, Prompt,
+    ServerAddr, parse_server_addr,
 };
 use socket2::Socket;
 
@@ -98,7 +99,9 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
     let terminal =
         Terminal::start(poller.clone()).map_err(|e| format!("cannot use the terminal: {e}"))?;
     let start = std::time::Instant::now();
-    let client = Client::new(ClientConfig::new(server, DEFAULT_PORT, name), Instant::ZERO);
+    let mut config = ClientConfig::new(server, DEFAULT_PORT, name);
+    config.known_servers = known_servers(&discovered);
+    let client = Client::new(config, Instant::ZERO);
     let (resolved_tx, resolved) = mpsc::channel();
     let mut host = Host {
         client,
@@ -119,7 +122,6 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
         exit: false,
         deferred: Vec::new(),
         buf: vec![0; 64 * 1024],
-        discovered,
     };
     let result = host.run();
     host.shutdown();
@@ -173,6 +175,22 @@ fn find_servers() -> (ServerAddr, Vec<Found>) {
             (fallback, found)
         }
     }
+}
+
+/// The servers found, by name, for the client's `connect NAME` (as many as
+/// it keeps: the list is sorted by name and said in full above).
+fn known_servers(found: &[Found]) -> heapless::Vec<KnownServer, MAX_KNOWN_SERVERS> {
+    found
+        .iter()
+        .filter_map(|f| {
+            let addr = SocketAddr::new(f.address()?, f.port).to_string();
+            Some(KnownServer {
+                name: heapless::String::try_from(f.name.as_str()).ok()?,
+                addr: parse_server_addr(&addr, f.port).ok()?,
+            })
+        })
+        .take(MAX_KNOWN_SERVERS)
+        .collect()
 }
 
 /// The login name, if it makes a chat name; else "guest".
@@ -236,8 +254,6 @@ struct Host {
     exit: bool,
     deferred: Vec<Deferred>,
     buf: Vec<u8>,
-    /// Directory servers found on the LAN at start, for `connect NAME`.
-    discovered: Vec<Found>,
 }
 
 impl Host {
@@ -468,17 +484,6 @@ impl Host {
         self.close_tcp();
         self.attempt += 1;
         let attempt = self.attempt;
-        // A server found on the LAN is reached by its name, at the address
-        // and port it announced; any other name goes to the resolver.
-        if let Some(found) = self.found_named(server.as_str()) {
-            let addrs = found
-                .addresses
-                .iter()
-                .map(|ip| SocketAddr::new(*ip, found.port))
-                .collect();
-            self.try_connect(addrs, None);
-            return;
-        }
         let tx = self.resolved_tx.clone();
         let poller = self.poller.clone();
         let spawned = thread::Builder::new()
@@ -497,15 +502,6 @@ impl Host {
                 .deferred
                 .push(Deferred::ConnectFailed(ConnectFailure::Other)),
         }
-    }
-
-    /// The server found on the LAN whose name is the host part of `server`
-    /// (`NAME` or `NAME:PORT`), compared without regard to case.
-    fn found_named(&self, server: &str) -> Option<&Found> {
-        let host = server.rsplit_once(':').map_or(server, |(host, _)| host);
-        self.discovered
-            .iter()
-            .find(|f| f.name.eq_ignore_ascii_case(host))
     }
 
     fn on_resolved(&mut self) {

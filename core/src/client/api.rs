@@ -5,7 +5,8 @@ use core::net::Ipv4Addr;
 use core::time::Duration;
 
 use crate::limits::{
-    CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, LISTING_TIMEOUT, MAX_DATAGRAM, MAX_TEXT, REPLY_TIMEOUT,
+    CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, LISTING_TIMEOUT, MAX_DATAGRAM, MAX_KNOWN_SERVER_NAME,
+    MAX_KNOWN_SERVERS, MAX_TEXT, REPLY_TIMEOUT,
 };
 use crate::wire::LineBuf;
 
@@ -41,6 +42,18 @@ pub struct ClientConfig {
     pub listing_timeout: Duration,
     /// See [`KEEPALIVE_INTERVAL`].
     pub keepalive_interval: Duration,
+    /// Directory servers known by name (found on the LAN): `connect NAME`
+    /// with one of these names, without a port, goes to its address.
+    pub known_servers: heapless::Vec<KnownServer, MAX_KNOWN_SERVERS>,
+}
+
+/// A directory server known by name, for `connect NAME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownServer {
+    /// Its name (compared without regard to ASCII case).
+    pub name: heapless::String<MAX_KNOWN_SERVER_NAME>,
+    /// Where it listens, as `HOST:PORT`.
+    pub addr: ServerAddr,
 }
 
 impl ClientConfig {
@@ -54,6 +67,7 @@ impl ClientConfig {
             reply_timeout: REPLY_TIMEOUT,
             listing_timeout: LISTING_TIMEOUT,
             keepalive_interval: KEEPALIVE_INTERVAL,
+            known_servers: heapless::Vec::new(),
         }
     }
 }

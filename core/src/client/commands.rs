@@ -197,8 +197,15 @@ impl Client {
             );
             return;
         }
+        let known = self
+            .config
+            .known_servers
+            .iter()
+            .find(|k| k.name.eq_ignore_ascii_case(target));
         let server = if target.is_empty() {
             self.server.clone()
+        } else if let Some(known) = known {
+            known.addr.clone()
         } else {
             match parse_server_addr(target, self.config.default_port) {
                 Ok(server) => server,

@@ -188,6 +188,44 @@ fn connect_to_a_named_server_and_bye() {
 }
 
 #[test]
+fn connect_by_the_name_of_a_server_found_on_the_lan() {
+    let mut known = config();
+    for (name, at) in [("alpha", "10.1.2.3:5577"), ("Beta", "10.1.2.4:6000")] {
+        let server = KnownServer {
+            name: name.try_into().unwrap(),
+            addr: addr(at),
+        };
+        known.known_servers.push(server).unwrap();
+    }
+    let mut net = Net::new(3);
+    net.add_server("10.1.2.4:6000", ServerConfig::default(), Directory::new());
+    let c = net.add_client(known);
+    // The name, in any case, reaches the address and port it announced.
+    let mark = net.mark(c);
+    net.type_line(c, "connect beta");
+    let out = net.since(c, mark);
+    assert_eq!(all_shown(&out), "Connecting to 10.1.2.4:6000...");
+    assert_eq!(
+        actions(&out),
+        [Output::Connect {
+            server: addr("10.1.2.4:6000")
+        }]
+    );
+    net.run_until_idle();
+    assert_eq!(net.client(c).mode(), Mode::Connected);
+    // A name with a port, or one not found, is a host name as before.
+    say(&mut net, c, "bye");
+    net.run_until_idle();
+    let out = say(&mut net, c, "connect alpha:7000");
+    assert_eq!(
+        actions(&out)[0],
+        Output::Connect {
+            server: addr("alpha:7000")
+        }
+    );
+}
+
+#[test]
 fn bye_answered_by_a_close() {
     // A server may close instead of answering "OK bye".
     let mut net = Net::new(10);
