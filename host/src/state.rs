@@ -21,6 +21,11 @@
 //! The kernel drops the lock when the process dies, however it dies, so a
 //! lock file left by a crash is no obstacle.
 //!
+//! The above is Unix. On Windows (see `crate::platform`) the lock is
+//! `LockFileEx`, a link at `PATH.lock` or at `PATH` after the start is
+//! opened as itself and refused, and new files take their folder's access
+//! control list.
+//!
 //! Format (UTF-8 text, one item per line, LF-terminated):
 //!
 //! ```text
