@@ -82,12 +82,12 @@ fn other_group() -> io::Error {
 ///
 /// On Unix it is a plain UDP socket; the bound address filters. On Windows
 /// the socket binds the wildcard address and joins only this one group
-/// (each room has its own socket). Windows is reported to deliver to a
-/// socket only the groups that socket joined, but Microsoft documents
-/// delivery by port only, so the destination of every datagram is also
-/// checked (`IP_PKTINFO`, through the `socket-pktinfo` crate, which reads
-/// it with `WSARecvMsg`), and one sent to another group is dropped. This is
-/// how tsduck and lcm receive on Windows too.
+/// (each room has its own socket). Windows is reported (by tsduck's
+/// developers, who tried it) to deliver to a socket only the groups that
+/// socket joined, but Microsoft documents delivery by port only, so the
+/// destination of every datagram is also checked (`IP_PKTINFO`, through the
+/// `socket-pktinfo` crate, which reads it with `WSARecvMsg`), and one sent
+/// to another group is dropped, whatever the system's behaviour.
 pub struct McastReceiver {
     #[cfg(unix)]
     socket: std::net::UdpSocket,
@@ -562,7 +562,9 @@ mod tests {
     }
 
     /// The lock leaves the file's contents readable to others (the PID of
-    /// the holder is read by a server that finds the lock taken).
+    /// the holder is read by a server that finds the lock taken). `flock`
+    /// is advisory; Windows locks are mandatory, which is why the lock is
+    /// taken on a byte past the PID there.
     #[test]
     fn a_locked_file_can_still_be_read() {
         use std::io::Write;
