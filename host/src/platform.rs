@@ -3,6 +3,7 @@
 //! or type per difference, so that a caller reads the same everywhere and
 //! a Linux-only call cannot slip into the rest of the host.
 //!
+//! - The server's listening socket: [`allow_quick_rebind`].
 //! - Multicast reception: only the room's own datagrams reach the client,
 //!   by the means each system offers ([`share_port`],
 //!   [`only_own_memberships`], [`multicast_bind_addr`], [`McastReceiver`]).
@@ -16,6 +17,27 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 
 use socket2::Socket;
+
+// ---- The server's listening socket ----
+
+/// Lets a restarted server listen on its port at once, while connections
+/// of the previous one wait out TIME_WAIT.
+///
+/// Unix: SO_REUSEADDR, which still refuses a second listener on the port.
+/// Windows: nothing. There SO_REUSEADDR would let a second socket bind a
+/// port another is listening on (two servers sharing one port), and
+/// TIME_WAIT connections do not keep a new listener from binding anyway.
+pub fn allow_quick_rebind(socket: &Socket) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        socket.set_reuse_address(true)
+    }
+    #[cfg(windows)]
+    {
+        let _ = socket;
+        Ok(())
+    }
+}
 
 // ---- Multicast sockets ----
 

@@ -21,7 +21,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::DEFAULT_PORT;
 use crate::discovery::{Announcement, SERVICE_TYPE};
 use crate::log::{self, Level, log};
-use crate::platform::StopSignals;
+use crate::platform::{self, StopSignals};
 use crate::state::StateFile;
 
 /// The most clients served at once unless `--max-connections` says
@@ -186,7 +186,7 @@ fn announce(port: u16, bind: IpAddr) -> Option<Announcement> {
 
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
+    platform::allow_quick_rebind(&socket)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
