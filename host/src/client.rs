@@ -676,7 +676,7 @@ impl Host {
             let Some(group) = &self.group else {
                 return;
             };
-            match group.recv.recv_from(&mut self.buf) {
+            match group.recv_from(&mut self.buf) {
                 Ok((n, _from)) => {
                     let now = self.now();
                     self.client.handle_datagram(now, &self.buf[..n]);

@@ -8,6 +8,7 @@ mod bench;
 mod client;
 mod discovery;
 mod log;
+mod platform;
 mod server;
 mod state;
 

@@ -8,7 +8,6 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant as StdInstant};
 
@@ -22,6 +21,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::DEFAULT_PORT;
 use crate::discovery::{Announcement, SERVICE_TYPE};
 use crate::log::{self, Level, log};
+use crate::platform::{self, StopSignals};
 use crate::state::StateFile;
 
 /// The most clients served at once unless `--max-connections` says
@@ -186,7 +186,7 @@ fn announce(port: u16, bind: IpAddr) -> Option<Announcement> {
 
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
+    platform::allow_quick_rebind(&socket)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
@@ -217,7 +217,7 @@ enum Close {
 struct Host {
     poller: Poller,
     listener: TcpListener,
-    signals: UnixStream,
+    signals: StopSignals,
     server: Box<Server>,
     state: Option<StateFile>,
     /// Connections whose replies wait for the directory to be stored.
@@ -241,12 +241,7 @@ impl Host {
         max_connections: usize,
     ) -> io::Result<Host> {
         let poller = Poller::new()?;
-        let (signals, signal_writer) = UnixStream::pair()?;
-        signals.set_nonblocking(true)?;
-        signal_writer.set_nonblocking(true)?;
-        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::low_level::pipe::register(signal, signal_writer.try_clone()?)?;
-        }
+        let signals = StopSignals::new()?;
         // SAFETY: both are deleted from the poller before they drop (in `run`).
         unsafe {
             poller.add_with_mode(&listener, Interest::readable(LISTENER_KEY), PollMode::Level)?;

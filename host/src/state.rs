@@ -21,6 +21,11 @@
 //! The kernel drops the lock when the process dies, however it dies, so a
 //! lock file left by a crash is no obstacle.
 //!
+//! The above is Unix. On Windows (see `crate::platform`) the lock is
+//! `LockFileEx`, a link at `PATH.lock` or at `PATH` after the start is
+//! opened as itself and refused, and new files take their folder's access
+//! control list.
+//!
 //! Format (UTF-8 text, one item per line, LF-terminated):
 //!
 //! ```text
@@ -34,9 +39,8 @@
 //! regular file of at most [`MAX_STATE_FILE`] bytes is read.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, ErrorKind, Read, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -44,6 +48,7 @@ use roomcast_core::limits::{MAX_ROOM_LINE, MAX_ROOMS};
 use roomcast_core::{Directory, LineBuf, encode_room_line, parse_room_line};
 
 use crate::log::log;
+use crate::platform::{self, OpenOptionsExt, TempBuilderExt};
 
 /// The first line of a state file of this version.
 const HEADER: &str = "roomcast-state 1";
@@ -55,10 +60,6 @@ const HEADER: &str = "roomcast-state 1";
 pub const MAX_STATE_FILE: u64 =
     (HEADER.len() + 1 + MAX_ROOMS * MAX_ROOM_LINE + "end ".len() + decimal_digits(MAX_ROOMS) + 1)
         as u64;
-
-/// The permissions of a new state file, and of the lock file: the owner
-/// reads and writes, nobody else.
-const NEW_FILE_MODE: u32 = 0o600;
 
 /// How many symbolic links in a row are followed to find the state file
 /// (the kernel's own limit for a path).
@@ -200,11 +201,7 @@ impl StateFile {
         let cannot_read = |e: io::Error| format!("cannot read the state file {shown}: {e}");
         // Nonblocking, so that a FIFO put there after the start's checks
         // cannot hang the open; not following a link put there since.
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-            .open(&self.path)
-        {
+        let file = match OpenOptions::new().read(true).no_follow().open(&self.path) {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(cannot_read(e)),
@@ -247,17 +244,7 @@ impl StateFile {
             .ok()
             .filter(|m| m.is_file());
         let mut tmp = self.temp_file()?;
-        if let Some(old) = &old {
-            // Best effort: only root may give a file away, and only to
-            // groups it is in may a user give one.
-            let file = tmp.as_file();
-            let _ = std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid()))
-                .or_else(|_| std::os::unix::fs::fchown(file, None, Some(old.gid())));
-        }
-        // Set exactly: the mode given at creation was cut by the umask.
-        let mode = old.map_or(NEW_FILE_MODE, |m| m.permissions().mode() & 0o777);
-        tmp.as_file()
-            .set_permissions(Permissions::from_mode(mode))?;
+        platform::copy_access(tmp.as_file(), old.as_ref())?;
         let mut out = BufWriter::new(tmp.as_file_mut());
         writeln!(out, "{HEADER}")?;
         let mut line = LineBuf::new();
@@ -274,7 +261,7 @@ impl StateFile {
         // rename(2): replaces PATH itself, never a file a link there points to.
         tmp.persist(&self.path).map_err(|e| e.error)?;
         // The rename itself is durable only once the folder is synced.
-        File::open(&self.folder)?.sync_all()
+        platform::sync_folder(&self.folder)
     }
 
     /// A new, empty temporary file beside the state file, made exclusively
@@ -285,7 +272,7 @@ impl StateFile {
             .prefix(&self.tmp_prefix)
             .suffix(TMP_SUFFIX)
             .rand_bytes(TMP_RANDOM)
-            .permissions(Permissions::from_mode(NEW_FILE_MODE))
+            .private()
             .tempfile_in(&self.folder)
     }
 
@@ -337,12 +324,8 @@ fn not_regular(path: &Path, meta: &fs::Metadata) -> String {
     let t = meta.file_type();
     let kind = if t.is_dir() {
         "a folder"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else if t.is_socket() {
-        "a socket"
+    } else if let Some(special) = platform::special_kind(&t) {
+        special
     } else if t.is_symlink() {
         "a symbolic link"
     } else {
@@ -367,11 +350,11 @@ fn lock(path: &Path) -> Result<File, String> {
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(NEW_FILE_MODE)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .private()
+        .no_follow()
         .open(&lock_path)
         .map_err(|e| {
-            let hint = if e.raw_os_error() == Some(libc::ELOOP) {
+            let hint = if platform::is_refused_link(&e) {
                 "it is a symbolic link, which is not followed: move it away"
             } else {
                 "the server must be able to create and write files in that folder"
@@ -389,9 +372,9 @@ fn lock(path: &Path) -> Result<File, String> {
             "the lock file {shown} is not a regular file: move it away"
         ));
     }
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::WOULDBLOCK) => {
+    match platform::try_lock(&file) {
+        Ok(true) => {}
+        Ok(false) => {
             let holder = match read_holder(&mut file) {
                 Some(pid) => format!("PID {pid}"),
                 None => "its PID is not written yet".to_owned(),
@@ -403,7 +386,7 @@ fn lock(path: &Path) -> Result<File, String> {
             ));
         }
         Err(e) => {
-            return Err(format!("cannot lock {shown}: {}", io::Error::from(e)));
+            return Err(format!("cannot lock {shown}: {e}"));
         }
     }
     let pid = format!("{}\n", std::process::id());
@@ -658,6 +641,8 @@ mod tests {
         );
     }
 
+    // Links need privileges on Windows, and are refused another way there.
+    #[cfg(unix)]
     #[test]
     fn a_link_planted_at_the_lock_file_is_not_followed() {
         let path = temp_path("lock-link");
@@ -671,6 +656,8 @@ mod tests {
         assert_eq!(fs::read(&victim).unwrap(), b"precious\n");
     }
 
+    // Links need privileges on Windows, and are refused another way there.
+    #[cfg(unix)]
     #[test]
     fn a_loop_of_links_is_refused() {
         let path = temp_path("loop");

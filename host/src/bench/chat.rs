@@ -34,6 +34,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::hist::Histogram;
 use super::{Json, human_ns, parse_seconds};
+use crate::platform;
 
 /// The multicast TTL: datagrams never pass a router.
 const TTL: u32 = 1;
@@ -694,19 +695,21 @@ fn decode(data: &[u8], flavor: Flavor) -> Option<(u64, u64, u64)> {
 
 // ---- Sockets ----
 //
-// The client's sockets (host/src/client/net.rs, `Group::join`): the
-// receiving socket binds the group's own address and port with
-// SO_REUSEADDR and SO_REUSEPORT, turns `IP_MULTICAST_ALL` off, joins on the
-// interface and is nonblocking; the sending socket sets the multicast
-// interface, the TTL and loopback on, and is nonblocking. That module is
-// private to the client, so its setup is repeated here option for option.
+// The client's sockets (host/src/client/net.rs, `Group::join`, and
+// host/src/platform.rs, `McastReceiver::join`): the receiving socket
+// shares the port, gets only its own memberships, binds the group's own
+// address and port (Windows: the port only), joins on the interface and is
+// nonblocking; the sending socket sets the multicast interface, the TTL and
+// loopback on, and is nonblocking. The client's socket is not a plain
+// `UdpSocket` on every system, so its setup is repeated here option for
+// option; on Windows this receiver does not drop another group's
+// datagrams, which the benchmark, alone on its group, does not need.
 
 fn client_recv_socket(group: Ipv4Addr, port: u16, iface: Ipv4Addr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_multicast_all_v4(false)?;
-    socket.bind(&SocketAddrV4::new(group, port).into())?;
+    platform::share_port(&socket)?;
+    platform::only_own_memberships(&socket)?;
+    socket.bind(&platform::multicast_bind_addr(group, port).into())?;
     socket.join_multicast_v4(&group, &iface)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())

@@ -1,12 +1,14 @@
 //! Sockets of the chat client: a nonblocking TCP connect, and the multicast
-//! pair (a receiving socket bound to the room's group and port, a sending
-//! socket with the multicast interface, TTL and loopback set).
+//! pair (a receiving socket that gets the room's group and port only, a
+//! sending socket with the multicast interface, TTL and loopback set).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 
 use roomcast_core::ConnectFailure;
 use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::platform::McastReceiver;
 
 /// Starts a nonblocking TCP connect to `addr`. The socket turns writable
 /// when the attempt ends; then call [`finish_connect`].
@@ -52,8 +54,10 @@ const CHAT_RECV_BUFFER: usize = 1 << 20;
 
 /// A joined chat room: where its datagrams arrive and how ours leave.
 pub struct Group {
-    /// Bound to the group's address and port, member of the group.
-    pub recv: UdpSocket,
+    /// Bound to the group's port (and, where that filters, its address),
+    /// member of the group; register it with the poller, read it with
+    /// [`Group::recv_from`].
+    pub recv: McastReceiver,
     send: UdpSocket,
     group: Ipv4Addr,
     iface: Ipv4Addr,
@@ -64,10 +68,11 @@ impl Group {
     /// Joins `group` on `iface` (`None`: the system's choice) and prepares
     /// to send to it with `ttl`.
     ///
-    /// The receiving socket binds to the group's own address, with
-    /// SO_REUSEADDR and SO_REUSEPORT so several clients on one host share
-    /// the room, and so that a room on another group with the same port is
-    /// not received here. Loopback is on: other clients on this host hear us.
+    /// The receiving socket shares the port, so several clients on one
+    /// host share the room, and gets only this group's datagrams, never
+    /// those of a room on another group with the same port (how each
+    /// system is made to do that: [`McastReceiver`]). Loopback is on:
+    /// other clients on this host hear us.
     pub fn join(
         group: Ipv4Addr,
         port: u16,
@@ -75,17 +80,7 @@ impl Group {
         ttl: u32,
     ) -> io::Result<Group> {
         let iface_addr = iface.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let recv = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-        recv.set_reuse_address(true)?;
-        recv.set_reuse_port(true)?;
-        // Only this socket's own memberships, never another socket's.
-        #[cfg(target_os = "linux")]
-        recv.set_multicast_all_v4(false)?;
-        // Best effort: a smaller buffer only means earlier loss under a flood.
-        let _ = recv.set_recv_buffer_size(CHAT_RECV_BUFFER);
-        recv.bind(&SocketAddrV4::new(group, port).into())?;
-        recv.join_multicast_v4(&group, &iface_addr)?;
-        recv.set_nonblocking(true)?;
+        let recv = McastReceiver::join(group, port, iface_addr, CHAT_RECV_BUFFER)?;
 
         let send = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
         if let Some(iface) = iface {
@@ -95,7 +90,7 @@ impl Group {
         send.set_multicast_loop_v4(true)?;
         send.set_nonblocking(true)?;
         Ok(Group {
-            recv: recv.into(),
+            recv,
             send: send.into(),
             group,
             iface: iface_addr,
@@ -108,8 +103,15 @@ impl Group {
         self.send.send_to(payload, self.dest).map(|_| ())
     }
 
+    /// Takes one datagram of the room: its length in `buf` and its
+    /// sender. An error of kind `Interrupted` means a datagram was not for
+    /// this room (dropped): read again.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.recv.recv_from(buf)
+    }
+
     /// Leaves the group; the sockets close when this is dropped.
     pub fn leave(self) {
-        let _ = self.recv.leave_multicast_v4(&self.group, &self.iface);
+        self.recv.leave(self.group, self.iface);
     }
 }

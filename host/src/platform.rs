@@ -1,0 +1,645 @@
+//! What differs between the systems roomcast runs on: Linux (tested end to
+//! end), macOS and Windows (built and linted in CI, not run). One function
+//! or type per difference, so that a caller reads the same everywhere and
+//! a Linux-only call cannot slip into the rest of the host.
+//!
+//! - The server's listening socket: [`allow_quick_rebind`].
+//! - Multicast reception: only the room's own datagrams reach the client,
+//!   by the means each system offers ([`share_port`],
+//!   [`only_own_memberships`], [`multicast_bind_addr`], [`McastReceiver`]).
+//! - Stopping the server on Ctrl-C (and SIGTERM on Unix): [`StopSignals`].
+//! - The state file: opening without following links, private permissions,
+//!   the lock ([`try_lock`]), syncing the folder.
+
+use std::fs::{File, FileType, Metadata, OpenOptions};
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::Path;
+
+use socket2::Socket;
+
+// ---- The server's listening socket ----
+
+/// Lets a restarted server listen on its port at once, while connections
+/// of the previous one wait out TIME_WAIT.
+///
+/// Unix: SO_REUSEADDR, which still refuses a second listener on the port.
+/// Windows: nothing. There SO_REUSEADDR would let a second socket bind a
+/// port another is listening on (two servers sharing one port), and
+/// TIME_WAIT connections do not keep a new listener from binding anyway.
+pub fn allow_quick_rebind(socket: &Socket) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        socket.set_reuse_address(true)
+    }
+    #[cfg(windows)]
+    {
+        let _ = socket;
+        Ok(())
+    }
+}
+
+// ---- Multicast sockets ----
+
+/// Lets several sockets of this host bind the same port, so that several
+/// clients on one host can be in one room.
+///
+/// Unix: SO_REUSEADDR and SO_REUSEPORT (BSDs and macOS need the latter for
+/// two sockets bound to one address and port). Windows has no SO_REUSEPORT;
+/// there SO_REUSEADDR alone shares the port, and every socket bound to it
+/// gets its own copy of each multicast datagram.
+pub fn share_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    Ok(())
+}
+
+/// Makes a receiving socket get only the groups it joined itself.
+///
+/// Linux delivers to a socket the datagrams of every group any socket of
+/// the host joined, if its bound address and port match, unless
+/// `IP_MULTICAST_ALL` is off. Elsewhere the option does not exist and the
+/// same result is reached another way: see [`multicast_bind_addr`] (macOS
+/// and other BSDs) and [`McastReceiver`] (Windows).
+pub fn only_own_memberships(socket: &Socket) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    socket.set_multicast_all_v4(false)?;
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+    Ok(())
+}
+
+/// The address a room's receiving socket binds.
+///
+/// Unix: the group's own address, so that a datagram for another group on
+/// the same port does not match the socket (Linux and the BSDs, macOS
+/// among them, deliver a multicast datagram only to sockets bound to its
+/// destination or to the wildcard). Windows refuses to bind a multicast
+/// address (WSAEADDRNOTAVAIL), so there the socket binds the wildcard and
+/// [`McastReceiver`] filters by destination.
+pub fn multicast_bind_addr(group: Ipv4Addr, port: u16) -> SocketAddrV4 {
+    #[cfg(unix)]
+    {
+        SocketAddrV4::new(group, port)
+    }
+    #[cfg(windows)]
+    {
+        let _ = group;
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
+    }
+}
+
+/// What [`McastReceiver::recv_from`] returns for a datagram it dropped
+/// because it was sent to another group (Windows only): the error kind
+/// `Interrupted`, which callers already treat as "nothing here, read
+/// again", so one such datagram costs one read of the caller's budget.
+#[cfg(windows)]
+fn other_group() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "a datagram for another group")
+}
+
+/// The receiving socket of a room: bound (see [`multicast_bind_addr`]),
+/// member of the group, nonblocking.
+///
+/// On Unix it is a plain UDP socket; the bound address filters. On Windows
+/// the socket binds the wildcard address and joins only this one group
+/// (each room has its own socket). Windows is reported (by tsduck's
+/// developers, who tried it) to deliver to a socket only the groups that
+/// socket joined, but Microsoft documents delivery by port only, so the
+/// destination of every datagram is also checked (`IP_PKTINFO`, through the
+/// `socket-pktinfo` crate, which reads it with `WSARecvMsg`), and one sent
+/// to another group is dropped, whatever the system's behaviour.
+pub struct McastReceiver {
+    #[cfg(unix)]
+    socket: std::net::UdpSocket,
+    #[cfg(windows)]
+    socket: socket_pktinfo::PktInfoUdpSocket,
+    #[cfg(windows)]
+    group: Ipv4Addr,
+}
+
+impl McastReceiver {
+    /// Binds, joins `group` on `iface` (unspecified: the system's choice),
+    /// asks for a receive buffer of `recv_buffer` bytes (best effort: the
+    /// system may grant less) and turns nonblocking.
+    pub fn join(
+        group: Ipv4Addr,
+        port: u16,
+        iface: Ipv4Addr,
+        recv_buffer: usize,
+    ) -> io::Result<McastReceiver> {
+        #[cfg(unix)]
+        {
+            use socket2::{Domain, Protocol, Type};
+            let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+            share_port(&socket)?;
+            only_own_memberships(&socket)?;
+            let _ = socket.set_recv_buffer_size(recv_buffer);
+            socket.bind(&multicast_bind_addr(group, port).into())?;
+            socket.join_multicast_v4(&group, &iface)?;
+            socket.set_nonblocking(true)?;
+            Ok(McastReceiver {
+                socket: socket.into(),
+            })
+        }
+        #[cfg(windows)]
+        {
+            let socket = socket_pktinfo::PktInfoUdpSocket::new(socket2::Domain::IPV4)?;
+            socket.set_reuse_address(true)?;
+            // The wrapper does not expose the buffer size; a duplicate of
+            // the handle is the same socket, and closing it leaves ours open.
+            if let Ok(dup) = socket.try_clone_std() {
+                let _ = socket2::SockRef::from(&dup).set_recv_buffer_size(recv_buffer);
+            }
+            socket.bind(&multicast_bind_addr(group, port).into())?;
+            socket.join_multicast_v4(&group, &iface)?;
+            socket.set_nonblocking(true)?;
+            Ok(McastReceiver { socket, group })
+        }
+    }
+
+    /// Takes one datagram: its length in `buf` and its sender. An error of
+    /// kind `Interrupted` means nothing was for us: read again.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, std::net::SocketAddr)> {
+        #[cfg(unix)]
+        {
+            self.socket.recv_from(buf)
+        }
+        #[cfg(windows)]
+        {
+            let (n, info) = self.socket.recv(buf)?;
+            if info.addr_dst != std::net::IpAddr::V4(self.group) {
+                return Err(other_group());
+            }
+            Ok((n, info.addr_src))
+        }
+    }
+
+    /// Leaves `group` on `iface` (best effort: closing the socket leaves
+    /// it anyway).
+    pub fn leave(&self, group: Ipv4Addr, iface: Ipv4Addr) {
+        let _ = self.socket.leave_multicast_v4(&group, &iface);
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for McastReceiver {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for McastReceiver {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsRawSocket for McastReceiver {
+    fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+        self.socket.as_raw_socket()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsSocket for McastReceiver {
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        use std::os::windows::io::AsRawSocket;
+        // SAFETY: the socket is owned by `self` and stays open for as long
+        // as the borrow, which cannot outlive `self`.
+        unsafe { std::os::windows::io::BorrowedSocket::borrow_raw(self.socket.as_raw_socket()) }
+    }
+}
+
+// ---- Stopping the server ----
+
+/// Turns a request to stop (SIGINT or SIGTERM on Unix; Ctrl-C or
+/// Ctrl-Break in the console on Windows) into a readable socket, so that
+/// the server's event loop sees it as one more event. Read it (`read` on
+/// `&StopSignals`) to clear it.
+///
+/// Unix: signal-hook's self-pipe, a Unix socket pair written by the signal
+/// handler. Windows has no signals and no socket pairs: a console control
+/// handler (`SetConsoleCtrlHandler`) sends one datagram over a pair of UDP
+/// sockets on the loopback address, connected to each other, so that no
+/// other sender is heard.
+pub struct StopSignals {
+    #[cfg(unix)]
+    reader: std::os::unix::net::UnixStream,
+    #[cfg(windows)]
+    reader: std::net::UdpSocket,
+}
+
+impl StopSignals {
+    /// Installs the handlers. Call it once per process.
+    pub fn new() -> io::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
+            reader.set_nonblocking(true)?;
+            writer.set_nonblocking(true)?;
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::low_level::pipe::register(signal, writer.try_clone()?)?;
+            }
+            Ok(StopSignals { reader })
+        }
+        #[cfg(windows)]
+        {
+            windows_console::stop_signals()
+        }
+    }
+}
+
+impl Read for &StopSignals {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        {
+            (&self.reader).read(buf)
+        }
+        #[cfg(windows)]
+        {
+            self.reader.recv(buf)
+        }
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for StopSignals {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.reader.as_raw_fd()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsFd for StopSignals {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.reader.as_fd()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsRawSocket for StopSignals {
+    fn as_raw_socket(&self) -> std::os::windows::io::RawSocket {
+        self.reader.as_raw_socket()
+    }
+}
+
+#[cfg(windows)]
+impl std::os::windows::io::AsSocket for StopSignals {
+    fn as_socket(&self) -> std::os::windows::io::BorrowedSocket<'_> {
+        self.reader.as_socket()
+    }
+}
+
+#[cfg(windows)]
+mod windows_console {
+    use std::io;
+    use std::net::{Ipv4Addr, UdpSocket};
+    use std::sync::OnceLock;
+
+    use windows_sys::Win32::Foundation::{FALSE, TRUE};
+    use windows_sys::Win32::System::Console::{
+        CTRL_BREAK_EVENT, CTRL_C_EVENT, SetConsoleCtrlHandler,
+    };
+    use windows_sys::core::BOOL;
+
+    use super::StopSignals;
+
+    /// The sending end, for the handler (which the system calls on a
+    /// thread of its own).
+    static WRITER: OnceLock<UdpSocket> = OnceLock::new();
+
+    /// Ctrl-C and Ctrl-Break ask the server to stop; any other event
+    /// (closing the console, logging off, shutting down) gets the
+    /// system's default, which ends the process.
+    unsafe extern "system" fn handler(event: u32) -> BOOL {
+        if event != CTRL_C_EVENT && event != CTRL_BREAK_EVENT {
+            return FALSE;
+        }
+        if let Some(writer) = WRITER.get() {
+            let _ = writer.send(&[1]);
+        }
+        TRUE
+    }
+
+    pub(super) fn stop_signals() -> io::Result<StopSignals> {
+        let reader = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let writer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        reader.connect(writer.local_addr()?)?;
+        writer.connect(reader.local_addr()?)?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        WRITER
+            .set(writer)
+            .map_err(|_| io::Error::other("the stop handler is already installed"))?;
+        // SAFETY: `handler` is a plain function that only reads a static.
+        if unsafe { SetConsoleCtrlHandler(Some(handler), TRUE) } == FALSE {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(StopSignals { reader })
+    }
+}
+
+// ---- The state file ----
+
+/// The permissions of a new state file and of its lock file on Unix: the
+/// owner reads and writes, nobody else. (Windows: such files take the
+/// access control list of their folder, as any new file there.)
+#[cfg(unix)]
+const PRIVATE_MODE: u32 = 0o600;
+
+/// Options of an open for the state file and its lock file.
+pub trait OpenOptionsExt {
+    /// Opens without following a symbolic link at the last step of the
+    /// path, and (Unix) without blocking, so that a FIFO put there cannot
+    /// hang the open.
+    ///
+    /// Unix: `O_NOFOLLOW | O_NONBLOCK` (a link gives `ELOOP`, see
+    /// [`is_refused_link`]). Windows: `FILE_FLAG_OPEN_REPARSE_POINT`, which
+    /// opens a link itself rather than its target; its metadata then says
+    /// it is not a regular file, and the callers refuse it.
+    fn no_follow(&mut self) -> &mut Self;
+
+    /// A file created by this open is private: Unix mode 0600 (before the
+    /// umask); on Windows it takes its folder's access control list.
+    fn private(&mut self) -> &mut Self;
+}
+
+impl OpenOptionsExt for OpenOptions {
+    fn no_follow(&mut self) -> &mut Self {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            self.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::fs::OpenOptionsExt;
+            self.custom_flags(windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT)
+        }
+    }
+
+    fn private(&mut self) -> &mut Self {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            self.mode(PRIVATE_MODE)
+        }
+        #[cfg(windows)]
+        self
+    }
+}
+
+/// Whether an open with [`OpenOptionsExt::no_follow`] failed because the
+/// path is a link.
+pub fn is_refused_link(error: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        error.raw_os_error() == Some(libc::ELOOP)
+    }
+    // Windows opens the link itself: the caller sees it is not a file.
+    #[cfg(windows)]
+    {
+        let _ = error;
+        false
+    }
+}
+
+/// A temporary file made by this builder is private: Unix mode 0600
+/// (before the umask); on Windows it takes its folder's access control list.
+pub trait TempBuilderExt {
+    fn private(&mut self) -> &mut Self;
+}
+
+impl TempBuilderExt for tempfile::Builder<'_, '_> {
+    fn private(&mut self) -> &mut Self {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            self.permissions(std::fs::Permissions::from_mode(PRIVATE_MODE))
+        }
+        #[cfg(windows)]
+        self
+    }
+}
+
+/// Gives `file`, which will replace the file `old` describes (`None`: a
+/// new file), the same access.
+///
+/// Unix: the owner and group (best effort: only root may give a file away,
+/// and a user only to groups it is in) and exactly the permission bits
+/// (0600 for a new file; the umask cut the mode given at creation).
+/// Windows: nothing to do; the file already has its folder's access control
+/// list, as the old one had.
+pub fn copy_access(file: &File, old: Option<&Metadata>) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt, fchown};
+        if let Some(old) = old {
+            let _ = fchown(file, Some(old.uid()), Some(old.gid()))
+                .or_else(|_| fchown(file, None, Some(old.gid())));
+        }
+        let mode = old.map_or(PRIVATE_MODE, |m| m.permissions().mode() & 0o777);
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(windows)]
+    {
+        let _ = (file, old);
+        Ok(())
+    }
+}
+
+/// Makes a rename in `folder` durable.
+///
+/// Unix: fsync of the folder. Windows cannot open a folder as a file; NTFS
+/// journals the rename itself (`MoveFileEx`, which `tempfile` uses).
+pub fn sync_folder(folder: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(folder)?.sync_all()
+    }
+    #[cfg(windows)]
+    {
+        let _ = folder;
+        Ok(())
+    }
+}
+
+/// Takes an exclusive lock on `file` without waiting: `Ok(false)` if
+/// another process holds it. The system drops it when the file is closed
+/// or the process dies, however it dies.
+///
+/// Unix: `flock`. Windows: `LockFileEx` on one byte far past the end of
+/// the file ([`WINDOWS_LOCK_OFFSET`]): Windows locks are mandatory, and a
+/// lock on the PID itself would keep a second server from reading who
+/// holds the file. (`File::try_lock` needs Rust 1.89; the workspace's
+/// `rust-version` is older.)
+pub fn try_lock(file: &File) -> io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use rustix::fs::{FlockOperation, flock};
+        match flock(file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsRawHandle;
+        use windows_sys::Win32::Foundation::{ERROR_LOCK_VIOLATION, FALSE};
+        use windows_sys::Win32::Storage::FileSystem::{
+            LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY, LockFileEx,
+        };
+        use windows_sys::Win32::System::IO::OVERLAPPED;
+        let mut at = OVERLAPPED::default();
+        at.Anonymous.Anonymous.Offset = WINDOWS_LOCK_OFFSET as u32;
+        at.Anonymous.Anonymous.OffsetHigh = (WINDOWS_LOCK_OFFSET >> 32) as u32;
+        // SAFETY: the handle is open for the call; `at` lives through it
+        // and the handle is not overlapped, so the call completes at once.
+        let locked = unsafe {
+            LockFileEx(
+                file.as_raw_handle(),
+                LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
+                0,
+                1,
+                0,
+                &mut at,
+            )
+        };
+        if locked != FALSE {
+            return Ok(true);
+        }
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() == Some(ERROR_LOCK_VIOLATION as i32) {
+            return Ok(false);
+        }
+        Err(error)
+    }
+}
+
+/// Where the Windows lock byte is: far past anything written to a lock
+/// file (a PID and a newline), below the largest offset.
+#[cfg(windows)]
+const WINDOWS_LOCK_OFFSET: u64 = 1 << 62;
+
+/// What a special file is, for messages: a FIFO, a device, a socket
+/// (Unix); `None` for anything else.
+pub fn special_kind(file_type: &FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            Some("a FIFO")
+        } else if file_type.is_char_device() || file_type.is_block_device() {
+            Some("a device")
+        } else if file_type.is_socket() {
+            Some("a socket")
+        } else {
+            None
+        }
+    }
+    #[cfg(windows)]
+    {
+        let _ = file_type;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("roomcast-platform-{}-{name}", std::process::id()))
+    }
+
+    /// A second open of a locked file cannot take the lock while the
+    /// first holds it, and can once the first is closed.
+    #[test]
+    fn the_lock_is_exclusive_and_dropped_with_the_file() {
+        let path = temp_file("lock");
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .private()
+                .no_follow()
+                .open(&path)
+                .unwrap()
+        };
+        let first = open();
+        assert!(try_lock(&first).unwrap());
+        let second = open();
+        assert!(!try_lock(&second).unwrap());
+        drop(first);
+        assert!(try_lock(&second).unwrap());
+        drop(second);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// The lock leaves the file's contents readable to others (the PID of
+    /// the holder is read by a server that finds the lock taken). `flock`
+    /// is advisory; Windows locks are mandatory, which is why the lock is
+    /// taken on a byte past the PID there.
+    #[test]
+    fn a_locked_file_can_still_be_read() {
+        use std::io::Write;
+        let path = temp_file("read");
+        let mut holder = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .private()
+            .open(&path)
+            .unwrap();
+        assert!(try_lock(&holder).unwrap());
+        holder.write_all(b"1234\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"1234\n");
+        drop(holder);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A link at the last step of the path is not followed.
+    #[cfg(unix)]
+    #[test]
+    fn no_follow_refuses_a_link() {
+        let target = temp_file("target");
+        let link = temp_file("link");
+        std::fs::write(&target, b"x").unwrap();
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = OpenOptions::new()
+            .read(true)
+            .no_follow()
+            .open(&link)
+            .unwrap_err();
+        assert!(is_refused_link(&err), "{err}");
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::remove_file(&target);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_private_file_is_for_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = temp_file("private");
+        let _ = std::fs::remove_file(&path);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .private()
+            .open(&path)
+            .unwrap();
+        copy_access(&file, None).unwrap();
+        let mode = file.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let _ = std::fs::remove_file(&path);
+    }
+}
