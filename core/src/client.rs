@@ -43,6 +43,7 @@ use crate::limits::{
 };
 use crate::parse::{parse_command, parse_reply_line, parse_room_line};
 use crate::server::PROTOCOL_VERSION;
+use crate::text::{self, QUOTE_BYTES, Quoted as Quote, Shown as Clean, ShownBytes, Truncating};
 use crate::time::Instant;
 use crate::wire::{
     Command, CommandKind, LineBuf, ReplyLine, Room, RoomName, encode_command, is_valid_room_name,
@@ -333,12 +334,7 @@ impl fmt::Display for Message {
         match self {
             Message::Text(text) => f.write_str(text),
             Message::Chat { payload, truncated } => {
-                for chunk in payload.utf8_chunks() {
-                    write!(f, "{}", Clean(chunk.valid()))?;
-                    if !chunk.invalid().is_empty() {
-                        f.write_char(char::REPLACEMENT_CHARACTER)?;
-                    }
-                }
+                write!(f, "{}", ShownBytes(payload))?;
                 if *truncated {
                     f.write_str(" [cut: too long]")?;
                 }
@@ -1524,7 +1520,7 @@ impl Client {
         }
         match &mut self.listing {
             Some(Listing::Lookup { name, found })
-                if found.is_none() && room.name.eq_ignore_ascii_case(name) =>
+                if found.is_none() && text::same_name(&room.name, name) =>
             {
                 *found = Some(room);
             }
@@ -1582,7 +1578,7 @@ impl Client {
                 let widths = widths.unwrap_or_else(|| {
                     let name = rows
                         .iter()
-                        .map(|r| CleanLen(&r.name).len())
+                        .map(|r| text::display_width(&r.name))
                         .max()
                         .unwrap_or(0)
                         .max(4);
@@ -1625,17 +1621,13 @@ impl Client {
         };
         let (name_w, addr_w, count) = (*name_w, *addr_w, *count);
         if let Some(room) = rows.pop_front() {
-            let mut name = heapless::String::<{ 4 * MAX_TEXT / 8 }>::new();
-            let _ = write!(name, "{}", Clean(&room.name));
+            let name = text::Padded {
+                text: &room.name,
+                width: name_w,
+            };
             let mut group = heapless::String::<16>::new();
             let _ = write!(group, "{}", room.group);
-            say!(
-                self,
-                "{:<name_w$}  {:<addr_w$}  {}",
-                name.as_str(),
-                group.as_str(),
-                room.port
-            );
+            say!(self, "{name}  {:<addr_w$}  {}", group.as_str(), room.port);
             return true;
         }
         if *ended {
@@ -1651,79 +1643,10 @@ impl Client {
 // ---------------------------------------------------------------------------
 // Helpers
 
-/// Characters that must not reach a terminal as they are: control
-/// characters and invisible formatting ones (bidirectional overrides, zero
-/// width characters) that could disguise text.
+/// Characters that must not reach a terminal as they are (the rule is
+/// [`crate::text`]'s).
 fn is_unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2069}'
-            | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}')
-}
-
-/// Shows text from the network safely: a tab as a space, other C0 controls
-/// in caret notation (`^[` for ESC), anything else unsafe as `<U+XXXX>`.
-struct Clean<'a>(&'a str);
-
-impl fmt::Display for Clean<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            if !is_unsafe_char(c) {
-                f.write_char(c)?;
-            } else if c == '\t' {
-                f.write_char(' ')?;
-            } else if (c as u32) < 0x20 {
-                f.write_char('^')?;
-                f.write_char(char::from(c as u8 + 0x40))?;
-            } else if c == '\u{7F}' {
-                f.write_str("^?")?;
-            } else {
-                write!(f, "<U+{:04X}>", c as u32)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// How many characters of a bad line from the server a message quotes.
-const QUOTE_CHARS: usize = 40;
-
-/// Enough bytes for more than [`QUOTE_CHARS`] characters.
-const QUOTE_BYTES: usize = 4 * QUOTE_CHARS + 4;
-
-/// Shows the first [`QUOTE_CHARS`] characters of bytes from the network
-/// safely (invalid UTF-8 as U+FFFD, the rest as [`Clean`] does), with
-/// `...` after them if there are more.
-struct Quote<'a>(&'a [u8]);
-
-impl fmt::Display for Quote<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut left = QUOTE_CHARS;
-        for chunk in self.0.utf8_chunks() {
-            let mut buf = [0; 4];
-            let invalid = (!chunk.invalid().is_empty()).then_some(char::REPLACEMENT_CHARACTER);
-            for c in chunk.valid().chars().chain(invalid) {
-                if left == 0 {
-                    return f.write_str("...");
-                }
-                left -= 1;
-                write!(f, "{}", Clean(c.encode_utf8(&mut buf)))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The width in characters of [`Clean`] text.
-struct CleanLen<'a>(&'a str);
-
-impl CleanLen<'_> {
-    fn len(&self) -> usize {
-        fmt_len(format_args!("{}", Clean(self.0)))
-    }
+    !text::is_shown_as_is(c)
 }
 
 /// How many characters `args` writes.
@@ -1738,21 +1661,6 @@ fn fmt_len(args: fmt::Arguments<'_>) -> usize {
     let mut count = Count(0);
     let _ = count.write_fmt(args);
     count.0
-}
-
-/// A writer that keeps what fits and drops the rest (a long message is cut,
-/// never lost).
-struct Truncating<const N: usize>(heapless::String<N>);
-
-impl<const N: usize> fmt::Write for Truncating<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for c in s.chars() {
-            if self.0.push(c).is_err() {
-                break;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// FNV-1a, 64 bits: enough to recognise our own datagrams.

@@ -49,6 +49,7 @@ mod error;
 pub mod limits;
 mod parse;
 mod server;
+mod text;
 mod time;
 mod wire;
 
@@ -60,6 +61,10 @@ pub use directory::{Directory, DirectoryError};
 pub use error::ErrorCode;
 pub use parse::{ParseError, command_kind, parse_command, parse_reply_line, parse_room_line};
 pub use server::{Connection, Event, PROTOCOL_VERSION, Server, ServerConfig, Timeout};
+pub use text::{
+    BLANK_LOOKING, NameProblem, TABLES_UNICODE_VERSION, check_room_name, display_width,
+    is_name_char, is_shown_as_is, look_alike, name_key, name_skeleton, same_name,
+};
 pub use time::Instant;
 pub use wire::{
     Command, CommandKind, LineBuf, ReplyLine, Room, RoomName, encode_command, encode_room_line,

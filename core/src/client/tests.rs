@@ -1542,3 +1542,72 @@ fn a_listing_longer_than_any_directory_is_a_protocol_error() {
         "{out:?}"
     );
 }
+
+/// Issue 8: each character that passed one of the old filters, and the
+/// other format characters, come out neutralised when a datagram carries
+/// them; nothing in the shown line can reorder or hide text.
+#[test]
+fn every_hiding_character_in_a_datagram_is_shown_neutralised() {
+    let mut c = in_chat();
+    let hiding = [
+        '\u{061C}',
+        '\u{00AD}',
+        '\u{180E}',
+        '\u{206A}',
+        '\u{206B}',
+        '\u{206C}',
+        '\u{206D}',
+        '\u{206E}',
+        '\u{206F}',
+        '\u{E0001}',
+        '\u{E0020}',
+        '\u{E0041}',
+        '\u{E007F}',
+        '\u{200B}',
+        '\u{200E}',
+        '\u{202E}',
+        '\u{2066}',
+        '\u{2069}',
+        '\u{FEFF}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{E000}',
+        '\u{10FFFF}',
+    ];
+    for h in hiding {
+        let payload = format!("Bob: a{h}b");
+        c.handle_datagram(t(20), payload.as_bytes());
+        assert_eq!(
+            shown(&drain(&mut c)),
+            [format!("Bob: a<U+{:04X}>b", u32::from(h))],
+            "U+{:04X}",
+            u32::from(h)
+        );
+    }
+}
+
+/// Issue 13.10: the `getdir` table aligns by terminal columns, so wide
+/// (CJK, emoji) and combining characters do not push the columns out.
+#[test]
+fn getdir_table_aligns_by_display_width() {
+    let mut c = connected();
+    user(&mut c, 5, "getdir");
+    let out = server(
+        &mut c,
+        6,
+        "OK 4 rooms\nabc 239.1.1.1 5000\n\u{4f1a}\u{8b70}\u{5ba4} 239.1.1.2 5000\n\
+         \u{1F600} 239.1.1.3 5000\nab\u{316}c 239.1.1.4 5000\n.\n"
+            .as_bytes(),
+    );
+    assert_eq!(
+        shown(&out),
+        [
+            "ROOM    ADDRESS    PORT",
+            "abc     239.1.1.1  5000",
+            "\u{4f1a}\u{8b70}\u{5ba4}  239.1.1.2  5000",
+            "\u{1F600}      239.1.1.3  5000",
+            "ab\u{316}c     239.1.1.4  5000",
+            "(4 rooms)",
+        ]
+    );
+}
