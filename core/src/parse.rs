@@ -30,7 +30,8 @@ pub enum ParseError<'a> {
     UnknownCommand(&'a str),
     /// The command has the wrong number of arguments.
     Usage(CommandKind),
-    /// The room name is not 1-32 printable characters.
+    /// The room name is not 1-32 bytes of characters a name may hold (see
+    /// [`check_room_name`](crate::check_room_name)).
     BadName(&'a str),
     /// The address is not a dotted-quad IPv4 address.
     BadAddress(&'a str),
