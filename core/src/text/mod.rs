@@ -62,6 +62,10 @@ fn in_ranges(ranges: &[(u32, u32)], c: char) -> bool {
 
 /// Whether `c` may reach a terminal as itself (see the module docs).
 pub fn is_shown_as_is(c: char) -> bool {
+    if c.is_ascii() {
+        // The common case, without a table: printable ASCII and space.
+        return !c.is_ascii_control();
+    }
     !matches!(
         c.general_category(),
         GeneralCategory::Control
@@ -276,10 +280,18 @@ pub struct Shown<'a>(pub &'a str);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            if is_shown_as_is(c) {
-                f.write_char(c)?;
-            } else if c == '\t' {
+        let mut rest = self.0;
+        while !rest.is_empty() {
+            // Write the longest run shown as it is in one piece.
+            let cut = rest
+                .char_indices()
+                .find(|&(_, c)| !is_shown_as_is(c))
+                .map_or(rest.len(), |(i, _)| i);
+            f.write_str(&rest[..cut])?;
+            let mut chars = rest[cut..].chars();
+            let Some(c) = chars.next() else { break };
+            rest = chars.as_str();
+            if c == '\t' {
                 f.write_char(' ')?;
             } else if (c as u32) < 0x20 {
                 f.write_char('^')?;
