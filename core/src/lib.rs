@@ -4,6 +4,9 @@
 //!
 //! - the command parser and the wire format of the Chat Room Directory
 //!   Protocol (CRDP): [`parse_command`], [`Command`], [`ErrorCode`];
+//! - one rule for text: what may reach a terminal as itself
+//!   ([`is_shown_as_is`]), what may be in a room name ([`check_room_name`])
+//!   and when two names are one room ([`same_name`], [`look_alike`]);
 //! - the room directory and its invariants: [`Directory`];
 //! - the directory server's state machine: [`Server`] and its per-peer
 //!   [`Connection`];

@@ -136,7 +136,7 @@ impl Command {
 /// Whether `name` may name a room: 1 to [`MAX_ROOM_NAME`] bytes of
 /// visible characters in composed form (NFC), without whitespace, controls,
 /// format characters, default-ignorable or blank-looking characters. The
-/// rule is [`crate::text`]'s; [`check_room_name`](crate::check_room_name)
+/// rule is the core's text module's; [`check_room_name`](crate::check_room_name)
 /// says what is wrong with a name.
 pub fn is_valid_room_name(name: &str) -> bool {
     crate::text::check_room_name(name).is_ok()

@@ -352,9 +352,9 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
-/// The number of terminal columns `text` takes once [`Shown`]: wide (East
-/// Asian, emoji) characters count two, combining marks none
-/// (`unicode-width`).
+/// The number of terminal columns `text` takes once shown safely (as
+/// [`is_shown_as_is`] decides): wide (East Asian, emoji) characters count
+/// two, combining marks none (`unicode-width`).
 pub fn display_width(text: &str) -> usize {
     struct Width(usize);
     impl fmt::Write for Width {
