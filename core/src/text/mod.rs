@@ -34,6 +34,7 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::limits::MAX_ROOM_NAME;
 
+#[rustfmt::skip]
 mod tables;
 
 #[cfg(test)]
