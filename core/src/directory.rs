@@ -2,7 +2,11 @@
 //!
 //! Invariants, held after every call:
 //! - rooms are sorted by name, compared ignoring ASCII case;
-//! - no two rooms have the same name ignoring ASCII case;
+//! - no two rooms look the same: no two names are the [`same_name`]
+//!   (ignoring case and look-alike characters: Unicode case folding, then
+//!   the UTS #39 confusable skeleton) or [`look_alike`] as written (the
+//!   skeleton, case kept). This implies no two names are equal ignoring
+//!   ASCII case, so the order above is strict;
 //! - no two rooms share an address/port pair;
 //! - there are at most [`MAX_ROOMS`] rooms.
 
@@ -11,13 +15,16 @@ use core::fmt;
 
 use crate::error::ErrorCode;
 use crate::limits::MAX_ROOMS;
+use crate::text::{look_alike, name_hashes, same_name};
 pub use crate::wire::Room;
 
 /// Why the directory refused a change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DirectoryError {
-    /// A room of that name (ignoring ASCII case) exists: here it is.
+    /// A room of that name, or one that looks the same
+    /// ([`same_name`](crate::same_name), [`look_alike`](crate::look_alike)),
+    /// exists: here it is.
     NameTaken(Room),
     /// This room already uses the address/port pair.
     AddressInUse(Room),
@@ -82,6 +89,10 @@ pub(crate) fn cmp_names(a: &str, b: &str) -> Ordering {
 #[derive(Clone, Debug, Default)]
 pub struct Directory {
     rooms: heapless::Vec<Room, MAX_ROOMS>,
+    /// `name_hashes` of each room's name, same index as `rooms`: a name is
+    /// checked against every room by comparing hashes, and the keys
+    /// themselves only on a match (32 KiB for 4096 rooms).
+    keys: heapless::Vec<(u64, u64), MAX_ROOMS>,
 }
 
 impl Directory {
@@ -89,6 +100,7 @@ impl Directory {
     pub const fn new() -> Self {
         Self {
             rooms: heapless::Vec::new(),
+            keys: heapless::Vec::new(),
         }
     }
 
@@ -112,9 +124,23 @@ impl Directory {
             .binary_search_by(|room| cmp_names(&room.name, name))
     }
 
-    /// The room called `name`, ignoring ASCII case.
+    /// Where the room is whose name is the [`same_name`] as `name`, or else
+    /// one whose name looks like it ([`look_alike`]).
+    fn find_same(&self, name: &str) -> Option<usize> {
+        let (folded, skeleton) = name_hashes(name);
+        let rooms = || self.keys.iter().zip(&self.rooms);
+        rooms()
+            .position(|(k, room)| k.0 == folded && same_name(&room.name, name))
+            .or_else(|| {
+                rooms().position(|(k, room)| k.1 == skeleton && look_alike(&room.name, name))
+            })
+    }
+
+    /// The room called `name`, or the one whose name is the same ignoring
+    /// case and look-alike characters ([`same_name`](crate::same_name)), or
+    /// else the one it looks like as written ([`look_alike`](crate::look_alike)).
     pub fn get(&self, name: &str) -> Option<&Room> {
-        self.position(name).ok().map(|i| &self.rooms[i])
+        self.find_same(name).map(|i| &self.rooms[i])
     }
 
     /// The first room whose name sorts after `name` (ignoring ASCII case), or
@@ -159,7 +185,11 @@ impl Directory {
     /// Adds `room`. Refused when its name or its address/port pair is taken,
     /// or the directory is full; the directory is then unchanged.
     pub fn insert(&mut self, room: Room) -> Result<(), DirectoryError> {
+        if let Some(i) = self.find_same(&room.name) {
+            return Err(DirectoryError::NameTaken(self.rooms[i].clone()));
+        }
         let at = match self.position(&room.name) {
+            // Names equal ignoring ASCII case are the same name: found above.
             Ok(i) => return Err(DirectoryError::NameTaken(self.rooms[i].clone())),
             Err(at) => at,
         };
@@ -170,16 +200,20 @@ impl Directory {
         {
             return Err(DirectoryError::AddressInUse(holder.clone()));
         }
+        let key = name_hashes(&room.name);
         self.rooms
             .insert(at, room)
-            .map_err(|_| DirectoryError::Full)
+            .map_err(|_| DirectoryError::Full)?;
+        // `keys` has the capacity of `rooms`, so this cannot fail.
+        let _ = self.keys.insert(at, key);
+        Ok(())
     }
 
-    /// Removes the room called `name` (ignoring ASCII case) and returns it.
+    /// Removes the room called `name` (or whose name looks the same, as
+    /// [`get`](Self::get) finds it) and returns it.
     pub fn remove(&mut self, name: &str) -> Result<Room, DirectoryError> {
-        let at = self
-            .position(name)
-            .map_err(|_| DirectoryError::NoSuchRoom)?;
+        let at = self.find_same(name).ok_or(DirectoryError::NoSuchRoom)?;
+        self.keys.remove(at);
         Ok(self.rooms.remove(at))
     }
 }

@@ -11,13 +11,15 @@ pub enum ErrorCode {
     UnknownCommand,
     /// The command has the wrong number of arguments.
     Usage,
-    /// A room name is empty, too long, or has whitespace or control characters.
+    /// A room name is empty, too long, or has a character names refuse
+    /// (whitespace, controls, invisible or blank characters, not NFC).
     BadName,
     /// The address is not an IPv4 address in 239.0.0.0/8.
     BadAddress,
     /// The port is not a number in 1024-65535.
     BadPort,
-    /// A room with that name (ignoring ASCII case) exists already.
+    /// A room with that name, or one that looks the same (ignoring case and
+    /// look-alike characters), exists already.
     NameTaken,
     /// Another room already uses that address and port.
     AddressInUse,

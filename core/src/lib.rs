@@ -4,6 +4,9 @@
 //!
 //! - the command parser and the wire format of the Chat Room Directory
 //!   Protocol (CRDP): [`parse_command`], [`Command`], [`ErrorCode`];
+//! - one rule for text: what may reach a terminal as itself
+//!   ([`is_shown_as_is`]), what may be in a room name ([`check_room_name`])
+//!   and when two names are one room ([`same_name`], [`look_alike`]);
 //! - the room directory and its invariants: [`Directory`];
 //! - the directory server's state machine: [`Server`] and its per-peer
 //!   [`Connection`];
@@ -51,6 +54,7 @@ mod parse;
 mod server;
 #[cfg(test)]
 mod sim;
+mod text;
 mod time;
 mod wire;
 
@@ -62,6 +66,10 @@ pub use directory::{Directory, DirectoryError};
 pub use error::ErrorCode;
 pub use parse::{ParseError, command_kind, parse_command, parse_reply_line, parse_room_line};
 pub use server::{Connection, Event, PROTOCOL_VERSION, Server, ServerConfig, Timeout};
+pub use text::{
+    BLANK_LOOKING, NameProblem, TABLES_UNICODE_VERSION, check_room_name, display_width,
+    is_name_char, is_shown_as_is, look_alike, name_key, name_skeleton, same_name,
+};
 pub use time::Instant;
 pub use wire::{
     Command, CommandKind, LineBuf, ReplyLine, Room, RoomName, encode_command, encode_room_line,

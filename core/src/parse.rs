@@ -30,7 +30,8 @@ pub enum ParseError<'a> {
     UnknownCommand(&'a str),
     /// The command has the wrong number of arguments.
     Usage(CommandKind),
-    /// The room name is not 1-32 printable characters.
+    /// The room name is not 1-32 bytes of characters a name may hold (see
+    /// [`check_room_name`](crate::check_room_name)).
     BadName(&'a str),
     /// The address is not a dotted-quad IPv4 address.
     BadAddress(&'a str),
@@ -58,19 +59,15 @@ impl ParseError<'_> {
     }
 }
 
-/// Quotes at most this many characters of a bad word in an error message,
-/// so that a reply always fits in one line.
-const QUOTE_MAX: usize = 40;
-
-/// Displays a word from the input, cut to [`QUOTE_MAX`] characters.
+/// Quotes a word from the input, cut to
+/// [`QUOTE_CHARS`](crate::text::QUOTE_CHARS) characters and shown safely
+/// (an invisible or reordering character is written as `<U+XXXX>`), so a
+/// reply always fits in one line and never carries what it refused.
 struct Quoted<'a>(&'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(QUOTE_MAX) {
-            Some((cut, _)) => write!(f, "'{}...'", &self.0[..cut]),
-            None => write!(f, "'{}'", self.0),
-        }
+        write!(f, "'{}'", crate::text::Quoted(self.0.as_bytes()))
     }
 }
 
@@ -88,11 +85,13 @@ impl fmt::Display for ParseError<'_> {
                 Quoted(word)
             ),
             ParseError::Usage(kind) => write!(f, "usage: {}", kind.usage()),
-            ParseError::BadName(name) => write!(
-                f,
-                "{} is not a room name; use 1-32 printable characters without spaces",
-                Quoted(name)
-            ),
+            ParseError::BadName(name) => {
+                write!(f, "{} is not a room name", Quoted(name))?;
+                if let Err(problem) = crate::text::check_room_name(name) {
+                    write!(f, " ({problem})")?;
+                }
+                f.write_str("; use 1-32 bytes of visible characters without spaces")
+            }
             ParseError::BadAddress(addr) => write!(
                 f,
                 "{} is not an IPv4 address; use one from 239.0.0.0 to 239.255.255.255",

@@ -34,6 +34,7 @@ use crate::limits::{
     MAX_ROOM_LINE, PARTIAL_LINE_TIMEOUT, SEND_TIMEOUT,
 };
 use crate::parse::{ParseError, command_kind, parse_command};
+use crate::text::Truncating;
 use crate::time::Instant;
 use crate::wire::{Command, CommandKind, LineBuf, Room, RoomName, room_line};
 
@@ -692,21 +693,6 @@ impl Connection {
         if self.blocked_since.is_none() {
             self.blocked_since = Some(now);
         }
-    }
-}
-
-/// A line writer that keeps what fits and drops the rest, so a long quoted
-/// value can never turn a reply into no reply.
-struct Truncating(LineBuf);
-
-impl fmt::Write for Truncating {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for c in s.chars() {
-            if self.0.push(c).is_err() {
-                break;
-            }
-        }
-        Ok(())
     }
 }
 

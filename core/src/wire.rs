@@ -8,8 +8,8 @@ use core::net::Ipv4Addr;
 
 use crate::limits::{MAX_LINE, MAX_ROOM_LINE, MAX_ROOM_NAME};
 
-/// A room name: 1 to [`MAX_ROOM_NAME`] bytes of printable UTF-8 without
-/// whitespace (see [`is_valid_room_name`]).
+/// A room name: 1 to [`MAX_ROOM_NAME`] bytes of visible UTF-8 without
+/// whitespace, in NFC (see [`is_valid_room_name`]).
 pub type RoomName = heapless::String<MAX_ROOM_NAME>;
 
 /// One protocol line, terminator included.
@@ -18,7 +18,9 @@ pub type LineBuf = heapless::String<MAX_LINE>;
 /// A chat room: its name and the multicast group and UDP port it chats on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Room {
-    /// The room's name, unique in the directory ignoring ASCII case.
+    /// The room's name, unique in the directory by
+    /// [`same_name`](crate::same_name): ignoring case and look-alike
+    /// characters.
     pub name: RoomName,
     /// The IPv4 multicast group, in 239.0.0.0/8.
     pub group: Ipv4Addr,
@@ -131,36 +133,13 @@ impl Command {
     }
 }
 
-/// Whether `name` may name a room: 1 to [`MAX_ROOM_NAME`] bytes, every
-/// character printable and none of them whitespace.
-///
-/// "Printable" also rules out the invisible characters that make two
-/// different names look alike or reorder text on screen: zero-width
-/// characters, bidirectional controls, the soft hyphen and the byte order
-/// mark.
+/// Whether `name` may name a room: 1 to [`MAX_ROOM_NAME`] bytes of
+/// visible characters in composed form (NFC), without whitespace, controls,
+/// format characters, default-ignorable or blank-looking characters. The
+/// rule is the core's text module's; [`check_room_name`](crate::check_room_name)
+/// says what is wrong with a name.
 pub fn is_valid_room_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_ROOM_NAME
-        && name
-            .chars()
-            .all(|c| !c.is_control() && !c.is_whitespace() && !is_invisible(c))
-}
-
-/// Invisible formatting characters (Unicode `Cf`, the ones text actually
-/// meets): they display as nothing, or reorder what follows.
-pub(crate) fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{061C}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206F}'
-            | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}'
-    )
+    crate::text::check_room_name(name).is_ok()
 }
 
 /// Encodes `command` as one line, LF included, ready to send.

@@ -18,7 +18,8 @@
 //!
 //! Follows the drain rule after every call, and checks that nothing panics,
 //! that what is shown to the user holds no control character but LF (so
-//! the network cannot drive the terminal), and that no deadline asked for is
+//! the network cannot drive the terminal) and nothing the text rule hides
+//! (so it cannot reorder or hide text), and that no deadline asked for is
 //! in the past.
 #![no_main]
 
@@ -27,7 +28,8 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use roomcast_core::{
-    ChatName, Client, ClientConfig, ConnectFailure, Instant, Output, parse_server_addr,
+    ChatName, Client, ClientConfig, ConnectFailure, Instant, Output, is_shown_as_is,
+    parse_server_addr,
 };
 
 const PORT: u16 = 5577;
@@ -99,13 +101,18 @@ fn drain(client: &mut Client, now: Instant, connecting: &mut bool) {
                     !shown.chars().any(|c| c.is_control() && c != '\n'),
                     "a control character would reach the terminal: {shown:?}"
                 );
+                assert!(
+                    shown.chars().all(|c| c == '\n' || is_shown_as_is(c)),
+                    "a character that hides or reorders text would reach the \
+                     terminal: {shown:?}"
+                );
             }
             Output::Prompt(prompt) => {
                 shown.clear();
                 let _ = write!(shown, "{prompt}");
                 assert!(
-                    !shown.chars().any(char::is_control),
-                    "a control character in the prompt: {shown:?}"
+                    shown.chars().all(is_shown_as_is),
+                    "a control or hiding character in the prompt: {shown:?}"
                 );
             }
             _ => {}

@@ -329,3 +329,52 @@ fn the_connection_limit_turns_away_one_too_many() {
     assert!(again.greeting.starts_with("OK "));
     assert_eq!(again.ask("ping"), "OK pong");
 }
+
+/// Issue 13.10 end to end: the names the review got accepted are refused,
+/// and a room that looks like another is `ERR exists`.
+#[test]
+fn room_names_that_look_empty_or_alike_are_refused() {
+    let server = ServerProcess::start(&[]);
+    let mut c = server.connect();
+    assert_eq!(
+        c.ask("makeroom lobby 239.1.1.1 5000"),
+        "OK created lobby 239.1.1.1 5000"
+    );
+    for name in [
+        "lobby\u{34F}",
+        "lobby\u{FE0F}",
+        "lobby\u{180B}",
+        "lobby\u{E0020}",
+        "lobby\u{E0041}",
+        "lob\u{17B4}by",
+        "\u{34F}",
+        "\u{3164}",
+        "\u{2800}",
+        "\u{115F}\u{1160}",
+        "lobby\u{3164}general",
+        "a\u{300}",
+    ] {
+        let reply = c.ask(&format!("makeroom {name} 239.1.1.9 5000"));
+        assert!(reply.starts_with("ERR badname '"), "{name:?} -> {reply:?}");
+    }
+    for twin in ["l\u{43E}bby", "Iobby", "LOBBY"] {
+        assert_eq!(
+            c.ask(&format!("makeroom {twin} 239.1.1.9 5000")),
+            "ERR exists a room named 'lobby' exists already; pick another name",
+            "{twin}"
+        );
+    }
+    assert_eq!(
+        c.ask("makeroom \u{e0} 239.1.1.2 5000"),
+        "OK created \u{e0} 239.1.1.2 5000"
+    );
+    assert_eq!(
+        c.request("getdir"),
+        [
+            "OK 2 rooms",
+            "lobby 239.1.1.1 5000",
+            "\u{e0} 239.1.1.2 5000",
+            "."
+        ]
+    );
+}

@@ -3,6 +3,8 @@
 
 use core::fmt::{self, Write as _};
 
+use crate::text::{self, ShownBytes};
+pub(super) use crate::text::{QUOTE_BYTES, Quoted as Quote, Shown as Clean, Truncating};
 use crate::wire::RoomName;
 
 use super::api::{Datagram, Mode, Text};
@@ -77,12 +79,7 @@ impl fmt::Display for Message {
         match self {
             Message::Text(text) => f.write_str(text),
             Message::Chat { payload, truncated } => {
-                for chunk in payload.utf8_chunks() {
-                    write!(f, "{}", Clean(chunk.valid()))?;
-                    if !chunk.invalid().is_empty() {
-                        f.write_char(char::REPLACEMENT_CHARACTER)?;
-                    }
-                }
+                write!(f, "{}", ShownBytes(payload))?;
                 if *truncated {
                     f.write_str(" [cut: too long]")?;
                 }
@@ -92,79 +89,10 @@ impl fmt::Display for Message {
     }
 }
 
-/// Characters that must not reach a terminal as they are: control
-/// characters and invisible formatting ones (bidirectional overrides, zero
-/// width characters) that could disguise text.
+/// Characters that must not reach a terminal as they are (the rule is
+/// [`crate::text`]'s).
 pub(super) fn is_unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2069}'
-            | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}')
-}
-
-/// Shows text from the network safely: a tab as a space, other C0 controls
-/// in caret notation (`^[` for ESC), anything else unsafe as `<U+XXXX>`.
-pub(super) struct Clean<'a>(pub(super) &'a str);
-
-impl fmt::Display for Clean<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            if !is_unsafe_char(c) {
-                f.write_char(c)?;
-            } else if c == '\t' {
-                f.write_char(' ')?;
-            } else if (c as u32) < 0x20 {
-                f.write_char('^')?;
-                f.write_char(char::from(c as u8 + 0x40))?;
-            } else if c == '\u{7F}' {
-                f.write_str("^?")?;
-            } else {
-                write!(f, "<U+{:04X}>", c as u32)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// How many characters of a bad line from the server a message quotes.
-pub(super) const QUOTE_CHARS: usize = 40;
-
-/// Enough bytes for more than [`QUOTE_CHARS`] characters.
-pub(super) const QUOTE_BYTES: usize = 4 * QUOTE_CHARS + 4;
-
-/// Shows the first [`QUOTE_CHARS`] characters of bytes from the network
-/// safely (invalid UTF-8 as U+FFFD, the rest as [`Clean`] does), with
-/// `...` after them if there are more.
-pub(super) struct Quote<'a>(pub(super) &'a [u8]);
-
-impl fmt::Display for Quote<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut left = QUOTE_CHARS;
-        for chunk in self.0.utf8_chunks() {
-            let mut buf = [0; 4];
-            let invalid = (!chunk.invalid().is_empty()).then_some(char::REPLACEMENT_CHARACTER);
-            for c in chunk.valid().chars().chain(invalid) {
-                if left == 0 {
-                    return f.write_str("...");
-                }
-                left -= 1;
-                write!(f, "{}", Clean(c.encode_utf8(&mut buf)))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The width in characters of [`Clean`] text.
-pub(super) struct CleanLen<'a>(pub(super) &'a str);
-
-impl CleanLen<'_> {
-    pub(super) fn len(&self) -> usize {
-        fmt_len(format_args!("{}", Clean(self.0)))
-    }
+    !text::is_shown_as_is(c)
 }
 
 /// How many characters `args` writes.
@@ -179,19 +107,4 @@ pub(super) fn fmt_len(args: fmt::Arguments<'_>) -> usize {
     let mut count = Count(0);
     let _ = count.write_fmt(args);
     count.0
-}
-
-/// A writer that keeps what fits and drops the rest (a long message is cut,
-/// never lost).
-pub(super) struct Truncating<const N: usize>(heapless::String<N>);
-
-impl<const N: usize> fmt::Write for Truncating<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for c in s.chars() {
-            if self.0.push(c).is_err() {
-                break;
-            }
-        }
-        Ok(())
-    }
 }

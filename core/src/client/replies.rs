@@ -3,14 +3,15 @@
 
 use core::fmt::Write as _;
 
-use crate::limits::{MAX_ROOM_NAME, MAX_ROOMS, MAX_TEXT};
+use crate::limits::{MAX_ROOM_NAME, MAX_ROOMS};
 use crate::parse::{parse_reply_line, parse_room_line};
 use crate::server::PROTOCOL_VERSION;
 use crate::time::Instant;
 use crate::wire::{Command, ReplyLine};
 
-use super::render::{Clean, CleanLen, fmt_len};
+use super::render::{Clean, fmt_len};
 use super::{Client, Conn, Listing, Pending, Purpose, Request};
+use crate::text;
 
 impl Client {
     // ---- server lines ----
@@ -176,7 +177,7 @@ impl Client {
         }
         match &mut self.listing {
             Some(Listing::Lookup { name, found })
-                if found.is_none() && room.name.eq_ignore_ascii_case(name) =>
+                if found.is_none() && text::same_name(&room.name, name) =>
             {
                 *found = Some(room);
             }
@@ -234,7 +235,7 @@ impl Client {
                 let widths = widths.unwrap_or_else(|| {
                     let name = rows
                         .iter()
-                        .map(|r| CleanLen(&r.name).len())
+                        .map(|r| text::display_width(&r.name))
                         .max()
                         .unwrap_or(0)
                         .max(4);
@@ -277,17 +278,13 @@ impl Client {
         };
         let (name_w, addr_w, count) = (*name_w, *addr_w, *count);
         if let Some(room) = rows.pop_front() {
-            let mut name = heapless::String::<{ 4 * MAX_TEXT / 8 }>::new();
-            let _ = write!(name, "{}", Clean(&room.name));
+            let name = text::Padded {
+                text: &room.name,
+                width: name_w,
+            };
             let mut group = heapless::String::<16>::new();
             let _ = write!(group, "{}", room.group);
-            say!(
-                self,
-                "{:<name_w$}  {:<addr_w$}  {}",
-                name.as_str(),
-                group.as_str(),
-                room.port
-            );
+            say!(self, "{name}  {:<addr_w$}  {}", group.as_str(), room.port);
             return true;
         }
         if *ended {

@@ -532,12 +532,9 @@ fn encoded_commands_end_in_one_lf() {
 
 // ---- properties ----
 
-/// A valid room name: 1-32 bytes of printable, non-whitespace, visible
-/// characters.
+/// A valid room name: 1-32 bytes of characters the name rule allows.
 fn arb_name() -> impl Strategy<Value = RoomName> {
-    let ch = any::<char>().prop_filter("printable, not blank", |c| {
-        !c.is_control() && !c.is_whitespace() && !crate::wire::is_invisible(*c)
-    });
+    let ch = any::<char>().prop_filter("allowed in a name", |c| crate::text::is_name_char(*c));
     proptest::collection::vec(ch, 1..=32).prop_map(|chars| {
         let mut name = RoomName::new();
         for c in chars {
@@ -655,4 +652,55 @@ fn invisible_characters_and_leading_zeros_are_refused() {
     ));
     // A lone zero is a number, not a leading zero.
     assert!(parse_command(b"makeroom a 239.0.0.0 5000").is_ok());
+}
+
+/// Issue 13.10 in the parser: each example is `badname`, and the message
+/// says which character and why, written visibly.
+#[test]
+fn names_that_look_empty_or_hold_invisible_characters_are_badname() {
+    for name in [
+        "lobby\u{34F}",
+        "lobby\u{FE0F}",
+        "lobby\u{180B}",
+        "lobby\u{E0020}",
+        "lobby\u{E0041}",
+        "lob\u{17B4}by",
+        "\u{34F}",
+        "\u{3164}",
+        "\u{2800}",
+        "\u{115F}\u{1160}",
+        "lobby\u{3164}general",
+        "a\u{300}",
+    ] {
+        for line in [
+            std::format!("makeroom {name} 239.1.1.1 5000"),
+            std::format!("deleteroom {name}"),
+        ] {
+            assert_eq!(parse(&line), Err(ParseError::BadName(name)), "{line:?}");
+        }
+        assert!(parse_room_line(std::format!("{name} 239.1.1.1 5000").as_bytes()).is_err());
+        let message = ParseError::BadName(name).to_string();
+        assert!(message.contains(" is not a room name (U+"), "{message}");
+    }
+    assert!(
+        ParseError::BadName("lobby\u{E0041}")
+            .to_string()
+            .starts_with("'lobby<U+E0041>' is not a room name (U+E0041 is invisible or blank)")
+    );
+    assert!(
+        ParseError::BadName("a\u{300}")
+            .to_string()
+            .contains("U+0300 is not in composed form (NFC)")
+    );
+    // Composed, visible names in any script are fine.
+    for name in [
+        "\u{e0}",
+        "caf\u{e9}",
+        "\u{4f1a}\u{8b70}\u{5ba4}",
+        "\u{d55c}",
+        "\u{1F600}",
+    ] {
+        let line = std::format!("deleteroom {name}");
+        assert!(parse(&line).is_ok(), "{name}");
+    }
 }

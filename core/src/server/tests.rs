@@ -1141,3 +1141,84 @@ fn a_listing_fills_the_send_buffer_to_within_one_listing_line() {
         &out[out.len() - 60..]
     );
 }
+
+/// Issue 13.10 at the server: names that look empty or hold invisible
+/// characters get `ERR badname` (the reply shows the character as
+/// `<U+XXXX>`, never as itself), and two rooms cannot look the same.
+#[test]
+fn room_names_that_look_alike_or_look_empty_are_refused() {
+    let mut s = Session::new();
+    for (name, shown) in [
+        ("lobby\u{34F}", "lobby\u{34F}"),
+        ("lobby\u{FE0F}", "lobby\u{FE0F}"),
+        ("lobby\u{180B}", "lobby\u{180B}"),
+        ("lobby\u{E0020}", "lobby<U+E0020>"),
+        ("lobby\u{E0041}", "lobby<U+E0041>"),
+        ("lob\u{17B4}by", "lob\u{17B4}by"),
+        ("\u{34F}", "\u{34F}"),
+        ("\u{3164}", "\u{3164}"),
+        ("\u{2800}", "\u{2800}"),
+        ("\u{115F}\u{1160}", "\u{115F}\u{1160}"),
+        ("lobby\u{3164}general", "lobby\u{3164}general"),
+        ("lobby\u{61C}x", "lobby<U+061C>x"),
+        ("lobby\u{AD}x", "lobby<U+00AD>x"),
+        ("lobby\u{180E}x", "lobby<U+180E>x"),
+        ("lobby\u{206A}x", "lobby<U+206A>x"),
+    ] {
+        let reply = s.send(format!("makeroom {name} 239.1.1.1 5000\n"));
+        let want = format!("ERR badname '{shown}' is not a room name (");
+        assert!(reply.starts_with(&want), "{name:?}: {reply}");
+        assert!(reply.contains("is invisible or blank"), "{name:?}: {reply}");
+        // Whatever the reply quotes is shown safely: no format or control
+        // character reaches the client's terminal through it.
+        assert!(
+            reply
+                .trim_end_matches('\n')
+                .chars()
+                .all(|c| !matches!(c, '\u{61C}' | '\u{AD}' | '\u{180E}' | '\u{206A}'..='\u{206F}' | '\u{E0000}'..='\u{E007F}')),
+            "{reply:?}"
+        );
+    }
+    assert_eq!(s.send("getdir\n"), "OK 0 rooms\n.\n");
+
+    // Cyrillic о beside Latin o: one room.
+    assert_eq!(
+        s.send("makeroom lobby 239.1.1.1 5000\n"),
+        "OK created lobby 239.1.1.1 5000\n"
+    );
+    for twin in ["l\u{43E}bby", "L\u{41E}BBY", "Iobby", "1obby"] {
+        assert_eq!(
+            s.send(format!("makeroom {twin} 239.2.2.2 5000\n")),
+            "ERR exists a room named 'lobby' exists already; pick another name\n",
+            "{twin}"
+        );
+    }
+    // Precomposed à, then a + combining grave: refused as not composed.
+    assert_eq!(
+        s.send("makeroom \u{e0} 239.3.3.3 5000\n"),
+        "OK created \u{e0} 239.3.3.3 5000\n"
+    );
+    let reply = s.send("makeroom a\u{300} 239.4.4.4 5000\n");
+    assert!(
+        reply.starts_with(
+            "ERR badname 'a\u{300}' is not a room name (U+0300 is not in composed form"
+        ),
+        "{reply}"
+    );
+    // É and é are one room.
+    assert_eq!(
+        s.send("makeroom caf\u{e9} 239.5.5.5 5000\n"),
+        "OK created caf\u{e9} 239.5.5.5 5000\n"
+    );
+    assert_eq!(
+        s.send("makeroom CAF\u{c9} 239.6.6.6 5000\n"),
+        "ERR exists a room named 'caf\u{e9}' exists already; pick another name\n"
+    );
+    // A look-alike name finds the room to delete. The listing stays sorted
+    // byte-wise after folding ASCII case (U+00E0 after `c`).
+    assert_eq!(s.send("deleteroom L\u{41E}BBY\n"), "OK deleted lobby\n");
+    assert_eq!(
+        s.send("getdir\n"),
+        "OK 2 rooms\ncaf\u{e9} 239.5.5.5 5000\n\u{e0} 239.3.3.3 5000\n.\n"
+    );
+}

@@ -395,3 +395,46 @@ fn while_joining_the_client_waits() {
     assert!(all_shown(&out).starts_with("Entering chat room Lobby"));
     assert_eq!(prompts(&out), [chat_prompt("Lobby", "Mel")]);
 }
+
+/// Issue 8: each character that passed one of the old filters, and the
+/// other format characters, come out neutralised when a datagram carries
+/// them; nothing in the shown line can reorder or hide text.
+#[test]
+fn every_hiding_character_in_a_datagram_is_shown_neutralised() {
+    let mut c = in_chat();
+    let hiding = [
+        '\u{061C}',
+        '\u{00AD}',
+        '\u{180E}',
+        '\u{206A}',
+        '\u{206B}',
+        '\u{206C}',
+        '\u{206D}',
+        '\u{206E}',
+        '\u{206F}',
+        '\u{E0001}',
+        '\u{E0020}',
+        '\u{E0041}',
+        '\u{E007F}',
+        '\u{200B}',
+        '\u{200E}',
+        '\u{202E}',
+        '\u{2066}',
+        '\u{2069}',
+        '\u{FEFF}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{E000}',
+        '\u{10FFFF}',
+    ];
+    for h in hiding {
+        let payload = format!("Bob: a{h}b");
+        c.handle_datagram(t(20), payload.as_bytes());
+        assert_eq!(
+            shown(&drain(&mut c)),
+            [format!("Bob: a<U+{:04X}>b", u32::from(h))],
+            "U+{:04X}",
+            u32::from(h)
+        );
+    }
+}

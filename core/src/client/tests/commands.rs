@@ -337,6 +337,43 @@ fn connected_help() {
     }
 }
 
+/// Issue 13.10: the `getdir` table aligns by terminal columns, so wide
+/// (CJK, emoji) and combining characters do not push the columns out.
+#[test]
+fn getdir_table_aligns_by_display_width() {
+    let room = |name: &str, last: u8| Room {
+        name: RoomName::try_from(name).unwrap(),
+        group: Ipv4Addr::new(239, 1, 1, last),
+        port: 5000,
+    };
+    let rooms = [
+        room("abc", 1),
+        room("\u{4f1a}\u{8b70}\u{5ba4}", 2),
+        room("\u{1F600}", 3),
+        room("ab\u{316}c", 4),
+    ];
+    let (mut net, c) = pair_with(5, &rooms);
+    say(&mut net, c, "connect");
+    let mark = net.mark(c);
+    net.type_line(c, "getdir");
+    net.run_until_idle();
+    let mut rows = shown(&net.since(c, mark));
+    // The real server lists rooms in its own order: compare as a set.
+    let header = rows.remove(0);
+    let footer = rows.pop();
+    rows.sort();
+    assert_eq!(header, "ROOM    ADDRESS    PORT");
+    assert_eq!(footer.as_deref(), Some("(4 rooms)"));
+    let mut expected = [
+        "abc     239.1.1.1  5000",
+        "\u{4f1a}\u{8b70}\u{5ba4}  239.1.1.2  5000",
+        "\u{1F600}      239.1.1.3  5000",
+        "ab\u{316}c     239.1.1.4  5000",
+    ];
+    expected.sort();
+    assert_eq!(rows, expected);
+}
+
 #[test]
 fn getdir_table_is_aligned() {
     let room = |name: &str, group: [u8; 4], port| Room {
