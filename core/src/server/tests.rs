@@ -5,7 +5,12 @@
 //! connection has to send (unless a test says the peer is not reading).
 
 use super::*;
-use crate::directory::{Room, cmp_names};
+use crate::directory::{Directory, Room, cmp_names};
+use crate::limits::{
+    CONN_RECV_BUF, CONN_SEND_BUF, EVENT_QUEUE, IDLE_TIMEOUT, MAX_LINE, MAX_PENDING_CHANGES,
+    PARTIAL_LINE_TIMEOUT, PERSIST_TIMEOUT, SEND_TIMEOUT,
+};
+use crate::time::Instant;
 use core::net::Ipv4Addr;
 use proptest::prelude::*;
 use std::boxed::Box;
