@@ -6,7 +6,7 @@ use crate::error::ErrorCode;
 use crate::limits::{CONN_RECV_BUF, CONN_SEND_BUF, MAX_LINE, MAX_LISTING_LINE, MAX_ROOM_LINE};
 use crate::parse::{ParseError, command_kind, parse_command};
 use crate::time::Instant;
-use crate::wire::{Command, CommandKind, LineBuf, Room, RoomName, room_line};
+use crate::wire::{Command, CommandKind, LineBuf, RoomName, room_line};
 
 use super::shared::{Change, Staging};
 use super::{ConnId, Event, PROTOCOL_VERSION, Resolved, Server, ServerConfig, Timeout, Truncating};
@@ -173,36 +173,11 @@ impl Connection {
         }
         // The room for this line was there when the command was taken, and
         // nothing was queued since.
-        let room = change.room();
-        let error = match (resolved.stored, &change) {
-            (true, Change::Made(_)) => {
-                self.push_line(
-                    now,
-                    format_args!("OK created {} {} {}", room.name, room.group, room.port),
-                );
-                None
-            }
-            (true, Change::Deleted(_)) => {
-                self.push_line(now, format_args!("OK deleted {}", room.name));
-                None
-            }
-            (false, _) => {
-                let code = ErrorCode::Unavailable;
-                let within = self.config.persist_timeout;
-                self.push_line(
-                    now,
-                    format_args!(
-                        "ERR {code} the change could not be stored within {within:?}, \
-                         so it was not made; try again later"
-                    ),
-                );
-                Some(code)
-            }
-        };
+        let error = self.reply_change(now, &change, resolved.stored);
         server.emit(Event::Answered {
             conn: self.id,
             command: Some(change.kind()),
-            room: Some(room.name.clone()),
+            room: Some(change.room().name.clone()),
             error,
         });
         self.process(now, server);
@@ -479,8 +454,9 @@ impl Connection {
                 self.awaiting = Some((seq, change));
                 return true;
             }
-            Staging::Done(Ok(changed)) => {
-                self.reply_ok(now, server, &command, changed.as_ref());
+            Staging::Done(Ok(Some(change))) => self.reply_change(now, &change, true),
+            Staging::Done(Ok(None)) => {
+                self.reply_ok_query(now, server, &command);
                 None
             }
             Staging::Done(Err(refusal)) => {
@@ -498,24 +474,34 @@ impl Connection {
         true
     }
 
-    /// Answers a command that succeeded; `changed` is the room it made or
-    /// removed, if it was a change.
-    fn reply_ok(
-        &mut self,
-        now: Instant,
-        server: &Server,
-        command: &Command,
-        changed: Option<&Room>,
-    ) {
-        match (command, changed) {
-            (Command::MakeRoom(_), Some(room)) => self.push_line(
-                now,
-                format_args!("OK created {} {} {}", room.name, room.group, room.port),
-            ),
-            (Command::DeleteRoom(_), Some(room)) => {
-                self.push_line(now, format_args!("OK deleted {}", room.name));
+    /// Answers a change: `OK` with the room as stored, or, if it could not
+    /// be stored, `ERR unavailable`. Returns the error code, if any.
+    fn reply_change(&mut self, now: Instant, change: &Change, stored: bool) -> Option<ErrorCode> {
+        let room = change.room();
+        match (stored, change) {
+            (true, Change::Made(_)) => {
+                self.push_line(
+                    now,
+                    format_args!("OK created {} {} {}", room.name, room.group, room.port),
+                );
+                None
             }
-            (command, _) => self.reply_ok_query(now, server, command),
+            (true, Change::Deleted(_)) => {
+                self.push_line(now, format_args!("OK deleted {}", room.name));
+                None
+            }
+            (false, _) => {
+                let code = ErrorCode::Unavailable;
+                let within = self.config.persist_timeout;
+                self.push_line(
+                    now,
+                    format_args!(
+                        "ERR {code} the change could not be stored within {within:?}, \
+                         so it was not made; try again later"
+                    ),
+                );
+                Some(code)
+            }
         }
     }
 
@@ -530,8 +516,11 @@ impl Connection {
                     next: 0,
                 });
             }
-            // Answered by `reply_ok`, which has the stored room.
-            Command::MakeRoom(_) | Command::DeleteRoom(_) => {}
+            // A change that succeeded is answered by `reply_change`, with
+            // the room as stored.
+            Command::MakeRoom(_) | Command::DeleteRoom(_) => {
+                self.push_line(now, format_args!("OK"));
+            }
             Command::Ping => self.push_line(now, format_args!("OK pong")),
             Command::Help => {
                 self.push_line(

@@ -57,8 +57,9 @@ struct Pending {
 
 /// What [`Server::stage`] did with a command.
 pub(super) enum Staging {
-    /// Answered now: the room a change made or removed, or the refusal.
-    Done(Result<Option<Room>, DirectoryError>),
+    /// Answered now: the change made (with the room as stored), none for
+    /// a query, or the refusal.
+    Done(Result<Option<Change>, DirectoryError>),
     /// Staged: the answer comes with its [`Resolved`].
     Held(u64, Change),
     /// Its answer depends on changes still waiting: try again later.
@@ -284,7 +285,7 @@ impl Server {
         if !durable {
             change.apply(&mut self.directory);
             self.stored = self.version;
-            return Staging::Done(Ok(Some(change.room().clone())));
+            return Staging::Done(Ok(Some(change)));
         }
         let seq = self.version;
         // Room was checked above.
