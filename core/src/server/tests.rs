@@ -1533,3 +1533,136 @@ fn a_listing_fills_the_send_buffer_to_within_one_listing_line() {
         &out[out.len() - 60..]
     );
 }
+
+// ---- durable replies against a model ----
+
+/// One step of a run with several connections and a disk that may fail.
+#[derive(Clone, Debug)]
+enum Step {
+    /// Connection `.0` sends the line `.1`.
+    Send(usize, &'static str),
+    /// The host stores the staged directory.
+    Store,
+    /// Saves fail until the persist timeout runs out.
+    Fail,
+}
+
+fn arb_step() -> impl Strategy<Value = Step> {
+    let lines = proptest::sample::select(vec![
+        "makeroom a 239.0.0.1 5000",
+        "makeroom A 239.0.0.2 5000",
+        "makeroom b 239.0.0.1 5000",
+        "makeroom b 239.0.0.3 5000",
+        "deleteroom a",
+        "deleteroom B",
+        "getdir",
+        "ping",
+    ]);
+    prop_oneof![
+        5 => (0..3usize, lines).prop_map(|(c, l)| Step::Send(c, l)),
+        2 => Just(Step::Store),
+        1 => Just(Step::Fail),
+    ]
+}
+
+/// Checks one connection's output against the directory clients may see:
+/// no reply reveals a room that is not stored, and no room stored is
+/// denied. Counts replies and applies acknowledged changes to `model`.
+fn check_replies(out: &str, seen: &Directory, model: &mut BTreeSet<String>, replies: &mut usize) {
+    let visible: BTreeSet<String> = seen
+        .rooms()
+        .iter()
+        .map(|r| r.name.to_ascii_lowercase())
+        .collect();
+    let mut lines = out.lines();
+    while let Some(line) = lines.next() {
+        *replies += 1;
+        let quoted = line.split('\'').nth(1).map(str::to_ascii_lowercase);
+        if line.starts_with("OK created ") || line.starts_with("OK deleted ") {
+            let name = line.split(' ').nth(2).unwrap().to_ascii_lowercase();
+            if line.starts_with("OK created") {
+                model.insert(name);
+            } else {
+                model.remove(&name);
+            }
+        } else if line.starts_with("ERR exists") {
+            let name = quoted.unwrap();
+            assert!(
+                visible.contains(&name),
+                "exists for unstored {name}: {line}"
+            );
+        } else if line.starts_with("ERR inuse") {
+            let name = line.rsplit('\'').nth(1).unwrap().to_ascii_lowercase();
+            assert!(visible.contains(&name), "inuse by unstored {name}: {line}");
+        } else if line.starts_with("OK ") && (line.ends_with(" room") || line.ends_with(" rooms")) {
+            let mut listed = BTreeSet::new();
+            for row in lines.by_ref() {
+                if row == "." {
+                    break;
+                }
+                listed.insert(row.split(' ').next().unwrap().to_ascii_lowercase());
+            }
+            assert_eq!(listed, visible, "getdir lists what is stored");
+        } else {
+            assert!(
+                line == "OK pong"
+                    || line.starts_with("ERR noroom")
+                    || line.starts_with("ERR unavailable"),
+                "{line}"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn prop_replies_never_reveal_unstored_changes_and_each_line_is_answered_once(
+        steps in proptest::collection::vec(arb_step(), 1..40),
+    ) {
+        let mut host = Host::with(durable_config(), Directory::new());
+        let mut conns: Vec<Connection> = (0..3).map(|_| host.connect()).collect();
+        let mut sent = [0usize; 3];
+        let mut replies = [0usize; 3];
+        let mut model = BTreeSet::new();
+        let steps = steps.into_iter().map(Some).chain([None, None, None, None]);
+        for step in steps {
+            let outs: Vec<String> = match step {
+                Some(Step::Send(c, line)) => {
+                    sent[c] += 1;
+                    let out = host.feed(&mut conns[c], format!("{line}\n").as_bytes());
+                    (0..3).map(|i| if i == c { out.clone() } else { String::new() }).collect()
+                }
+                // The steps after the run: the disk works again.
+                Some(Step::Store) | None => {
+                    let mut all: Vec<&mut Connection> = conns.iter_mut().collect();
+                    if host.server.poll_persist().is_some() {
+                        host.persist(&mut all)
+                    } else {
+                        host.resolve(&mut all)
+                    }
+                }
+                Some(Step::Fail) => {
+                    let later = host.now + PERSIST_TIMEOUT;
+                    let mut all: Vec<&mut Connection> = conns.iter_mut().collect();
+                    host.server_timeout(later, &mut all)
+                }
+            };
+            for (c, out) in outs.iter().enumerate() {
+                check_replies(out, host.server.directory(), &mut model, &mut replies[c]);
+            }
+            let stored: BTreeSet<String> = host
+                .server
+                .directory()
+                .rooms()
+                .iter()
+                .map(|r| r.name.to_ascii_lowercase())
+                .collect();
+            prop_assert_eq!(&stored, &model, "the directory holds exactly the acknowledged changes");
+        }
+        prop_assert!(conns.iter().all(|c| !c.is_waiting()));
+        prop_assert_eq!(sent, replies, "every line answered exactly once");
+        prop_assert_eq!(host.server.poll_persist(), None);
+    }
+}
