@@ -1626,7 +1626,10 @@ proptest! {
         let mut sent = [0usize; 3];
         let mut replies = [0usize; 3];
         let mut model = BTreeSet::new();
-        let steps = steps.into_iter().map(Some).chain([None, None, None, None]);
+        // Then the disk works: each store answers at least one change, so
+        // this many stores settle every chain of waiting commands.
+        let settle = steps.len() + 2;
+        let steps = steps.into_iter().map(Some).chain(core::iter::repeat_n(None, settle));
         for step in steps {
             let outs: Vec<String> = match step {
                 Some(Step::Send(c, line)) => {
