@@ -67,8 +67,8 @@ const WRITE_BUDGET: usize = 64 * 1024;
 const SAVE_RETRY: Duration = Duration::from_secs(1);
 
 /// Descriptors the process keeps for itself besides one per connection:
-/// stdio (3), the listener, the poller and its notifier (2), the signal pipe
-/// and its writers (4), the state file's lock, a save's temporary file and
+/// stdio (3), the listener, the poller and its notifier and timer (3), the
+/// signal pipe and its writers (3), the state file's lock, a save's temporary file and
 /// folder (3), one accepted only to be refused `ERR busy`, and spare for
 /// the logger and the libraries. The connection cap is lowered so these
 /// always stay free: a save never fails for want of a descriptor.
@@ -336,8 +336,10 @@ impl Host {
                     PollMode::Level,
                 )?;
             }
-            self.fire_timers();
+            // Store first: a change made this turn gets its save attempt
+            // before its persist timeout is checked (even at 0 s).
             self.persist(now);
+            self.fire_timers();
         }
     }
 
