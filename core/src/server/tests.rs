@@ -1427,6 +1427,45 @@ fn an_outcome_for_another_connection_or_change_is_ignored() {
     assert_eq!(b.poll_transmit(), b"OK created b 239.1.1.2 5000\n");
 }
 
+#[test]
+fn the_servers_timer_is_never_in_the_past_and_spurious_calls_are_no_ops() {
+    let mut host = Host::with(durable_config(), Directory::new());
+    assert_eq!(host.server.poll_timeout(), None);
+    host.server.handle_timeout(secs(1000));
+    assert!(host.server.poll_resolved().is_none());
+    let mut conn = host.connect();
+    host.now = secs(1000);
+    host.feed(&mut conn, b"makeroom a 239.1.1.1 5000\n");
+    // Made at 1000 s: due at 1005 s, not before the latest time seen.
+    assert_eq!(
+        host.server.poll_timeout(),
+        Some(secs(1000) + PERSIST_TIMEOUT)
+    );
+    host.server.handle_timeout(secs(1001));
+    assert!(host.server.poll_resolved().is_none());
+    // The host was late: the deadline is now, not in the past.
+    host.server.handle_timeout(secs(3000));
+    let resolved = host.server.poll_resolved().unwrap();
+    assert!(!resolved.is_stored());
+    // A report of a version never asked for is clamped.
+    let version = host.server.poll_persist().unwrap();
+    host.server.handle_persisted(host.now, version + 100);
+    assert_eq!(host.server.poll_persist(), None);
+    host.feed(&mut conn, b"ping\n");
+    conn.handle_resolved(host.now, &mut host.server, resolved);
+    assert!(host.drain(&mut conn).starts_with("ERR unavailable "));
+    host.feed(&mut conn, b"makeroom b 239.1.1.2 5000\n");
+    let next = host.server.poll_persist().unwrap();
+    assert_eq!(
+        next,
+        version + 1,
+        "a bogus report marked a later change stored"
+    );
+    host.server.handle_persisted(host.now, next);
+    let resolved = host.server.poll_resolved().unwrap();
+    assert!(resolved.is_stored());
+}
+
 // ---- events name their connection; the busy refusal ----
 
 #[test]
