@@ -35,11 +35,13 @@ pub enum ErrorCode {
     Busy,
     /// The connection was quiet for too long.
     Timeout,
+    /// The change could not be stored in time, so it was not made.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, in the order PROTOCOL.md lists them.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::UnknownCommand,
         ErrorCode::Usage,
         ErrorCode::BadName,
@@ -53,6 +55,7 @@ impl ErrorCode {
         ErrorCode::Encoding,
         ErrorCode::Busy,
         ErrorCode::Timeout,
+        ErrorCode::Unavailable,
     ];
 
     /// The stable wire token, e.g. `inuse`.
@@ -71,6 +74,7 @@ impl ErrorCode {
             ErrorCode::Encoding => "encoding",
             ErrorCode::Busy => "busy",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 

@@ -26,16 +26,23 @@
 //!
 //! A host drives a connection like this (see `host/src/server.rs`):
 //!
-//! 1. on accept, [`Connection::new`];
+//! 1. on accept, [`Connection::new`] with a fresh [`ConnId`] (over the
+//!    connection limit, send [`busy_reply`] instead and close);
 //! 2. when the socket is readable, read at most [`Connection::recv_capacity`]
 //!    bytes and hand them to [`Connection::handle_bytes`];
 //! 3. after every `handle_*` call, drain [`Server::poll_event`] until `None`
-//!    (for logging), then write what [`Connection::poll_transmit`] returns and
-//!    report how much went out with [`Connection::handle_sent`];
+//!    (for logging; each event names its connection), then write what
+//!    [`Connection::poll_transmit`] returns and report how much went out
+//!    with [`Connection::handle_sent`];
 //! 4. close the socket once [`Connection::is_finished`] says so;
-//! 5. with durable replies on, once per loop turn store the directory when
-//!    [`Server::poll_persist`] asks, then [`Server::handle_persisted`] and
-//!    [`Connection::handle_durable`] on the connections that were holding.
+//! 5. sleep until the earliest [`Connection::poll_timeout`] and
+//!    [`Server::poll_timeout`], and call the `handle_timeout` that is due;
+//! 6. with durable replies on, once per loop turn store [`Server::staged`]
+//!    when [`Server::poll_persist`] asks, then [`Server::handle_persisted`];
+//!    after that and after [`Server::handle_timeout`], hand each
+//!    [`Server::poll_resolved`] to its connection
+//!    ([`Connection::handle_resolved`]) and wake the other waiting ones
+//!    ([`Connection::handle_wake`]).
 //!
 //! The client's host (`host/src/client.rs`) works the same way: every
 //! `handle_*` call is followed by draining [`Client::poll_output`].
@@ -65,7 +72,10 @@ pub use client::{
 pub use directory::{Directory, DirectoryError};
 pub use error::ErrorCode;
 pub use parse::{ParseError, command_kind, parse_command, parse_reply_line, parse_room_line};
-pub use server::{Connection, Event, PROTOCOL_VERSION, Server, ServerConfig, Timeout};
+pub use server::{
+    ConnId, Connection, Event, PROTOCOL_VERSION, Resolved, Server, ServerConfig, Timeout,
+    busy_reply,
+};
 pub use text::{
     BLANK_LOOKING, NameProblem, TABLES_UNICODE_VERSION, check_room_name, display_width,
     is_name_char, is_shown_as_is, look_alike, name_key, name_skeleton, same_name,

@@ -65,6 +65,18 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// and it takes none) before the server drops the connection.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a change (`makeroom`, `deleteroom`) may wait to be stored
+/// before it is undone and answered `ERR unavailable`, when the server keeps
+/// its directory on disk. A failing disk then costs a client this long, not
+/// forever, and nothing unacknowledged lingers in the directory.
+pub const PERSIST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many changes may wait to be stored (or for their outcome to be
+/// collected by the host) at once. One more waits, like a command that
+/// clashes with a waiting change, until some are resolved. Each connection
+/// has at most one change waiting.
+pub const MAX_PENDING_CHANGES: usize = 128;
+
 // ---- The chat client ----
 
 /// The largest chat datagram, in bytes: `Name: text` in UTF-8, no newline.

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use roomcast_core::limits::MAX_LINE;
-use roomcast_core::{Connection, Instant, Server, ServerConfig};
+use roomcast_core::{ConnId, Connection, Instant, Server, ServerConfig};
 
 /// One peer as the host sees it, plus what it has received so far.
 struct Peer {
@@ -35,9 +35,9 @@ struct Peer {
 }
 
 impl Peer {
-    fn new(now: Instant) -> Self {
+    fn new(now: Instant, id: u64, config: &ServerConfig) -> Self {
         Self {
-            conn: Connection::new(now),
+            conn: Connection::new(now, ConnId(id), config),
             line: Vec::new(),
         }
     }
@@ -68,23 +68,53 @@ struct Host {
     now: Instant,
     server: Server,
     peers: [Peer; 2],
+    /// The id of the last connection opened.
+    serial: u64,
 }
 
 impl Host {
     /// Stores the directory if it changed, as a host with a state file does
-    /// once per event-loop turn, and releases the replies that waited.
+    /// once per event-loop turn, and answers the changes that waited.
     fn persist(&mut self) {
-        let Some(changes) = self.server.poll_persist() else {
+        let Some(version) = self.server.poll_persist() else {
             return;
         };
-        self.server.handle_persisted(changes);
+        self.server.handle_persisted(self.now, version);
+        self.hand_out();
+        // Answering the stored changes may stage the next ones (pipelined
+        // behind them), never leave an old one unstored.
+        if let Some(next) = self.server.poll_persist() {
+            assert!(
+                next > version,
+                "version {version} stored, {next} still asked for"
+            );
+        }
+    }
+
+    /// Gives each resolved change to its connection, then wakes the others
+    /// that wait.
+    fn hand_out(&mut self) {
+        while let Some(resolved) = self.server.poll_resolved() {
+            for peer in &mut self.peers {
+                if peer.conn.id() == resolved.conn {
+                    peer.conn
+                        .handle_resolved(self.now, &mut self.server, resolved);
+                }
+            }
+            while self.server.poll_event().is_some() {}
+        }
         for peer in &mut self.peers {
-            if peer.conn.is_holding() {
-                peer.conn.handle_durable(self.now, &mut self.server);
+            if peer.conn.is_waiting() {
+                peer.conn.handle_wake(self.now, &mut self.server);
                 while self.server.poll_event().is_some() {}
             }
         }
-        assert!(self.server.poll_persist().is_none());
+    }
+
+    /// A new connection in slot `i`.
+    fn reconnect(&mut self, i: usize) {
+        self.serial += 1;
+        self.peers[i] = Peer::new(self.now, self.serial, self.server.config());
     }
 
     /// The drain rule for peer `i`: events first, then output (all of it,
@@ -129,7 +159,8 @@ fuzz_target!(|data: &[u8]| {
     let mut host = Host {
         now,
         server: Server::new(config),
-        peers: [Peer::new(now), Peer::new(now)],
+        peers: [Peer::new(now, 1, &config), Peer::new(now, 2, &config)],
+        serial: 2,
     };
     host.drain(0, false);
     host.drain(1, false);
@@ -150,7 +181,7 @@ fuzz_target!(|data: &[u8]| {
 
         if host.peers[i].conn.is_finished() {
             // The host closes it and a new peer connects in its place.
-            host.peers[i] = Peer::new(now);
+            host.reconnect(i);
             host.drain(i, false);
         }
         let size = usize::from(s & 0x3f);
@@ -158,6 +189,8 @@ fuzz_target!(|data: &[u8]| {
             // Uses up one input byte, so that timeouts cannot loop forever.
             input = &input[1..];
             host.now = now + Duration::from_secs(700);
+            host.server.handle_timeout(host.now);
+            host.hand_out();
             host.peers[i]
                 .conn
                 .handle_timeout(host.now, &mut host.server);
@@ -198,6 +231,8 @@ fuzz_target!(|data: &[u8]| {
     // Let every timer run out; every connection must then finish.
     for _ in 0..4 {
         host.now = host.now + Duration::from_secs(700);
+        host.server.handle_timeout(host.now);
+        host.hand_out();
         for i in 0..host.peers.len() {
             host.peers[i]
                 .conn

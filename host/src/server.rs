@@ -5,16 +5,27 @@
 //! changes only when a connection's needs change (not a re-arm per event).
 //! A connection that stalls costs only its own fixed buffers: the core stops
 //! taking its input when its replies back up, and its timers close it.
+//!
+//! The loop sleeps until the next socket event or the earliest deadline:
+//! every connection's [`Connection::poll_timeout`] is kept in an ordered set,
+//! so finding and firing the due timers costs O(log n) each, not a scan.
+//!
+//! A connection the server ends in order (after `bye`, or after a timeout
+//! and its `ERR timeout`) closes lingering: once every reply is sent, the
+//! server shuts down its writing side and reads and discards what the
+//! client still sends, for at most [`LINGER_TIMEOUT`], so that closing never
+//! resets the connection while replies are still on their way.
 
+use std::collections::BTreeSet;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant as StdInstant};
 
 use polling::{Event as Interest, Events, PollMode, Poller};
 use roomcast_core::{
-    Connection, Directory, ErrorCode, Event, Instant, PROTOCOL_VERSION, Server, ServerConfig,
-    Timeout, limits,
+    ConnId, Connection, Directory, Event, Instant, PROTOCOL_VERSION, Server, ServerConfig, Timeout,
+    busy_reply, limits,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -31,9 +42,12 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
 /// The listen backlog: connections the kernel queues before we accept.
 const LISTEN_BACKLOG: i32 = 1024;
 
-/// How often the loop checks connection timers. A timeout fires at most this
-/// late.
-const TIMER_TICK: Duration = Duration::from_millis(250);
+/// How long a connection closed in order reads and discards what the client
+/// still sends, after its last reply went out and its writing side was shut
+/// down, before it is closed whatever happens. Closing with unread input
+/// would reset the connection and could destroy replies the client has not
+/// read yet; this bounds what a client that never closes can cost.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long to stop accepting after the process ran out of file descriptors,
 /// so a full descriptor table is not a busy loop.
@@ -49,12 +63,26 @@ const READ_BUDGET: usize = 64 * 1024;
 const WRITE_BUDGET: usize = 64 * 1024;
 
 /// How long to wait before trying again after the directory could not be
-/// saved (disk full, say). Replies to changes wait meanwhile.
+/// saved (disk full, say). The changes wait meanwhile, for at most
+/// `--persist-timeout`; then they are undone and answered `ERR unavailable`.
 const SAVE_RETRY: Duration = Duration::from_secs(1);
 
-/// Descriptors the process needs besides one per connection: stdio, the
-/// listener, the poller, the signal pipe, the state file, and spare.
-const SPARE_DESCRIPTORS: u64 = 32;
+/// Descriptors the process keeps for itself besides one per connection:
+/// stdio (3), the listener, the poller and its notifier and timer (3), the
+/// signal pipe and its writers (3), the state file's lock, a save's temporary file and
+/// folder (3), one accepted only to be refused `ERR busy`, and spare for
+/// the logger and the libraries. The connection cap is lowered so these
+/// always stay free: a save never fails for want of a descriptor.
+const SPARE_DESCRIPTORS: u64 = 24;
+
+/// The most bytes of the signal pipe read per wake-up (each signal writes
+/// one byte; one is enough to stop).
+const SIGNAL_READ: usize = 16;
+
+/// Connection ids are `serial << CONN_SERIAL_SHIFT | slot`: the slot finds
+/// the peer, the serial tells a new connection in a reused slot from the
+/// one before it.
+const CONN_SERIAL_SHIFT: u32 = 32;
 
 /// The most connections accepted per readiness event of the listener.
 const ACCEPT_BUDGET: usize = 256;
@@ -114,6 +142,12 @@ pub struct ServerArgs {
     /// `_crdp._tcp`), which lets clients find it without --server.
     #[arg(long)]
     no_announce: bool,
+
+    /// With --state: a change that cannot be stored within this long (the
+    /// disk is full or gone) is undone and answered `ERR unavailable`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
+          default_value = "5s")]
+    persist_timeout: Duration,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -123,6 +157,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     config.partial_line_timeout = args.partial_line_timeout;
     config.idle_timeout = args.idle_timeout;
     config.send_timeout = args.send_timeout;
+    config.persist_timeout = args.persist_timeout;
     config.durable_replies = args.state.is_some();
     let state = args.state.map(StateFile::open).transpose()?;
     let mut directory = Box::new(Directory::new());
@@ -135,7 +170,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
         }
     }
     let server = Box::new(Server::with_directory(config, *directory));
-    raise_descriptor_limit(args.max_connections);
+    let max_connections = connection_cap(args.max_connections)?;
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = listen(addr).map_err(|e| {
         format!("cannot listen on {addr}: {e}; is another server using that port? Try --port")
@@ -144,7 +179,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?
         .port();
-    let mut host = Host::new(listener, server, state, args.max_connections as usize)
+    let mut host = Host::new(listener, server, state, max_connections)
         .map_err(|e| format!("cannot set up the event loop: {e}"))?;
     // Printed whatever the log level: people and scripts wait for it.
     log::plain(format_args!(
@@ -202,15 +237,30 @@ struct Peer {
     interest: Interest,
     /// The peer sent EOF: answer what it sent, then close.
     read_closed: bool,
-    /// Listed in `Host::holding` (its replies wait for the disk).
-    in_holding: bool,
+    /// Closed in order and lingering until then: writing is shut down,
+    /// input is read and dropped.
+    linger_until: Option<Instant>,
+    /// This peer's entry in `Host::timers`, if any.
+    timer: Option<Instant>,
+    /// Listed in `Host::waiting` (its next reply waits for the disk).
+    in_waiting: bool,
+}
+
+impl Peer {
+    /// When this peer must be looked at again whatever its socket does.
+    fn deadline(&self) -> Option<Instant> {
+        match self.linger_until {
+            Some(at) => Some(at),
+            None => self.conn.poll_timeout(),
+        }
+    }
 }
 
 /// Why a connection is being closed, for the log.
 enum Close {
     /// The peer closed, or said `bye`, or a timer closed it.
     Orderly,
-    /// The socket failed.
+    /// The socket failed, or the peer reset it.
     Failed(io::Error),
 }
 
@@ -220,12 +270,16 @@ struct Host {
     signals: StopSignals,
     server: Box<Server>,
     state: Option<StateFile>,
-    /// Connections whose replies wait for the directory to be stored.
-    holding: Vec<usize>,
+    /// Connections whose next reply waits for changes to be stored.
+    waiting: Vec<usize>,
     /// After a failed save, when to try again.
     retry_save_at: Option<StdInstant>,
     peers: Vec<Option<Peer>>,
     free: Vec<usize>,
+    /// Every peer's next deadline, earliest first, with its slot.
+    timers: BTreeSet<(Instant, usize)>,
+    /// Counts connections, for their ids.
+    serial: u64,
     live: usize,
     max_connections: usize,
     start: StdInstant,
@@ -253,10 +307,12 @@ impl Host {
             signals,
             server,
             state,
-            holding: Vec::new(),
+            waiting: Vec::new(),
             retry_save_at: None,
             peers: Vec::new(),
             free: Vec::new(),
+            timers: BTreeSet::new(),
+            serial: 0,
             live: 0,
             max_connections,
             start: StdInstant::now(),
@@ -270,31 +326,35 @@ impl Host {
         Instant::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
     }
 
+    /// The wall-clock instant of a core instant.
+    fn std_instant(&self, at: Instant) -> StdInstant {
+        self.start + Duration::from_micros(at.as_micros())
+    }
+
     fn run(&mut self) -> io::Result<()> {
         let mut events = Events::new();
-        let mut next_tick = StdInstant::now() + TIMER_TICK;
         loop {
             events.clear();
             let wait = self
-                .next_wake(next_tick)
-                .saturating_duration_since(StdInstant::now());
-            match self.poller.wait(&mut events, Some(wait)) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                .next_wake()
+                .map(|at| at.saturating_duration_since(StdInstant::now()));
+            if let Err(e) = self.poller.wait(&mut events, wait) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
             }
             for event in events.iter() {
                 match event.key {
                     LISTENER_KEY => self.accept_ready()?,
                     SIGNAL_KEY => {
-                        let mut buf = [0u8; 16];
+                        let mut buf = [0u8; SIGNAL_READ];
                         let _ = (&self.signals).read(&mut buf);
                         log!(Info, "signal received: stopping");
                         self.shutdown();
                         return Ok(());
                     }
-                    // Writing is attempted after every event, readable or not.
-                    key => self.peer_ready(key - FIRST_CONN_KEY, event.readable),
+                    key => self.peer_ready(key - FIRST_CONN_KEY, event),
                 }
             }
             let now = StdInstant::now();
@@ -306,60 +366,132 @@ impl Host {
                     PollMode::Level,
                 )?;
             }
-            if now >= next_tick {
-                next_tick = now + TIMER_TICK;
-                self.tick();
-            }
+            // Store first: a change made this turn gets its save attempt
+            // before its persist timeout is checked (even at 0 s).
             self.persist(now);
+            self.fire_timers();
         }
     }
 
-    /// When the loop must wake up even if no socket is ready: the next timer
-    /// tick, the end of an accept pause, or now if changes wait to be saved
-    /// (releasing held replies can let pipelined commands make more).
-    fn next_wake(&self, next_tick: StdInstant) -> StdInstant {
-        let mut wake = next_tick;
+    /// When the loop must wake up even if no socket is ready: the earliest
+    /// connection deadline, the server's (a change due to be undone), the
+    /// end of an accept pause, or now if changes wait to be saved.
+    fn next_wake(&self) -> Option<StdInstant> {
+        let core = [
+            self.timers.first().map(|&(at, _)| at),
+            self.server.poll_timeout(),
+        ];
+        let mut wake = core
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| self.std_instant(at));
+        let mut earliest = |at: StdInstant| wake = Some(wake.map_or(at, |w| w.min(at)));
         if let Some(until) = self.accept_paused_until {
-            wake = wake.min(until);
+            earliest(until);
         }
         if self.server.poll_persist().is_some() {
-            wake = wake.min(self.retry_save_at.unwrap_or_else(StdInstant::now));
+            earliest(self.retry_save_at.unwrap_or_else(StdInstant::now));
         }
         wake
     }
 
-    /// Stores the directory if this turn changed it, then releases the
-    /// replies that waited for that. One write and one fsync for the turn.
+    /// Runs the timers that are due: each costs O(log n) to find.
+    fn fire_timers(&mut self) {
+        let core_now = self.now();
+        let mut due = Vec::new();
+        while let Some(&(at, index)) = self.timers.first() {
+            if at > core_now {
+                break;
+            }
+            self.timers.pop_first();
+            due.push(index);
+        }
+        for index in due {
+            let Some(Some(peer)) = self.peers.get_mut(index) else {
+                continue;
+            };
+            peer.timer = None;
+            if peer.linger_until.is_some() {
+                // The client kept sending (or never closed): enough.
+                self.close(index, Close::Orderly);
+                continue;
+            }
+            peer.conn.handle_timeout(core_now, &mut self.server);
+            self.after_input(index);
+        }
+        if self.server.poll_timeout().is_some_and(|at| at <= core_now) {
+            self.server.handle_timeout(core_now);
+            self.drain_events();
+            self.hand_out_outcomes();
+        }
+    }
+
+    /// Stores the directory if this turn changed it, then answers the
+    /// changes that waited for that. One write and one fsync for the turn.
     fn persist(&mut self, now: StdInstant) {
-        let Some(changes) = self.server.poll_persist() else {
+        let Some(version) = self.server.poll_persist() else {
             return;
         };
         if self.retry_save_at.is_some_and(|at| now < at) {
             return;
         }
         let Some(state) = &self.state else {
-            // Without a state file the core never holds replies.
+            // Without a state file the core never stages changes.
             return;
         };
-        if let Err(e) = state.save(self.server.directory()) {
+        if let Err(e) = state.save(self.server.staged()) {
             log!(
                 Error,
-                "cannot save the directory to {}: {e}; the changes' replies wait, \
-                 retrying in {SAVE_RETRY:?}",
-                state.path().display()
+                "cannot save the directory to {}: {e}; retrying in {SAVE_RETRY:?}; changes not \
+                 stored within {:?} are undone and answered ERR unavailable",
+                state.path().display(),
+                self.server.config().persist_timeout,
             );
             self.retry_save_at = Some(now + SAVE_RETRY);
             return;
         }
         self.retry_save_at = None;
-        self.server.handle_persisted(changes);
         let core_now = self.now();
-        for index in std::mem::take(&mut self.holding) {
+        self.server.handle_persisted(core_now, version);
+        self.hand_out_outcomes();
+    }
+
+    /// Gives each stored or undone change to its connection, then lets the
+    /// other waiting connections try their next command again.
+    fn hand_out_outcomes(&mut self) {
+        let core_now = self.now();
+        let mut any = false;
+        while let Some(resolved) = self.server.poll_resolved() {
+            any = true;
+            let Some(index) = self.slot_of(resolved.conn) else {
+                // Closed meanwhile.
+                continue;
+            };
             if let Some(Some(peer)) = self.peers.get_mut(index) {
-                peer.in_holding = false;
-                peer.conn.handle_durable(core_now, &mut self.server);
+                peer.conn
+                    .handle_resolved(core_now, &mut self.server, resolved);
             }
             self.after_input(index);
+        }
+        if !any {
+            return;
+        }
+        for index in std::mem::take(&mut self.waiting) {
+            if let Some(Some(peer)) = self.peers.get_mut(index) {
+                peer.in_waiting = false;
+                peer.conn.handle_wake(core_now, &mut self.server);
+            }
+            self.after_input(index);
+        }
+    }
+
+    /// The slot of the live connection `id`, if it is still open.
+    fn slot_of(&self, id: ConnId) -> Option<usize> {
+        let index = usize::try_from(id.0 & u64::from(u32::MAX)).ok()?;
+        match self.peers.get(index) {
+            Some(Some(peer)) if peer.conn.id() == id => Some(index),
+            _ => None,
         }
     }
 
@@ -375,32 +507,12 @@ impl Host {
         }
     }
 
-    /// Runs the connection timers that are due.
-    fn tick(&mut self) {
-        let core_now = self.now();
-        for index in 0..self.peers.len() {
-            let due = match &self.peers[index] {
-                Some(peer) => peer
-                    .conn
-                    .poll_timeout(&self.server)
-                    .is_some_and(|at| at <= core_now),
-                None => false,
-            };
-            if due {
-                if let Some(peer) = &mut self.peers[index] {
-                    peer.conn.handle_timeout(core_now, &mut self.server);
-                }
-                self.after_input(index);
-            }
-        }
-    }
-
     fn accept_ready(&mut self) -> io::Result<()> {
         for _ in 0..ACCEPT_BUDGET {
             match self.listener.accept() {
                 Ok((stream, addr)) => self.admit(stream, addr),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if is_out_of_descriptors(&e) => {
                     log!(
                         Warn,
@@ -450,91 +562,182 @@ impl Host {
             self.free.push(index);
             return;
         }
+        self.serial += 1;
+        let id = ConnId(self.serial << CONN_SERIAL_SHIFT | index as u64);
         self.live += 1;
         log!(Info, "client {addr} connected ({} connected)", self.live);
+        let conn = Connection::new(self.now(), id, self.server.config());
         self.peers[index] = Some(Peer {
             stream,
             addr,
-            conn: Connection::new(self.now()),
+            conn,
             interest,
             read_closed: false,
-            in_holding: false,
+            linger_until: None,
+            timer: None,
+            in_waiting: false,
         });
         self.after_input(index);
     }
 
-    fn peer_ready(&mut self, index: usize, readable: bool) {
+    fn peer_ready(&mut self, index: usize, event: Interest) {
         let now = self.now();
         let Some(Some(peer)) = self.peers.get_mut(index) else {
             return;
         };
-        if readable && !peer.read_closed {
-            let mut buf = [0u8; limits::CONN_RECV_BUF];
-            let mut budget = READ_BUDGET;
-            while budget > 0 {
-                let room = peer.conn.recv_capacity().min(buf.len());
-                if room == 0 {
-                    break;
+        // A reset (or both directions shut): nothing can be sent or read any
+        // more, whatever the connection still waits for. Closed at once, so
+        // the level-triggered event is not reported again and again.
+        if event.is_err() == Some(true) || event.is_interrupt() {
+            if peer.linger_until.is_some() {
+                self.close(index, Close::Orderly);
+                return;
+            }
+            let error = match peer.stream.take_error() {
+                Ok(Some(e)) => e,
+                Ok(None) => io::Error::from(ErrorKind::ConnectionReset),
+                Err(e) => e,
+            };
+            self.close(index, Close::Failed(error));
+            return;
+        }
+        if peer.linger_until.is_some() {
+            self.drain_lingering(index);
+            return;
+        }
+        if event.readable && !peer.read_closed {
+            self.read_input(index, now);
+        }
+        self.after_input(index);
+    }
+
+    /// Reads what the peer sent, as much as its connection takes, within
+    /// [`READ_BUDGET`].
+    fn read_input(&mut self, index: usize, now: Instant) {
+        let mut buf = [0u8; limits::CONN_RECV_BUF];
+        let mut budget = READ_BUDGET;
+        while budget > 0 {
+            let Some(Some(peer)) = self.peers.get_mut(index) else {
+                return;
+            };
+            let room = peer.conn.recv_capacity().min(buf.len());
+            if room == 0 {
+                return;
+            }
+            match peer.stream.read(&mut buf[..room]) {
+                Ok(0) => {
+                    peer.read_closed = true;
+                    return;
                 }
-                match peer.stream.read(&mut buf[..room]) {
-                    Ok(0) => {
-                        peer.read_closed = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        budget = budget.saturating_sub(n);
-                        peer.conn.handle_bytes(now, &mut self.server, &buf[..n]);
-                        drain_events(&mut self.server, peer.addr);
-                        if n < room {
-                            // The socket is drained; reading again would only
-                            // say so (level-triggered: more data, or EOF,
-                            // is reported by the next wait).
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.close(index, Close::Failed(e));
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    peer.conn.handle_bytes(now, &mut self.server, &buf[..n]);
+                    self.drain_events();
+                    if n < room {
+                        // The socket is drained; reading again would only
+                        // say so (level-triggered: more data, or EOF, is
+                        // reported by the next wait).
                         return;
                     }
                 }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.close(index, Close::Failed(e));
+                    return;
+                }
             }
         }
-        self.after_input(index);
+    }
+
+    /// Reads and drops what a lingering peer still sends; closes it at its
+    /// EOF or on an error.
+    fn drain_lingering(&mut self, index: usize) {
+        let Some(Some(peer)) = self.peers.get_mut(index) else {
+            return;
+        };
+        let mut sink = [0u8; limits::CONN_RECV_BUF];
+        let mut budget = READ_BUDGET;
+        while budget > 0 {
+            match peer.stream.read(&mut sink) {
+                Ok(0) => {
+                    self.close(index, Close::Orderly);
+                    return;
+                }
+                Ok(n) => budget = budget.saturating_sub(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.close(index, Close::Failed(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Logs what the core reported, naming the client each event is about.
+    fn drain_events(&mut self) {
+        while let Some(event) = self.server.poll_event() {
+            let addr = event
+                .conn()
+                .and_then(|id| self.slot_of(id))
+                .and_then(|index| self.peers[index].as_ref())
+                .map(|peer| peer.addr);
+            log_event(&event, addr);
+        }
     }
 
     /// After anything happened to a peer: log its events, send what it has,
     /// close it if it is done, and watch for what it needs next.
     fn after_input(&mut self, index: usize) {
         let now = self.now();
+        self.drain_events();
         let Some(Some(peer)) = self.peers.get_mut(index) else {
             return;
         };
-        drain_events(&mut self.server, peer.addr);
-        if let Err(e) = flush(peer, now, &mut self.server) {
-            self.close(index, Close::Failed(e));
-            return;
-        }
-        let pending = !peer.conn.poll_transmit().is_empty();
-        if peer.conn.is_finished() {
-            // Aborted (its held replies, if any, are dropped) or done.
-            self.close(index, Close::Orderly);
-            return;
-        } else if peer.conn.is_holding() {
-            if !peer.in_holding {
-                peer.in_holding = true;
-                self.holding.push(index);
+        if peer.linger_until.is_none() {
+            let flushed = flush(peer, now, &mut self.server);
+            self.drain_events();
+            if let Err(e) = flushed {
+                self.close(index, Close::Failed(e));
+                return;
             }
-        } else if peer.read_closed && !pending {
+        }
+        let Some(Some(peer)) = self.peers.get_mut(index) else {
+            return;
+        };
+        let pending = !peer.conn.poll_transmit().is_empty();
+        // A lingering peer only has its input read and dropped.
+        let serving = peer.linger_until.is_none();
+        if serving && peer.conn.is_finished() {
+            if peer.conn.is_aborted() || peer.read_closed {
+                // Dropped for not reading, or the peer is done sending:
+                // nothing to wait for.
+                self.close(index, Close::Orderly);
+                return;
+            }
+            // Every reply is out: say so with a FIN, and keep reading so
+            // that the close does not reset what the peer has yet to read.
+            if let Err(e) = peer.stream.shutdown(Shutdown::Write) {
+                self.close(index, Close::Failed(e));
+                return;
+            }
+            peer.linger_until = Some(now + LINGER_TIMEOUT);
+        } else if serving && peer.conn.is_waiting() {
+            if !peer.in_waiting {
+                peer.in_waiting = true;
+                self.waiting.push(index);
+            }
+        } else if serving && peer.read_closed && !pending {
             self.close(index, Close::Orderly);
             return;
         }
+        let lingering = peer.linger_until.is_some();
         let key = index + FIRST_CONN_KEY;
         let wanted = Interest::new(
             key,
-            !peer.read_closed && peer.conn.recv_capacity() > 0,
-            pending,
+            lingering || (!peer.read_closed && peer.conn.recv_capacity() > 0),
+            !lingering && pending,
         );
         if (wanted.readable, wanted.writable) != (peer.interest.readable, peer.interest.writable) {
             if let Err(e) = self
@@ -546,6 +749,16 @@ impl Host {
             }
             peer.interest = wanted;
         }
+        let deadline = peer.deadline();
+        if deadline != peer.timer {
+            if let Some(old) = peer.timer.take() {
+                self.timers.remove(&(old, index));
+            }
+            if let Some(at) = deadline {
+                self.timers.insert((at, index));
+            }
+            peer.timer = deadline;
+        }
     }
 
     fn close(&mut self, index: usize, why: Close) {
@@ -553,6 +766,9 @@ impl Host {
             return;
         };
         let _ = self.poller.delete(&peer.stream);
+        if let Some(at) = peer.timer {
+            self.timers.remove(&(at, index));
+        }
         self.live -= 1;
         self.free.push(index);
         match why {
@@ -564,7 +780,7 @@ impl Host {
             ),
             Close::Failed(e) => log!(
                 Info,
-                "client {} connection closed: {e} ({} connected)",
+                "client {} connection closed ({} connected): {e}",
                 peer.addr,
                 self.live
             ),
@@ -574,6 +790,7 @@ impl Host {
 
 /// Writes the peer's pending output until the socket is full or this turn's
 /// [`WRITE_BUDGET`] is spent (the poller then reports it writable again).
+/// The caller drains the server's events afterwards.
 fn flush(peer: &mut Peer, now: Instant, server: &mut Server) -> io::Result<()> {
     let mut budget = WRITE_BUDGET;
     while budget > 0 {
@@ -586,54 +803,58 @@ fn flush(peer: &mut Peer, now: Instant, server: &mut Server) -> io::Result<()> {
             Ok(n) => {
                 budget = budget.saturating_sub(n);
                 peer.conn.handle_sent(now, server, n);
-                drain_events(server, peer.addr);
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
     }
     Ok(())
 }
 
-/// Logs what the core reported about the peer at `addr`.
-fn drain_events(server: &mut Server, addr: SocketAddr) {
-    while let Some(event) = server.poll_event() {
-        match event {
-            Event::Answered {
-                command,
-                room,
-                error,
-            } => {
-                if !log::enabled(Level::Info) {
-                    continue;
-                }
-                let verb = command.map_or("(bad line)", |c| c.verb());
-                let room = room.as_deref().map(|r| format!(" {r}")).unwrap_or_default();
-                match error {
-                    None => log!(Info, "client {addr}: {verb}{room}: OK"),
-                    Some(code) => log!(Info, "client {addr}: {verb}{room}: ERR {code}"),
-                }
+/// Logs one event from the core; `addr` is the client it is about.
+fn log_event(event: &Event, addr: Option<SocketAddr>) {
+    let client = match addr {
+        Some(addr) => format!("client {addr}"),
+        None => "a closed client".to_owned(),
+    };
+    match event {
+        Event::Answered {
+            command,
+            room,
+            error,
+            ..
+        } => {
+            if !log::enabled(Level::Info) {
+                return;
             }
-            Event::TimedOut(which) => {
-                let why = match which {
-                    Timeout::PartialLine => "sent half a line and stopped",
-                    Timeout::Idle => "was idle too long",
-                    Timeout::Send => "stopped reading its replies",
-                };
-                log!(Warn, "client {addr} {why}: closing");
+            let verb = command.map_or("(bad line)", |c| c.verb());
+            let room = room.as_deref().map(|r| format!(" {r}")).unwrap_or_default();
+            match error {
+                None => log!(Info, "{client}: {verb}{room}: OK"),
+                Some(code) => log!(Info, "{client}: {verb}{room}: ERR {code}"),
             }
-            Event::Dropped(n) => log!(Warn, "{n} log events were dropped"),
-            _ => {}
         }
+        Event::TimedOut { timeout, .. } => {
+            let why = match timeout {
+                Timeout::PartialLine => "sent half a line and stopped",
+                Timeout::Idle => "was idle too long",
+                Timeout::Send => "stopped reading its replies",
+            };
+            log!(Warn, "{client} {why}: closing");
+        }
+        Event::Undone(n) => log!(
+            Error,
+            "{n} changes could not be stored in time: undone, answered ERR unavailable"
+        ),
+        Event::Dropped(n) => log!(Warn, "{n} log events were dropped"),
+        other => log!(Info, "{client}: {other:?}"),
     }
 }
 
 /// Tells a client over the connection limit why it is turned away.
 fn refuse_busy(mut stream: TcpStream, addr: SocketAddr, max: usize) {
-    let code = ErrorCode::Busy;
-    let line =
-        format!("ERR {code} the server is serving its limit of {max} clients; try again later\n");
+    let line = busy_reply(max);
     // Best effort on a fresh socket: the kernel buffer takes one short line.
     let _ = stream.set_nonblocking(true);
     let _ = stream.write(line.as_bytes());
@@ -643,22 +864,44 @@ fn refuse_busy(mut stream: TcpStream, addr: SocketAddr, max: usize) {
     );
 }
 
-/// Raises the soft limit on open files towards what `max_connections`
-/// needs, as far as the hard limit allows, and warns if that is not enough.
-fn raise_descriptor_limit(max_connections: u32) {
+/// How many clients may be served at once: `max_connections`, or fewer if
+/// the open-file limit cannot hold that many besides the
+/// [`SPARE_DESCRIPTORS`] (the soft limit is raised as far as the hard limit
+/// allows first). Said in the log when lowered.
+fn connection_cap(max_connections: u32) -> Result<usize, String> {
     let wanted = u64::from(max_connections) + SPARE_DESCRIPTORS;
-    match rlimit::increase_nofile_limit(wanted) {
-        Ok(got) if got < wanted => log!(
-            Warn,
-            "the open-file limit is {got}, below the {wanted} that {max_connections} clients \
-             need; raise it (ulimit -n) or lower --max-connections"
-        ),
-        Ok(_) => {}
-        Err(e) => log!(Warn, "cannot raise the open-file limit: {e}"),
+    let got = match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) => got,
+        Err(e) => {
+            log!(Warn, "cannot raise the open-file limit: {e}");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map(|(soft, _)| soft)
+                .unwrap_or(wanted)
+        }
+    };
+    if got >= wanted {
+        return Ok(max_connections as usize);
     }
+    let cap = got.saturating_sub(SPARE_DESCRIPTORS);
+    if cap == 0 {
+        return Err(format!(
+            "the open-file limit is {got}, too low to serve anyone: the server keeps \
+             {SPARE_DESCRIPTORS} descriptors for itself. Raise it (ulimit -n)"
+        ));
+    }
+    log!(
+        Warn,
+        "the open-file limit is {got}: serving at most {cap} clients at once, not \
+         {max_connections}, so that {SPARE_DESCRIPTORS} descriptors stay free for the \
+         server itself; raise the limit (ulimit -n) to serve more"
+    );
+    Ok(usize::try_from(cap).unwrap_or(usize::MAX))
 }
 
+/// Whether `accept` failed for want of descriptors or memory: "not now".
 fn is_out_of_descriptors(e: &io::Error) -> bool {
-    // EMFILE (24) and ENFILE (23) on Linux; ENOBUFS/ENOMEM also mean "not now".
-    matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }

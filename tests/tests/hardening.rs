@@ -6,12 +6,13 @@ use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use roomcast_tests::{Crdp, ServerProcess, roomcast_bin};
+use roomcast_tests::{Crdp, ServerProcess, WAIT, roomcast_bin};
+use socket2::{Domain, Socket, Type};
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("roomcast-e2e-{}-{name}", std::process::id()));
@@ -144,11 +145,14 @@ fn a_peer_that_never_reads_is_dropped_and_memory_stays_flat() {
 }
 
 #[test]
-fn running_out_of_descriptors_is_survived_without_spinning() {
-    // 24 descriptors: stdio, the listener, the poller, the signal pipe...
-    // and a handful for clients.
+fn a_low_open_file_limit_lowers_the_connection_cap_and_saves_keep_working() {
+    // 40 descriptors, 24 of them kept for the server itself: 16 clients.
+    // Before, the server took clients until accept failed, and then every
+    // save failed with EMFILE and a makeroom was never answered.
+    let dir = temp_dir("nofile");
+    let state = dir.join("rooms.state");
     let server = ServerProcess::start_with(
-        &["prlimit", "--nofile=24:24", "--"],
+        &["prlimit", "--nofile=40:40", "--"],
         &[
             "--bind",
             "127.0.0.1",
@@ -157,38 +161,90 @@ fn running_out_of_descriptors_is_survived_without_spinning() {
             "--no-announce",
             "--log-level",
             "warn",
+            "--state",
+            state.to_str().unwrap(),
         ],
     );
-    let (stdout, addr, pid) = (&server.stdout, server.addr(), server.pid());
-
-    let mut held: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    stdout.wait_for("out of file descriptors");
+    server
+        .stdout
+        .wait_for("serving at most 16 clients at once, not 10000");
+    let (addr, pid) = (server.addr(), server.pid());
+    let mut first = server.connect();
+    assert!(first.greeting.starts_with("OK "), "{}", first.greeting);
+    // 60 idle clients: 15 more are served, the others turned away.
+    let mut idle: Vec<Crdp> = (0..60).map(|_| Crdp::connect(addr)).collect();
+    let busy = idle
+        .iter()
+        .filter(|c| c.greeting.starts_with("ERR busy "))
+        .count();
+    assert_eq!(busy, 60 - 15);
+    // A change still reaches the disk and is answered.
+    assert_eq!(
+        first.ask("makeroom kept 239.1.1.1 5000"),
+        "OK created kept 239.1.1.1 5000"
+    );
+    assert!(
+        fs::read_to_string(&state)
+            .unwrap()
+            .contains("kept 239.1.1.1 5000")
+    );
     let ticks_before = cpu_ticks(pid);
     thread::sleep(Duration::from_secs(1));
     let ticks = cpu_ticks(pid) - ticks_before;
     // A busy loop would burn about 100 ticks a second.
-    assert!(
-        ticks < 30,
-        "server used {ticks} ticks in 1 s while out of descriptors"
-    );
-
-    // Free them all; the server recovers and serves a new client.
-    held.clear();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    assert!(ticks < 30, "server used {ticks} ticks in 1 s at its cap");
+    // A slot that frees up serves a new client.
+    idle.retain(|c| !c.greeting.starts_with("OK "));
+    let deadline = Instant::now() + WAIT;
     loop {
-        let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        let mut c = std::io::BufReader::new(stream);
-        let mut greeting = String::new();
-        if std::io::BufRead::read_line(&mut c, &mut greeting).is_ok() && greeting.starts_with("OK ")
-        {
+        let mut c = Crdp::connect(addr);
+        if c.greeting.starts_with("OK ") {
+            assert_eq!(c.ask("ping"), "OK pong");
             break;
         }
-        assert!(Instant::now() < deadline, "server did not recover");
+        assert!(Instant::now() < deadline, "no slot freed up");
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn an_open_file_limit_too_low_for_any_client_stops_the_start() {
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=20:20", "--"])
+        .arg(roomcast_bin())
+        .args([
+            "server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-announce",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server started with 20 descriptors");
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("too low to serve anyone"), "{err}");
 }
 
 #[test]
@@ -422,4 +478,184 @@ fn no_ok_until_the_change_is_on_disk() {
             .unwrap()
             .contains("second 239.1.1.2 5000")
     );
+}
+
+/// Makes `n` rooms, named `big-room-number-NNNNN`, through one connection.
+fn make_rooms(server: &ServerProcess, n: usize) {
+    let mut maker = server.connect();
+    let mut batch = String::new();
+    for i in 0..n {
+        batch += &format!(
+            "makeroom big-room-number-{i:05} 239.5.{}.{} 9000\n",
+            i / 256,
+            i % 256
+        );
+    }
+    maker.send_raw(batch.as_bytes());
+    for _ in 0..n {
+        assert!(maker.read_line().starts_with("OK created"));
+    }
+}
+
+/// A TCP connection to `server` whose receive buffer is about `rcvbuf`
+/// bytes (so the kernel does not absorb what the server sends).
+fn small_window(server: &ServerProcess, rcvbuf: usize) -> TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(rcvbuf).unwrap();
+    socket.connect(&server.addr().into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
+}
+
+#[test]
+fn a_change_that_cannot_be_stored_is_invisible_then_undone_and_the_server_goes_on() {
+    let dir = temp_dir("vanished");
+    let folder = dir.join("state");
+    fs::create_dir_all(&folder).unwrap();
+    let state = folder.join("rooms.state");
+    let state_arg = state.to_str().unwrap().to_owned();
+    {
+        let server = ServerProcess::start(&["--state", &state_arg, "--persist-timeout", "2s"]);
+        let mut maker = server.connect();
+        let mut other = server.connect();
+        assert!(maker.ask("makeroom first 239.1.1.1 5000").starts_with("OK"));
+        // The disk goes away.
+        fs::remove_dir_all(&folder).unwrap();
+        maker.send_raw(b"makeroom second 239.1.1.2 5000\nping\n");
+        server.stdout.wait_for("cannot save the directory");
+        // Others see only what is stored, and are not told `exists` for a
+        // room that is not.
+        assert_eq!(
+            other.request("getdir"),
+            ["OK 1 room", "first 239.1.1.1 5000", "."]
+        );
+        other.send_raw(b"makeroom second 239.1.1.3 5000\n");
+        // Not stored within --persist-timeout: undone and refused.
+        let refused = maker.read_line();
+        assert!(refused.starts_with("ERR unavailable "), "{refused}");
+        assert_eq!(maker.read_line(), "OK pong");
+        // The other makeroom was staged after the undo, and fails the same way.
+        let refused = other.read_line();
+        assert!(refused.starts_with("ERR unavailable "), "{refused}");
+        // The server goes on serving.
+        assert_eq!(
+            maker.request("getdir"),
+            ["OK 1 room", "first 239.1.1.1 5000", "."]
+        );
+        server.stdout.wait_for("undone, answered ERR unavailable");
+        // The disk comes back: changes are stored and answered again.
+        fs::create_dir_all(&folder).unwrap();
+        assert_eq!(
+            maker.ask("makeroom third 239.1.1.4 5000"),
+            "OK created third 239.1.1.4 5000"
+        );
+    }
+    // Nothing unacknowledged came back with a restart.
+    let server = ServerProcess::start(&["--state", &state_arg]);
+    assert_eq!(
+        server.connect().request("getdir"),
+        [
+            "OK 2 rooms",
+            "first 239.1.1.1 5000",
+            "third 239.1.1.4 5000",
+            "."
+        ]
+    );
+}
+
+#[test]
+fn a_reset_connection_is_closed_at_once_while_saves_fail() {
+    let dir = temp_dir("reset");
+    let folder = dir.join("state");
+    fs::create_dir_all(&folder).unwrap();
+    let state = folder.join("rooms.state");
+    let server = ServerProcess::start(&[
+        "--state",
+        state.to_str().unwrap(),
+        "--persist-timeout",
+        "60s",
+    ]);
+    fs::remove_dir_all(&folder).unwrap();
+    // A change whose reply waits for the disk, and 400 listings behind it.
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.connect(&server.addr().into()).unwrap();
+    let mut stream: TcpStream = socket.try_clone().unwrap().into();
+    let local = stream.local_addr().unwrap();
+    let mut request = String::from("makeroom held 239.1.1.1 5000\n");
+    request += &"getdir\n".repeat(400);
+    stream.set_write_timeout(Some(WAIT)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    server.stdout.wait_for("cannot save the directory");
+    thread::sleep(Duration::from_millis(200));
+    // Reset: SO_LINGER 0 makes the close send RST.
+    socket.set_linger(Some(Duration::ZERO)).unwrap();
+    drop((socket, stream));
+    server
+        .stdout
+        .wait_for(&format!("client {local} connection closed"));
+    // And nothing spins meanwhile.
+    let ticks_before = cpu_ticks(server.pid());
+    thread::sleep(Duration::from_secs(1));
+    let ticks = cpu_ticks(server.pid()) - ticks_before;
+    assert!(ticks < 30, "server used {ticks} ticks in 1 s");
+    assert_eq!(server.connect().ask("ping"), "OK pong");
+}
+
+#[test]
+fn a_line_cut_by_the_servers_own_backpressure_is_not_a_partial_line() {
+    // The scenario, smaller: 2,000 rooms, whole `getdir` lines
+    // beyond the 1 KiB read-ahead (so it cuts one), a client that reads
+    // steadily but slower than the server could send.
+    let server = ServerProcess::start(&["--partial-line-timeout", "1s", "--log-level", "warn"]);
+    make_rooms(&server, 2000);
+    let mut stream = small_window(&server, 16 * 1024);
+    // Far more lines than the kernel's buffers take listings, so the
+    // read-ahead stays full (and a line cut) while the server waits.
+    stream
+        .write_all("getdir\n".repeat(5000).as_bytes())
+        .unwrap();
+    // About 32 KiB/s for 4 s: the server's buffers fill within the first
+    // second, then it waits for the reader, much longer than the
+    // partial-line timeout.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the server closed the connection");
+        got.extend_from_slice(&buf[..n]);
+        thread::sleep(Duration::from_millis(60));
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        !text.contains("ERR"),
+        "{}",
+        &text[text.len().saturating_sub(200)..]
+    );
+    assert!(text.matches("OK 2000 rooms").count() >= 1);
+    assert_eq!(server.logged("sent half a line"), 0, "{}", server.log());
+}
+
+#[test]
+fn every_reply_before_bye_arrives_though_more_input_follows_it() {
+    let server = ServerProcess::start(&["--log-level", "warn"]);
+    make_rooms(&server, 2000);
+    let mut stream = small_window(&server, 4096);
+    let mut request = b"getdir\nbye\n".to_vec();
+    request.extend(std::iter::repeat_n(b'z', 2000));
+    stream.write_all(&request).unwrap();
+    // Read slowly at first, so the server is done long before the client.
+    thread::sleep(Duration::from_millis(500));
+    let mut all = Vec::new();
+    stream
+        .read_to_end(&mut all)
+        .expect("the connection was reset: replies were lost");
+    let text = String::from_utf8(all).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("OK CRDP/1"), "{}", lines[0]);
+    assert_eq!(lines[1], "OK 2000 rooms");
+    assert_eq!(lines.len(), 2 + 2000 + 2, "{} lines", lines.len());
+    assert_eq!(lines[2002], ".");
+    assert_eq!(lines[2003], "OK bye");
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::vec::Vec;
 
 use crate::directory::Directory;
-use crate::server::{Connection, Event, Server, ServerConfig};
+use crate::server::{ConnId, Connection, Event, Server, ServerConfig};
 use crate::time::Instant;
 
 /// The one place the harness uses the server's API: accept, feed bytes,
@@ -31,12 +31,15 @@ impl ServerNode {
 
     /// The greeting the real server sends a new connection.
     pub fn greeting() -> Vec<u8> {
-        Connection::new(Instant::ZERO).poll_transmit().to_vec()
+        Connection::new(Instant::ZERO, ConnId(0), &ServerConfig::default())
+            .poll_transmit()
+            .to_vec()
     }
 
     pub(super) fn accept(&mut self, now: Instant) -> u64 {
         self.next_id += 1;
-        self.conns.insert(self.next_id, Connection::new(now));
+        let conn = Connection::new(now, ConnId(self.next_id), self.server.config());
+        self.conns.insert(self.next_id, conn);
         self.next_id
     }
 
@@ -66,17 +69,28 @@ impl ServerNode {
     }
 
     /// Stores the directory when asked (instantly: the disk never fails
-    /// here) and releases the replies held for it.
+    /// here) and releases the replies that waited for it.
     pub(super) fn persist(&mut self, now: Instant) {
-        if let Some(changes) = self.server.poll_persist() {
-            self.server.handle_persisted(changes);
-            for conn in self.conns.values_mut() {
-                if conn.is_holding() {
-                    conn.handle_durable(now, &mut self.server);
-                }
-            }
-            self.drain_events();
+        if let Some(version) = self.server.poll_persist() {
+            self.server.handle_persisted(now, version);
+            self.resolve(now);
         }
+    }
+
+    /// Hands each stored or undone change to its connection and wakes the
+    /// others that wait, as the host's loop does.
+    fn resolve(&mut self, now: Instant) {
+        while let Some(resolved) = self.server.poll_resolved() {
+            if let Some(conn) = self.conns.get_mut(&resolved.conn.0) {
+                conn.handle_resolved(now, &mut self.server, resolved);
+            }
+        }
+        for conn in self.conns.values_mut() {
+            if conn.is_waiting() {
+                conn.handle_wake(now, &mut self.server);
+            }
+        }
+        self.drain_events();
     }
 
     pub(super) fn is_finished(&self, id: u64) -> bool {
@@ -91,13 +105,18 @@ impl ServerNode {
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         self.conns
             .values()
-            .filter_map(|c| c.poll_timeout(&self.server))
+            .filter_map(Connection::poll_timeout)
+            .chain(self.server.poll_timeout())
             .min()
     }
 
     pub(super) fn handle_timeout(&mut self, now: Instant) {
         for conn in self.conns.values_mut() {
             conn.handle_timeout(now, &mut self.server);
+        }
+        if self.server.poll_timeout().is_some_and(|at| at <= now) {
+            self.server.handle_timeout(now);
+            self.resolve(now);
         }
         self.drain_events();
     }

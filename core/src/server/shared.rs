@@ -1,0 +1,318 @@
+//! What every connection shares: the directory as clients see it, the
+//! changes staged for the disk, and the event queue.
+
+use crate::directory::{Directory, DirectoryError};
+use crate::limits::{EVENT_QUEUE, MAX_PENDING_CHANGES, MAX_ROOMS};
+use crate::time::Instant;
+use crate::wire::{Command, CommandKind, Room};
+
+use super::{ConnId, Event, Resolved, ServerConfig};
+
+/// A change to the directory, with the room as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Change {
+    Made(Room),
+    Deleted(Room),
+}
+
+impl Change {
+    pub(super) fn room(&self) -> &Room {
+        match self {
+            Change::Made(room) | Change::Deleted(room) => room,
+        }
+    }
+
+    pub(super) fn kind(&self) -> CommandKind {
+        match self {
+            Change::Made(_) => CommandKind::MakeRoom,
+            Change::Deleted(_) => CommandKind::DeleteRoom,
+        }
+    }
+
+    fn apply(&self, directory: &mut Directory) {
+        // Staged changes never clash (a clashing command waits), so these
+        // cannot fail; if one did, the directory would stay as it is.
+        let _ = match self {
+            Change::Made(room) => directory.insert(room.clone()),
+            Change::Deleted(room) => directory.remove(&room.name).map(drop),
+        };
+    }
+
+    fn undo(&self, directory: &mut Directory) {
+        let _ = match self {
+            Change::Made(room) => directory.remove(&room.name).map(drop),
+            Change::Deleted(room) => directory.insert(room.clone()),
+        };
+    }
+}
+
+/// A staged change waiting to be stored.
+#[derive(Clone, Debug)]
+struct Pending {
+    seq: u64,
+    conn: ConnId,
+    made_at: Instant,
+    change: Change,
+}
+
+/// What [`Server::stage`] did with a command.
+pub(super) enum Staging {
+    /// Answered now: the change made (with the room as stored), none for
+    /// a query, or the refusal.
+    Done(Result<Option<Change>, DirectoryError>),
+    /// Staged: the answer comes with its [`Resolved`].
+    Held(u64, Change),
+    /// Its answer depends on changes still waiting: try again later.
+    Wait,
+}
+
+/// What every connection shares: the directory and the event queue.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    /// What clients see: every change in it is stored.
+    directory: Directory,
+    /// `directory` plus the pending changes: what the host stores.
+    staged: Directory,
+    pending: heapless::Deque<Pending, MAX_PENDING_CHANGES>,
+    resolved: heapless::Deque<Resolved, MAX_PENDING_CHANGES>,
+    events: heapless::Deque<Event, EVENT_QUEUE>,
+    dropped_events: u64,
+    /// Counts every change to `staged` (a change made or undone).
+    version: u64,
+    /// The version the host last stored.
+    stored: u64,
+    /// The latest `now` passed in.
+    now: Instant,
+}
+
+impl Server {
+    /// A server with an empty directory.
+    pub fn new(config: ServerConfig) -> Self {
+        Self::with_directory(config, Directory::new())
+    }
+
+    /// A server that starts with `directory` (loaded from disk, say).
+    pub fn with_directory(config: ServerConfig, directory: Directory) -> Self {
+        Self {
+            config,
+            staged: directory.clone(),
+            directory,
+            pending: heapless::Deque::new(),
+            resolved: heapless::Deque::new(),
+            events: heapless::Deque::new(),
+            dropped_events: 0,
+            version: 0,
+            stored: 0,
+            now: Instant::ZERO,
+        }
+    }
+
+    /// The configuration the server was made with (copy it into each
+    /// [`Connection::new`](super::Connection::new)).
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The directory as clients see it: every change in it is stored.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The directory to store: [`directory`](Self::directory) plus every
+    /// change waiting to be stored.
+    pub fn staged(&self) -> &Directory {
+        &self.staged
+    }
+
+    /// The version the host must store [`staged`](Self::staged) for, if it
+    /// changed since the last store. Ask once per event-loop turn, after
+    /// handling every event of the turn, so one write covers them all.
+    #[must_use]
+    pub fn poll_persist(&self) -> Option<u64> {
+        (self.version > self.stored).then_some(self.version)
+    }
+
+    /// The host stored [`staged`](Self::staged) as it was at `version` (the
+    /// value [`poll_persist`](Self::poll_persist) returned). The changes in
+    /// it become visible; drain [`poll_resolved`](Self::poll_resolved).
+    pub fn handle_persisted(&mut self, now: Instant, version: u64) {
+        self.clock(now);
+        let version = version.min(self.version);
+        self.stored = self.stored.max(version);
+        while self.pending.front().is_some_and(|p| p.seq <= version) {
+            let Some(pending) = self.pending.pop_front() else {
+                break;
+            };
+            pending.change.apply(&mut self.directory);
+            self.resolve(pending, true);
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next:
+    /// when the oldest waiting change is due to be undone. Never before the
+    /// latest `now` passed in.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.pending
+            .front()
+            .map(|p| (p.made_at + self.config.persist_timeout).max(self.now))
+    }
+
+    /// Time passed: changes not stored within
+    /// [`persist_timeout`](ServerConfig::persist_timeout) are undone (and
+    /// the undoing must be stored in turn: see
+    /// [`poll_persist`](Self::poll_persist)). A spurious call is a no-op.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock(now);
+        let timeout = self.config.persist_timeout;
+        let mut undone = 0;
+        while self
+            .pending
+            .front()
+            .is_some_and(|p| p.made_at + timeout <= now)
+        {
+            let Some(pending) = self.pending.pop_front() else {
+                break;
+            };
+            pending.change.undo(&mut self.staged);
+            self.version += 1;
+            self.resolve(pending, false);
+            undone += 1;
+        }
+        if undone > 0 {
+            self.emit(Event::Undone(undone));
+        }
+    }
+
+    /// The next change that was stored or undone, if any. Drain it after
+    /// [`handle_persisted`](Self::handle_persisted) and
+    /// [`handle_timeout`](Self::handle_timeout).
+    #[must_use]
+    pub fn poll_resolved(&mut self) -> Option<Resolved> {
+        self.resolved.pop_front()
+    }
+
+    /// The next log event, if any. Drain until `None` after every call into
+    /// the server or a connection.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        // The queue holds the oldest events; the ones dropped came after.
+        if let Some(event) = self.events.pop_front() {
+            return Some(event);
+        }
+        (self.dropped_events > 0).then(|| Event::Dropped(core::mem::take(&mut self.dropped_events)))
+    }
+
+    fn clock(&mut self, now: Instant) -> Instant {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    pub(super) fn emit(&mut self, event: Event) {
+        if self.events.push_back(event).is_err() {
+            self.dropped_events += 1;
+        }
+    }
+
+    fn resolve(&mut self, pending: Pending, stored: bool) {
+        // Room is kept: a change is staged only while
+        // `pending + resolved < MAX_PENDING_CHANGES`.
+        let _ = self.resolved.push_back(Resolved {
+            conn: pending.conn,
+            seq: pending.seq,
+            stored,
+        });
+    }
+
+    /// Runs one command against the directory (see [`Staging`]).
+    pub(super) fn stage(&mut self, now: Instant, conn: ConnId, command: &Command) -> Staging {
+        let now = self.clock(now);
+        let durable = self.config.durable_replies;
+        if durable
+            && matches!(command, Command::MakeRoom(_) | Command::DeleteRoom(_))
+            && self.pending.len() + self.resolved.len() >= MAX_PENDING_CHANGES
+        {
+            return Staging::Wait;
+        }
+        // With nothing pending, `staged` is `directory` and every answer is
+        // final. Otherwise an answer is final only if it is the same with
+        // and without the pending changes (so with any of them undone).
+        let settled = self.pending.is_empty();
+        let change = match command {
+            Command::MakeRoom(room) => {
+                let staged = self.staged.insert(room.clone());
+                if !settled {
+                    let now_seen = check_insert(&self.directory, room);
+                    let pending_made = self
+                        .pending
+                        .iter()
+                        .filter(|p| matches!(p.change, Change::Made(_)))
+                        .count();
+                    let same = match (&staged, &now_seen) {
+                        // Room enough even if every pending room is made.
+                        (Ok(()), Ok(())) => self.directory.len() + pending_made < MAX_ROOMS,
+                        // Full could change if a pending delete is undone.
+                        (Err(a), Err(b)) => a == b && *a != DirectoryError::Full,
+                        _ => false,
+                    };
+                    if !same {
+                        if staged.is_ok() {
+                            let _ = self.staged.remove(&room.name);
+                        }
+                        return Staging::Wait;
+                    }
+                }
+                match staged {
+                    Ok(()) => Change::Made(room.clone()),
+                    Err(refusal) => return Staging::Done(Err(refusal)),
+                }
+            }
+            Command::DeleteRoom(name) => {
+                if !settled && self.staged.get(name) != self.directory.get(name) {
+                    return Staging::Wait;
+                }
+                match self.staged.remove(name) {
+                    Ok(room) => Change::Deleted(room),
+                    Err(refusal) => return Staging::Done(Err(refusal)),
+                }
+            }
+            Command::GetDir | Command::Ping | Command::Help | Command::Bye => {
+                return Staging::Done(Ok(None));
+            }
+        };
+        self.version += 1;
+        if !durable {
+            change.apply(&mut self.directory);
+            self.stored = self.version;
+            return Staging::Done(Ok(Some(change)));
+        }
+        let seq = self.version;
+        // Room was checked above.
+        let _ = self.pending.push_back(Pending {
+            seq,
+            conn,
+            made_at: now,
+            change: change.clone(),
+        });
+        Staging::Held(seq, change)
+    }
+}
+
+/// Whether `directory.insert(room)` would succeed, without inserting it.
+fn check_insert(directory: &Directory, room: &Room) -> Result<(), DirectoryError> {
+    if let Some(holder) = directory.get(&room.name) {
+        return Err(DirectoryError::NameTaken(holder.clone()));
+    }
+    if let Some(holder) = directory
+        .rooms()
+        .iter()
+        .find(|r| r.group == room.group && r.port == room.port)
+    {
+        return Err(DirectoryError::AddressInUse(holder.clone()));
+    }
+    if directory.len() >= MAX_ROOMS {
+        return Err(DirectoryError::Full);
+    }
+    Ok(())
+}
