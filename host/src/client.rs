@@ -110,29 +110,27 @@ const TYPE_AHEAD: usize = 8;
 /// Runs the client until the user quits.
 pub fn run(args: ClientArgs) -> Result<(), String> {
     let file = config::load(args.config.as_deref())?;
-    // Each option overrides its setting in the file; `what` names the one
-    // that was used, for errors.
-    let pick = |arg: &Option<String>, set: &Option<String>, option: &'static str| match (arg, set) {
-        (Some(v), _) => Some((v.clone(), option)),
-        (None, Some(v)) => Some((v.clone(), "in the config file,")),
-        (None, None) => None,
-    };
-    let name = match pick(&args.name, &file.name, "--name") {
-        Some((name, what)) => {
-            ChatName::new(&name).map_err(|e| format!("{what} name {name:?}: {e}"))?
-        }
+    // Each option overrides its setting in the file; the second of the pair
+    // names where the value came from, for errors.
+    let pick =
+        |arg: &Option<String>, set: &Option<String>, option: &str, key: &str| match (arg, set) {
+            (Some(v), _) => Some((v.clone(), format!("{option} {v:?}"))),
+            (None, Some(v)) => Some((v.clone(), file.describe(key, v))),
+            (None, None) => None,
+        };
+    let style = screen_style(&args, &file)?;
+    let name = match pick(&args.name, &file.name, "--name", "name") {
+        Some((name, what)) => ChatName::new(&name).map_err(|e| format!("{what}: {e}"))?,
         None => default_name(),
     };
-    let (server, discovered) = match pick(&args.server, &file.server, "--server") {
+    let (server, discovered) = match pick(&args.server, &file.server, "--server", "server") {
         Some((text, what)) => (
-            parse_server_addr(&text, DEFAULT_PORT)
-                .map_err(|e| format!("{what} server {text}: {e}"))?,
+            parse_server_addr(&text, DEFAULT_PORT).map_err(|e| format!("{what}: {e}"))?,
             Vec::new(),
         ),
         None => find_servers(),
     };
     let iface = args.iface.or(file.iface);
-    let style = screen_style(&args, &file)?;
     let chatlog = args
         .log_dir
         .clone()
@@ -187,10 +185,14 @@ fn screen_style(args: &ClientArgs, file: &config::FileConfig) -> Result<Style, S
         ColorChoice::Never => false,
         ColorChoice::Auto => tty && !no_color,
     };
-    let time_format = match args.time_format.as_ref().or(file.time_format.as_ref()) {
-        Some(format) => Style::time_format(format)?,
-        None if tty => Some(style::DEFAULT_TIME_FORMAT.to_string()),
-        None => None,
+    let time_format = match (&args.time_format, &file.time_format) {
+        (Some(format), _) => {
+            Style::time_format(format).map_err(|e| format!("--time-format {format:?}: {e}"))?
+        }
+        (None, Some(format)) => Style::time_format(format)
+            .map_err(|e| format!("{}: {e}", file.describe("time-format", format)))?,
+        (None, None) if tty => Some(style::DEFAULT_TIME_FORMAT.to_string()),
+        (None, None) => None,
     };
     Ok(Style {
         colour,

@@ -372,6 +372,24 @@ fn the_config_file_is_honoured_and_options_override_it() {
             "{stderr}"
         );
 
+        // A bad value too, before anything else is done.
+        std::fs::write(&bad, "time-format = \"%H:%\"\n").unwrap();
+        let out = Command::new(roomcast_bin())
+            .args(["client", "--config"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "config file {}: time-format = \"%H:%\": ",
+                bad.display()
+            )),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{out:?}");
+
         // --help says where the file is looked for.
         let out = Command::new(roomcast_bin())
             .args(["client", "--help"])

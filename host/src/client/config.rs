@@ -42,6 +42,20 @@ pub struct FileConfig {
     pub color: Option<ColorChoice>,
     pub time_format: Option<String>,
     pub log_dir: Option<PathBuf>,
+    /// The file these came from, if any.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+impl FileConfig {
+    /// Names a setting of this file, for an error about its value.
+    pub fn describe(&self, key: &str, value: &str) -> String {
+        let file = self
+            .path
+            .as_ref()
+            .map_or_else(String::new, |p| format!(" {}", p.display()));
+        format!("config file{file}: {key} = {value:?}")
+    }
 }
 
 /// Where the config file is looked for when `--config` is not given.
@@ -95,7 +109,9 @@ pub fn load(explicit: Option<&Path>) -> Result<FileConfig, String> {
             ));
         }
     };
-    parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    let mut config = parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))?;
+    config.path = Some(path);
+    Ok(config)
 }
 
 /// Parses a config file's text; the error names the line.
@@ -144,6 +160,7 @@ mod tests {
                 color: Some(ColorChoice::Never),
                 time_format: Some("%H:%M:%S".into()),
                 log_dir: Some("/tmp/logs".into()),
+                path: None,
             }
         );
         assert_eq!(parse("").unwrap(), FileConfig::default());

@@ -112,8 +112,7 @@ impl Style {
         if format.is_empty() || format == "none" {
             return Ok(None);
         }
-        jiff::fmt::strtime::format(format, &Zoned::now())
-            .map_err(|e| format!("--time-format {format:?}: {e}"))?;
+        jiff::fmt::strtime::format(format, &Zoned::now()).map_err(|e| e.to_string())?;
         Ok(Some(format.to_string()))
     }
 
