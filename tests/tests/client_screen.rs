@@ -162,6 +162,13 @@ fn times_colours_and_actions_on_the_screen() {
         assert!(starts_with_time(line), "{line:?}");
         receive(&plain, b"Bob: /me waves back");
 
+        // One's own lines follow a bold prompt; roomcast's notices in the
+        // room are dim.
+        let own = coded_line(&alice, "/me waves");
+        assert!(own.starts_with("\x1b[1m[lobby] Alice> "), "{own:?}");
+        let notice = coded_line(&alice, "Entering chat room lobby");
+        assert!(notice.starts_with("\x1b[2"), "{notice:?}");
+
         // /help lists /me.
         alice.type_text("/help");
         alice.press("Enter");
@@ -197,8 +204,10 @@ fn no_colour_with_no_color_or_never_and_the_time_can_go() {
             });
         }
         for tmux in [&no_color, &never] {
-            let coded = coded_line(tmux, "plain please");
-            assert!(!coded.contains('\x1b'), "colour: {coded:?}");
+            for needle in ["plain please", "Entering chat room", "] N"] {
+                let coded = coded_line(tmux, needle);
+                assert!(!coded.contains('\x1b'), "colour: {coded:?}");
+            }
         }
         assert!(coded_line(&empty, "plain please").contains("\x1b["));
 
