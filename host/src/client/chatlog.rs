@@ -8,7 +8,8 @@
 //! neutralisation as the screen (the core's `Message` display), so no
 //! control character is ever written raw. The folders are made `0700` and
 //! the files `0600` (owner only), whatever the umask; existing ones keep
-//! their permissions.
+//! their permissions. A symbolic link in place of a day's file is not
+//! followed (the write fails and says so).
 //!
 //! A room name may hold any printable character; [`file_name`] makes it a
 //! safe single path component.
@@ -131,6 +132,8 @@ impl ChatLog {
                 .append(true)
                 .create(true)
                 .mode(0o600)
+                // A link planted in place of a day's file is not followed.
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(path)?;
             self.open = Some((path.to_path_buf(), file));
         }
@@ -196,6 +199,14 @@ mod tests {
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&file), 0o600);
         assert_eq!(mode(file.parent().unwrap()), 0o700);
+
+        // A link in place of the day's file is not followed.
+        let target = dir.path().join("target");
+        fs::write(&target, "").unwrap();
+        fs::create_dir(dir.path().join("logs/lobby")).unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("logs/lobby/2026-11-27.log")).unwrap();
+        assert!(log.write("lobby", &now, b"Ann: hi", false).is_some());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "");
 
         // A folder that cannot be made: said once, then quiet.
         fs::write(dir.path().join("plain"), "").unwrap();
