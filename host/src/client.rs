@@ -83,10 +83,10 @@ pub struct ClientArgs {
     time_format: Option<String>,
     /// Append each room's messages to DIR/ROOM/YYYY-MM-DD.log (one file per
     /// room and day; folders 0700, files 0600)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     log_dir: Option<PathBuf>,
     /// Read settings from this file instead of the usual one (see below)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     config: Option<PathBuf>,
 }
 
