@@ -167,6 +167,17 @@ mod tests {
     }
 
     #[test]
+    fn a_log_folder_may_start_at_home() {
+        let config = parse("log-dir = \"~/chat-logs\"").unwrap();
+        match std::env::var_os("HOME") {
+            Some(home) => assert_eq!(config.log_dir, Some(PathBuf::from(home).join("chat-logs"))),
+            None => assert_eq!(config.log_dir, Some(PathBuf::from("~/chat-logs"))),
+        }
+        let config = parse("log-dir = \"/var/~x\"").unwrap();
+        assert_eq!(config.log_dir, Some(PathBuf::from("/var/~x")));
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let e = parse("name = \"Ann\"\ncolour = \"never\"\n").unwrap_err();
         assert!(e.starts_with("line 2: unknown field `colour`"), "{e}");
