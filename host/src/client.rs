@@ -20,12 +20,16 @@
 //! lines run one after the other as before. The end of piped input waits
 //! its turn like a line (the script's last replies are shown first).
 
+mod chatlog;
+mod config;
 mod net;
+mod style;
 mod terminal;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
@@ -34,18 +38,22 @@ use std::time::Duration;
 use polling::{Event, Events, Poller};
 use roomcast_core::limits::MAX_KNOWN_SERVERS;
 use roomcast_core::{
-    ChatName, Client, ClientConfig, ConnectFailure, Instant, KnownServer, Message, Output, Prompt,
-    ServerAddr, parse_server_addr,
+    ChatName, Client, ClientConfig, ConnectFailure, Instant, KnownServer, Message, Mode, Output,
+    Prompt, ServerAddr, parse_server_addr,
 };
 use socket2::Socket;
 
+use self::chatlog::ChatLog;
+use self::config::ColorChoice;
 use self::net::Group;
+use self::style::Style;
 use self::terminal::{Input, Terminal};
 use crate::DEFAULT_PORT;
 use crate::discovery::{self, Found};
 
 /// Options of `roomcast client`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = config::help_text())]
 pub struct ClientArgs {
     /// The directory server that `connect` (with no argument) and `chat`
     /// use, as HOST or HOST:PORT [default: the one found on the LAN over
@@ -63,6 +71,23 @@ pub struct ClientArgs {
     /// them on the local network.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
     ttl: u32,
+    /// When to colour the screen: senders' names by a stable colour each,
+    /// roomcast's notices in a room dim. auto: when stdout is a terminal
+    /// and NO_COLOR is unset or empty [default: auto]
+    #[arg(long, value_name = "WHEN")]
+    color: Option<ColorChoice>,
+    /// How to show the time each message arrived, strftime-like (%H:%M,
+    /// %H:%M:%S, %a %H:%M...); "" or none hides it [default: %H:%M when
+    /// stdout is a terminal, else none]
+    #[arg(long, value_name = "FORMAT")]
+    time_format: Option<String>,
+    /// Append each room's messages to DIR/ROOM/YYYY-MM-DD.log (one file per
+    /// room and day; folders 0700, files 0600)
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    log_dir: Option<PathBuf>,
+    /// Read settings from this file instead of the usual one (see below)
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    config: Option<PathBuf>,
 }
 
 const KEY_TCP: usize = 1;
@@ -84,20 +109,36 @@ const TYPE_AHEAD: usize = 8;
 
 /// Runs the client until the user quits.
 pub fn run(args: ClientArgs) -> Result<(), String> {
-    let name = match &args.name {
-        Some(name) => ChatName::new(name).map_err(|e| format!("--name {name:?}: {e}"))?,
+    let file = config::load(args.config.as_deref())?;
+    // Each option overrides its setting in the file; the second of the pair
+    // names where the value came from, for errors.
+    let pick =
+        |arg: &Option<String>, set: &Option<String>, option: &str, key: &str| match (arg, set) {
+            (Some(v), _) => Some((v.clone(), format!("{option} {v:?}"))),
+            (None, Some(v)) => Some((v.clone(), file.describe(key, v))),
+            (None, None) => None,
+        };
+    let style = screen_style(&args, &file)?;
+    let name = match pick(&args.name, &file.name, "--name", "name") {
+        Some((name, what)) => ChatName::new(&name).map_err(|e| format!("{what}: {e}"))?,
         None => default_name(),
     };
-    let (server, discovered) = match &args.server {
-        Some(text) => (
-            parse_server_addr(text, DEFAULT_PORT).map_err(|e| format!("--server {text}: {e}"))?,
+    let (server, discovered) = match pick(&args.server, &file.server, "--server", "server") {
+        Some((text, what)) => (
+            parse_server_addr(&text, DEFAULT_PORT).map_err(|e| format!("{what}: {e}"))?,
             Vec::new(),
         ),
         None => find_servers(),
     };
+    let iface = args.iface.or(file.iface);
+    let chatlog = args
+        .log_dir
+        .clone()
+        .or(file.log_dir.clone())
+        .map(ChatLog::new);
     let poller = Arc::new(Poller::new().map_err(|e| format!("cannot start: {e}"))?);
-    let terminal =
-        Terminal::start(poller.clone()).map_err(|e| format!("cannot use the terminal: {e}"))?;
+    let terminal = Terminal::start(poller.clone(), style.colour)
+        .map_err(|e| format!("cannot use the terminal: {e}"))?;
     let start = std::time::Instant::now();
     let mut config = ClientConfig::new(server, DEFAULT_PORT, name);
     config.known_servers = known_servers(&discovered);
@@ -110,8 +151,10 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
         terminal,
         tcp: Tcp::None,
         group: None,
-        iface: args.iface,
+        iface,
         ttl: args.ttl,
+        style,
+        chatlog,
         prompt: Prompt::Main,
         awaiting_line: false,
         typed: VecDeque::new(),
@@ -127,6 +170,34 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
     host.shutdown();
     host.terminal.finish();
     result
+}
+
+/// How the screen looks, from the options and the config file: colour
+/// per `--color` (auto: stdout a terminal and NO_COLOR unset or empty), the
+/// time per `--time-format` (by default shown in a terminal only, so piped
+/// output stays the datagrams as they came).
+fn screen_style(args: &ClientArgs, file: &config::FileConfig) -> Result<Style, String> {
+    use std::io::IsTerminal as _;
+    let tty = io::stdout().is_terminal();
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let colour = match args.color.or(file.color).unwrap_or(ColorChoice::Auto) {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => tty && !no_color,
+    };
+    let time_format = match (&args.time_format, &file.time_format) {
+        (Some(format), _) => {
+            Style::time_format(format).map_err(|e| format!("--time-format {format:?}: {e}"))?
+        }
+        (None, Some(format)) => Style::time_format(format)
+            .map_err(|e| format!("{}: {e}", file.describe("time-format", format)))?,
+        (None, None) if tty => Some(style::DEFAULT_TIME_FORMAT.to_string()),
+        (None, None) => None,
+    };
+    Ok(Style {
+        colour,
+        time_format,
+    })
 }
 
 /// How long a client started without `--server` listens for directory
@@ -239,6 +310,8 @@ struct Host {
     group: Option<Group>,
     iface: Option<Ipv4Addr>,
     ttl: u32,
+    style: Style,
+    chatlog: Option<ChatLog>,
     prompt: Prompt,
     /// A line was asked of the terminal and has not come yet.
     awaiting_line: bool,
@@ -362,19 +435,38 @@ impl Host {
             }
             Output::LeaveGroup => self.leave_group(),
             Output::SendDatagram(payload) => {
-                if let Some(group) = &self.group
-                    && let Err(e) = group.send(&payload)
-                {
-                    self.deferred.push(Deferred::SendFailed(e.to_string()));
+                if let Some(group) = &self.group {
+                    match group.send(&payload) {
+                        Ok(()) => self.log(&jiff::Zoned::now(), &payload, false),
+                        Err(e) => self.deferred.push(Deferred::SendFailed(e.to_string())),
+                    }
                 }
             }
+            Output::Show(Message::Chat { payload, truncated }) => {
+                let now = jiff::Zoned::now();
+                self.log(&now, &payload, truncated);
+                let text = self.style.chat(&now, &payload, truncated);
+                self.terminal.print(&text, self.awaiting_line, true);
+            }
             Output::Show(message) => {
-                let chat = matches!(message, Message::Chat { .. });
-                self.terminal
-                    .print(&message.to_string(), self.awaiting_line, chat);
+                let in_room = self.prompt.mode() == Mode::Chat || self.client.mode() == Mode::Chat;
+                let text = self.style.notice(&message.to_string(), in_room);
+                self.terminal.print(&text, self.awaiting_line, false);
             }
             Output::Prompt(prompt) => self.prompt = prompt,
             Output::Exit => self.exit = true,
+        }
+    }
+
+    /// Appends a chat payload to the log of the room we are in, if logging;
+    /// the first error is said on the screen.
+    fn log(&mut self, now: &jiff::Zoned, payload: &[u8], truncated: bool) {
+        let (Some(log), Prompt::Chat { room, .. }) = (&mut self.chatlog, &self.prompt) else {
+            return;
+        };
+        if let Some(error) = log.write(room.as_str(), now, payload, truncated) {
+            let text = self.style.notice(&error, true);
+            self.terminal.print(&text, self.awaiting_line, false);
         }
     }
 

@@ -343,6 +343,22 @@ mod windows_console {
     }
 }
 
+// ---- Limits ----
+
+/// The soft limit on open files, where the system has one (Unix).
+pub fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .ok()
+            .map(|(soft, _)| soft)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 // ---- The state file ----
 
 /// The permissions of a new state file and of its lock file on Unix: the

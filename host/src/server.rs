@@ -874,9 +874,7 @@ fn connection_cap(max_connections: u32) -> Result<usize, String> {
         Ok(got) => got,
         Err(e) => {
             log!(Warn, "cannot raise the open-file limit: {e}");
-            rlimit::getrlimit(rlimit::Resource::NOFILE)
-                .map(|(soft, _)| soft)
-                .unwrap_or(wanted)
+            platform::open_file_limit().unwrap_or(wanted)
         }
     };
     if got >= wanted {

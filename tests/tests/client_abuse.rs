@@ -239,7 +239,7 @@ fn signal(pid: u32, name: &str) {
 /// The client in tmux, in room `room`; its PID.
 fn terminal_client(server: &ServerProcess, room: &str) -> (Tmux, u32) {
     let command = format!(
-        "exec {} client --server 127.0.0.1:{} --iface 127.0.0.1 --name Alice",
+        "exec {} client --server 127.0.0.1:{} --iface 127.0.0.1 --name Alice --time-format none",
         roomcast_bin().display(),
         server.port
     );

@@ -24,7 +24,7 @@ fn prompts_ctrl_bracket_and_messages_above_a_half_typed_line() {
         drop(crdp);
 
         let command = format!(
-            "{} client --server 127.0.0.1:{port} --iface 127.0.0.1 --name Alice",
+            "{} client --server 127.0.0.1:{port} --iface 127.0.0.1 --name Alice --time-format none",
             roomcast_bin().display()
         );
         let tmux = Tmux::start(&command);

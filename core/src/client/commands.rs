@@ -166,10 +166,12 @@ impl Client {
                     self,
                     "You are in chat room {} as {}. Type a message and press Enter to send \
                      it to everyone in the room.\n  \
+                     /me TEXT  an action: others see '* {} TEXT'\n  \
                      Ctrl-]    leave the room (or type /leave)\n  \
                      /help     show this help\n  \
                      Ctrl-D    quit roomcast (on an empty line)",
                     Clean(&room),
+                    self.name,
                     self.name
                 );
             }

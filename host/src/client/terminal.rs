@@ -40,11 +40,53 @@ use std::time::Duration;
 
 use polling::Poller;
 use roomcast_core::{Mode, Prompt};
+use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
 use rustyline::{
-    Cmd, ConditionalEventHandler, Config, DefaultEditor, Event, EventContext, EventHandler,
-    ExternalPrinter, KeyEvent, RepeatCount,
+    Cmd, ConditionalEventHandler, Config, Editor, Event, EventContext, EventHandler,
+    ExternalPrinter, Helper, KeyEvent, RepeatCount,
 };
+
+/// The line editor, with the prompt bold when colours are on: one's own
+/// lines stay on the screen after the prompt, so they stand apart from
+/// what others say.
+type LineEditor = Editor<PromptStyle, DefaultHistory>;
+
+struct PromptStyle {
+    colour: bool,
+}
+
+impl Highlighter for PromptStyle {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(
+        &'s self,
+        prompt: &'p str,
+        _default: bool,
+    ) -> std::borrow::Cow<'b, str> {
+        if self.colour {
+            // The prompt is roomcast's own text (room names in it are shown
+            // safely by the core).
+            format!("\x1b[1m{prompt}\x1b[0m").into()
+        } else {
+            prompt.into()
+        }
+    }
+}
+
+impl Completer for PromptStyle {
+    type Candidate = String;
+}
+
+impl Hinter for PromptStyle {
+    type Hint = String;
+}
+
+impl Validator for PromptStyle {}
+
+impl Helper for PromptStyle {}
 
 /// The longest line read from piped input. The rest of a longer line is
 /// skipped, so the line is refused as one (too long to send), never cut
@@ -96,6 +138,8 @@ struct PrintQueue {
 
 #[derive(Default)]
 struct Queued {
+    /// The dropped-messages notice is dim (colours are on).
+    dim: bool,
     texts: VecDeque<String>,
     /// Bytes in `texts`.
     bytes: usize,
@@ -118,8 +162,14 @@ impl Queued {
         let n = std::mem::take(&mut self.dropped);
         if n > 0 {
             let s = if n == 1 { "" } else { "s" };
+            let (dim, reset) = if self.dim {
+                ("\x1b[2;3m", "\x1b[0m")
+            } else {
+                ("", "")
+            };
             self.push(format!(
-                "[{n} message{s} dropped: they came faster than the terminal showed them]\r\n"
+                "{dim}[{n} message{s} dropped: they came faster than the terminal showed \
+                 them]{reset}\r\n"
             ));
         }
     }
@@ -131,14 +181,16 @@ impl Queued {
 
 impl Terminal {
     /// Starts the reading thread (and the printing thread in a terminal).
-    pub fn start(poller: Arc<Poller>) -> io::Result<Terminal> {
+    /// With `colour`, roomcast's own notices are dim.
+    pub fn start(poller: Arc<Poller>, colour: bool) -> io::Result<Terminal> {
         use std::io::IsTerminal as _;
         let (requests, request_rx) = mpsc::channel::<LineRequest>();
         let (input_tx, inputs) = mpsc::channel::<Input>();
         let tty = io::stdin().is_terminal() && io::stdout().is_terminal();
         if tty {
             let config = Config::builder().auto_add_history(false).build();
-            let mut editor = DefaultEditor::with_config(config).map_err(io::Error::other)?;
+            let mut editor = LineEditor::with_config(config).map_err(io::Error::other)?;
+            editor.set_helper(Some(PromptStyle { colour }));
             let in_chat = Arc::new(AtomicBool::new(false));
             let leave = Arc::new(AtomicBool::new(false));
             editor.bind_sequence(
@@ -150,6 +202,7 @@ impl Terminal {
             );
             let external = editor.create_external_printer().map_err(io::Error::other)?;
             let printer = Arc::new(PrintQueue::default());
+            printer.state.lock().unwrap_or_else(|e| e.into_inner()).dim = colour;
             let queue = printer.clone();
             let (done_tx, printer_done) = mpsc::channel();
             thread::Builder::new()
@@ -291,7 +344,7 @@ impl ConditionalEventHandler for LeaveChatKey {
 }
 
 fn editor_thread(
-    mut editor: DefaultEditor,
+    mut editor: LineEditor,
     requests: Receiver<LineRequest>,
     inputs: Sender<Input>,
     poller: Arc<Poller>,

@@ -42,6 +42,7 @@ impl ClientProcess {
             None => Command::new(&bin),
         };
         let mut child = command
+            .env("XDG_CONFIG_HOME", no_config_home())
             .arg("client")
             .args(args)
             .stdin(Stdio::piped())
@@ -163,6 +164,13 @@ impl<R: Read> Read for Tee<R> {
         self.copy.lock().unwrap().extend_from_slice(&buf[..n]);
         Ok(n)
     }
+}
+
+/// A configuration folder that does not exist, for `XDG_CONFIG_HOME`: the
+/// clients under test read no config file of the user running the tests
+/// (a test that wants one sets its own).
+pub fn no_config_home() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-config-home")
 }
 
 /// Waits until `check` holds, up to [`WAIT`].

@@ -62,6 +62,9 @@ impl Tmux {
             .arg(&self.socket)
             .args(args)
             .env_remove("TMUX")
+            // The tmux server, and so the client in its pane, reads no
+            // config file of the user running the tests.
+            .env("XDG_CONFIG_HOME", super::no_config_home())
             .output()
             .expect("run tmux")
     }
