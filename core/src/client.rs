@@ -133,7 +133,8 @@ enum Request {
     Greeting,
     GetDir,
     Lookup(RoomName),
-    MakeRoom(Room),
+    /// `makeroom`: the name; what was made is read from the `OK`.
+    MakeRoom(RoomName),
     DeleteRoom(RoomName),
     Ping,
     Bye,
@@ -695,7 +696,7 @@ impl Client {
                 note,
                 " Room {} may or may not have been created; 'getdir' tells once you \
                  reconnect.",
-                Clean(&room.name)
+                Clean(room)
             ),
             Some(Request::DeleteRoom(name)) => write!(
                 note,

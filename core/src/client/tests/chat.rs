@@ -31,7 +31,7 @@ fn chat_looks_up_the_room_over_a_short_connection() {
         actions(&out),
         [
             Output::JoinGroup {
-                group: Ipv4Addr::new(239, 1, 1, 1),
+                group: Ipv4Addr::new(239, 1, 1, 1).into(),
                 port: 5000
             },
             Output::Close,
@@ -338,7 +338,7 @@ fn while_joining_the_client_waits() {
         [
             line("getdir\n"),
             Output::JoinGroup {
-                group: Ipv4Addr::new(239, 1, 1, 1),
+                group: Ipv4Addr::new(239, 1, 1, 1).into(),
                 port: 5000
             }
         ]

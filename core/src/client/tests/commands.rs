@@ -343,7 +343,7 @@ fn connected_help() {
 fn getdir_table_aligns_by_display_width() {
     let room = |name: &str, last: u8| Room {
         name: RoomName::try_from(name).unwrap(),
-        group: Ipv4Addr::new(239, 1, 1, last),
+        group: Ipv4Addr::new(239, 1, 1, last).into(),
         port: 5000,
     };
     let rooms = [
@@ -378,7 +378,7 @@ fn getdir_table_aligns_by_display_width() {
 fn getdir_table_is_aligned() {
     let room = |name: &str, group: [u8; 4], port| Room {
         name: RoomName::try_from(name).unwrap(),
-        group: Ipv4Addr::from(group),
+        group: Ipv4Addr::from(group).into(),
         port,
     };
     let rooms = [
@@ -415,7 +415,7 @@ fn getdir_table_is_aligned() {
     say(&mut net, c, "connect");
     assert_eq!(
         shown(&say(&mut net, c, "GETDIR")),
-        ["No rooms yet. Create one with: makeroom <name> <address> <port>"]
+        ["No rooms yet. Create one with: makeroom <name>"]
     );
 }
 
@@ -425,7 +425,7 @@ fn a_long_listing_streams_in_wide_columns() {
     let rooms: Vec<Room> = (0..n)
         .map(|i| Room {
             name: RoomName::try_from(format!("room{i:04}").as_str()).unwrap(),
-            group: Ipv4Addr::new(239, 1, (i / 256) as u8, (i % 256) as u8),
+            group: Ipv4Addr::new(239, 1, (i / 256) as u8, (i % 256) as u8).into(),
             port: 5000,
         })
         .collect();
@@ -489,10 +489,20 @@ fn makeroom_and_deleteroom() {
 fn bad_commands_are_caught_before_sending() {
     let (mut net, c) = pair_connected();
     for (cmd, msg) in [
-        ("makeroom lobby", "usage: makeroom <name> <address> <port>"),
+        (
+            "makeroom lobby 239.1.1.1",
+            "usage: makeroom <name> [<address> <port>]",
+        ),
+        (
+            "makeroom a ff02::1 5000",
+            "is not an IPv6 group of admin, site or organisation",
+        ),
         ("makeroom a 10.0.0.1 5000", "is outside 239.0.0.0/8"),
         ("makeroom a 239.0.0.1 80", "is not a usable port"),
-        ("makeroom a 239.0.0.300 5000", "is not an IPv4 address"),
+        (
+            "makeroom a 239.0.0.300 5000",
+            "is not an IPv4 or IPv6 address",
+        ),
         ("deleteroom", "usage: deleteroom <name>"),
         ("getdir now", "usage: getdir"),
         ("deleteroom a\u{202e}b", "'a<U+202E>b' is not a room name"),
