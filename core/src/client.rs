@@ -417,7 +417,7 @@ impl Client {
             say!(
                 self,
                 "Could not join chat room {} ({} port {}): {}; you are not in the room. \
-                 Choose the network interface with --iface ADDR, or check that multicast \
+                 Choose the network interface with --iface NAME (or ADDR), or check that multicast \
                  is routed.",
                 Clean(&room.name),
                 room.group,

@@ -301,7 +301,7 @@ fn the_room_is_entered_only_once_joined() {
         [
             "Could not join chat room Lobby (239.1.1.1 port 5000): Cannot assign requested \
              address (os error 99); you are not in the room. Choose the network interface \
-             with --iface ADDR, or check that multicast is routed.",
+             with --iface NAME (or ADDR), or check that multicast is routed.",
             "'hello' is not a command. Type 'help' for the commands.",
         ]
     );
