@@ -185,7 +185,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
         }
     }
     let pool = address_pool(&args.group_pool, args.port_range)?;
-    log!(Info, "makeroom without an address picks from {pool}");
+    let pool_text = pool.to_string();
     let mut server = Box::new(Server::with_directory(config, *directory));
     server.set_allocator(Allocator::new(pool, random_seed()));
     let max_connections = connection_cap(args.max_connections)?;
@@ -203,6 +203,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     log::plain(format_args!(
         "Chat Room Directory Server listening on port {port}..."
     ));
+    log!(Info, "makeroom without an address picks from {pool_text}");
     let announcement = if args.no_announce {
         None
     } else {
