@@ -569,7 +569,7 @@ impl Connection {
             }
             Listing::Help { next } => match CommandKind::ALL.get(*next) {
                 Some(kind) => {
-                    let _ = writeln!(line, "  {:<34} {}", kind.usage(), kind.summary());
+                    let _ = writeln!(line, "  {:<35} {}", kind.usage(), kind.summary());
                     *next += 1;
                 }
                 None => {
