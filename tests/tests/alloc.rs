@@ -234,3 +234,91 @@ fn a_bad_pool_stops_the_server_with_the_reason() {
         assert!(stderr.contains(reason), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_host_with_two_interfaces_on_the_lan_shows_each_message_once() {
+    netns::isolated(|| {
+        let lan = Lan::build(&["srv", "alice", "bob"]);
+        let (srv, alice_host, bob_host) = (lan.host("srv"), lan.host("alice"), lan.host("bob"));
+        // A second card for alice, on the same switch.
+        let switch_pid = lan.switch.pid().to_string();
+        alice_host.ip(&[
+            "link",
+            "add",
+            "eth1",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "q1",
+            "netns",
+            &switch_pid,
+        ]);
+        lan.switch.ip(&["link", "set", "q1", "master", "br0"]);
+        lan.switch.ip(&["link", "set", "q1", "up"]);
+        alice_host.ip(&["addr", "add", "198.18.0.100/24", "dev", "eth1"]);
+        alice_host.ip(&[
+            "-6",
+            "addr",
+            "add",
+            "fd00:18::100/64",
+            "dev",
+            "eth1",
+            "nodad",
+        ]);
+        alice_host.ip(&["link", "set", "eth1", "up"]);
+
+        let _server = ServerProcess::start_with(
+            &srv.exec(),
+            &[
+                "--bind",
+                &srv.v4.to_string(),
+                "--port",
+                "5577",
+                "--no-announce",
+            ],
+        );
+        let to_server = format!("{}:5577", srv.v4);
+        let mut alice = ClientProcess::start_with(
+            "alice",
+            &alice_host.exec(),
+            &["--server", &to_server, "--name", "Alice"],
+        );
+        let mut bob = ClientProcess::start_with(
+            "bob",
+            &bob_host.exec(),
+            &["--server", &to_server, "--name", "Bob"],
+        );
+        alice.run("connect", "Connected");
+        alice.run("makeroom four", "Room four created");
+        alice.run("makeroom six ff15::46 47400", "Room six created");
+        alice.run("bye", "Disconnected");
+        for room in ["four", "six"] {
+            alice.run(
+                &format!("chat {room}"),
+                &format!("Entering chat room {room}"),
+            );
+            bob.run(
+                &format!("chat {room}"),
+                &format!("Entering chat room {room}"),
+            );
+            bob.send(&format!("first in {room}"));
+            alice.expect(&format!("Bob: first in {room}"));
+            bob.send(&format!("second in {room}"));
+            alice.expect(&format!("Bob: second in {room}"));
+            // Both datagrams reached alice's host on both cards; the first
+            // would have been shown twice before the second if the client
+            // had joined on both.
+            let seen = alice.stdout.count(&format!("Bob: first in {room}"));
+            assert_eq!(seen, 1, "{room}");
+            alice.send_bytes(b"\x1d\n");
+            alice.expect(&format!("You left chat room {room}"));
+            bob.send_bytes(b"\x1d\n");
+            bob.expect(&format!("You left chat room {room}"));
+        }
+        for mut client in [alice, bob] {
+            client.send("quit");
+            assert_eq!(client.wait_exit(), Some(0));
+        }
+    });
+}
