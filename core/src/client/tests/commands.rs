@@ -473,6 +473,32 @@ fn makeroom_and_deleteroom() {
     assert_eq!(net.client(c).mode(), Mode::Connected);
     assert!(net.server.as_ref().unwrap().directory().is_empty());
 
+    // With a name only, the server picks the address; the client says
+    // which, from the OK line.
+    let out = say(&mut net, c, "makeroom den");
+    assert_eq!(actions(&out), [line("makeroom den\n")]);
+    let shown = all_shown(&out);
+    assert!(
+        shown.starts_with("Room den created: multicast group 239.255.")
+            && shown.contains(" port 4"),
+        "{shown}"
+    );
+    // An OK with more words after the room (a newer server), or without
+    // the room at all, still reads well.
+    let mut h = hostile_connected();
+    user(&mut h, 13, "makeroom six");
+    let out = hostile_sends(&mut h, 14, b"OK created six ff15::1:7 40002 more words\n");
+    assert_eq!(
+        all_shown(&out),
+        "Room six created: multicast group ff15::1:7 port 40002. Type 'chat six' to enter it."
+    );
+    user(&mut h, 15, "makeroom odd");
+    let out = hostile_sends(&mut h, 16, b"OK\n");
+    assert_eq!(
+        all_shown(&out),
+        "Room odd created. Type 'chat odd' to enter it."
+    );
+
     // An error code the client does not know still reads well.
     let mut c = hostile_connected();
     user(&mut c, 13, "getdir");
