@@ -133,7 +133,8 @@ enum Request {
     Greeting,
     GetDir,
     Lookup(RoomName),
-    MakeRoom(Room),
+    /// `makeroom`: the name; what was made is read from the `OK`.
+    MakeRoom(RoomName),
     DeleteRoom(RoomName),
     Ping,
     Bye,
@@ -416,7 +417,7 @@ impl Client {
             say!(
                 self,
                 "Could not join chat room {} ({} port {}): {}; you are not in the room. \
-                 Choose the network interface with --iface ADDR, or check that multicast \
+                 Choose the network interface with --iface NAME (or ADDR), or check that multicast \
                  is routed.",
                 Clean(&room.name),
                 room.group,
@@ -695,7 +696,7 @@ impl Client {
                 note,
                 " Room {} may or may not have been created; 'getdir' tells once you \
                  reconnect.",
-                Clean(&room.name)
+                Clean(room)
             ),
             Some(Request::DeleteRoom(name)) => write!(
                 note,

@@ -7,7 +7,11 @@
 //!   the UTS #39 confusable skeleton) or [`look_alike`] as written (the
 //!   skeleton, case kept). This implies no two names are equal ignoring
 //!   ASCII case, so the order above is strict;
-//! - no two rooms share an address/port pair;
+//! - no two rooms share an address/port pair. A room made by `makeroom`
+//!   ([`Directory::insert_new`]) also keeps clear of the port after each
+//!   room's on the same group, which that room reserves (see
+//!   `core/src/alloc.rs`); rooms loaded from a state file written before
+//!   that rule ([`Directory::insert`]) are kept as they are;
 //! - there are at most [`MAX_ROOMS`] rooms.
 
 use core::cmp::Ordering;
@@ -28,6 +32,11 @@ pub enum DirectoryError {
     NameTaken(Room),
     /// This room already uses the address/port pair.
     AddressInUse(Room),
+    /// The port, or the one after it, is one this room (on the same group)
+    /// uses or reserves: each room reserves its port + 1.
+    PortReserved(Room),
+    /// `makeroom <name>`: the server's pool has no free group and port.
+    PoolFull,
     /// The directory holds [`MAX_ROOMS`] rooms.
     Full,
     /// No room has the name given.
@@ -39,7 +48,10 @@ impl DirectoryError {
     pub fn code(&self) -> ErrorCode {
         match self {
             DirectoryError::NameTaken(_) => ErrorCode::NameTaken,
-            DirectoryError::AddressInUse(_) => ErrorCode::AddressInUse,
+            DirectoryError::AddressInUse(_) | DirectoryError::PortReserved(_) => {
+                ErrorCode::AddressInUse
+            }
+            DirectoryError::PoolFull => ErrorCode::Full,
             DirectoryError::Full => ErrorCode::Full,
             DirectoryError::NoSuchRoom => ErrorCode::NoSuchRoom,
         }
@@ -58,6 +70,20 @@ impl fmt::Display for DirectoryError {
                 f,
                 "{}:{} is already used by room '{}'; pick another address or port",
                 room.group, room.port, room.name
+            ),
+            DirectoryError::PortReserved(room) => write!(
+                f,
+                "room '{}' uses {} ports {} and {} (a room reserves the port after its own); \
+                 pick another address, or a port at least 2 away from {}",
+                room.name,
+                room.group,
+                room.port,
+                room.port.saturating_add(1),
+                room.port
+            ),
+            DirectoryError::PoolFull => f.write_str(
+                "no free group/port in the pool; delete a room, give an address and port \
+                 yourself, or ask the server's operator to widen --group-pool or --port-range",
             ),
             DirectoryError::Full => write!(
                 f,
@@ -207,6 +233,49 @@ impl Directory {
         // `keys` has the capacity of `rooms`, so this cannot fail.
         let _ = self.keys.insert(at, key);
         Ok(())
+    }
+
+    /// Adds `room` as `makeroom` makes it: like [`insert`](Self::insert),
+    /// and refused also when its port or port + 1 is one another room on
+    /// the same group uses or reserves ([`check_new`](Self::check_new)).
+    pub fn insert_new(&mut self, room: Room) -> Result<(), DirectoryError> {
+        self.check_new(&room)?;
+        self.insert(room)
+    }
+
+    /// Whether [`insert_new`](Self::insert_new) would take `room`, without
+    /// adding it: the name is free, no room on the same group has a port
+    /// within 1 of `room.port`, and there is room for one more.
+    pub fn check_new(&self, room: &Room) -> Result<(), DirectoryError> {
+        if let Some(holder) = self.get(&room.name) {
+            return Err(DirectoryError::NameTaken(holder.clone()));
+        }
+        if let Some(holder) = self.endpoint_holder(room) {
+            return Err(if holder.port == room.port {
+                DirectoryError::AddressInUse(holder.clone())
+            } else {
+                DirectoryError::PortReserved(holder.clone())
+            });
+        }
+        if self.len() >= MAX_ROOMS {
+            return Err(DirectoryError::Full);
+        }
+        Ok(())
+    }
+
+    /// The room whose endpoints (its port and port + 1, on its group) touch
+    /// `room`'s, if any: the same group and a port within 1. The one on the
+    /// very same port first.
+    fn endpoint_holder(&self, room: &Room) -> Option<&Room> {
+        let near = |r: &&Room| r.group == room.group && r.port.abs_diff(room.port) <= 1;
+        let mut found = None;
+        for r in self.rooms.iter().filter(near) {
+            if r.port == room.port {
+                return Some(r);
+            }
+            found = Some(r);
+        }
+        found
     }
 
     /// Removes the room called `name` (or whose name looks the same, as

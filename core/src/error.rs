@@ -14,16 +14,19 @@ pub enum ErrorCode {
     /// A room name is empty, too long, or has a character names refuse
     /// (whitespace, controls, invisible or blank characters, not NFC).
     BadName,
-    /// The address is not an IPv4 address in 239.0.0.0/8.
+    /// The address is not a room group: IPv4 in 239.0.0.0/8, or IPv6 in
+    /// ff14::/16, ff15::/16 or ff18::/16.
     BadAddress,
     /// The port is not a number in 1024-65535.
     BadPort,
     /// A room with that name, or one that looks the same (ignoring case and
     /// look-alike characters), exists already.
     NameTaken,
-    /// Another room already uses that address and port.
+    /// Another room already uses that address and port, or one within 1
+    /// of it on the same group (each room reserves its port + 1).
     AddressInUse,
-    /// The directory holds the most rooms it can.
+    /// The directory holds the most rooms it can, or (`makeroom <name>`)
+    /// the server's pool has no free group and port.
     Full,
     /// No room has that name.
     NoSuchRoom,

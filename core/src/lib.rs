@@ -53,6 +53,7 @@
 #[cfg(test)]
 extern crate std;
 
+mod alloc;
 mod client;
 mod directory;
 mod error;
@@ -65,6 +66,9 @@ mod text;
 mod time;
 mod wire;
 
+pub use alloc::{
+    AddressPool, Allocator, GroupPrefix, IPV6_ROOM_SCOPES, PoolError, PortRange, is_room_group,
+};
 pub use client::{
     AddrError, ChatName, Client, ClientConfig, ConnectFailure, Datagram, KnownServer,
     LEAVE_CHAT_BYTE, Message, Mode, NameError, Output, Prompt, ServerAddr, Text, parse_server_addr,

@@ -25,12 +25,18 @@ pub const MAX_WORDS: usize = 4;
 /// from that peer, so TCP flow control pushes back on it.
 pub const CONN_RECV_BUF: usize = 2 * MAX_LINE;
 
+/// The longest address a room line holds: an IPv6 address in its usual
+/// (RFC 5952) form is at most 39 bytes (`ffff:ffff:...:ffff`); an IPv4
+/// address at most 15.
+pub const MAX_ADDRESS_TEXT: usize = 39;
+
 /// The longest `getdir` line of a room: a 32-byte name, a space, an address
-/// of up to 15 bytes, a space, a port of up to 5 digits and the LF.
-pub const MAX_ROOM_LINE: usize = MAX_ROOM_NAME + 1 + 15 + 1 + 5 + 1;
+/// of up to [`MAX_ADDRESS_TEXT`] bytes, a space, a port of up to 5 digits
+/// and the LF.
+pub const MAX_ROOM_LINE: usize = MAX_ROOM_NAME + 1 + MAX_ADDRESS_TEXT + 1 + 5 + 1;
 
 /// The longest line of a multi-line listing: a `getdir` room line is at
-/// most 32 + 1 + 15 + 1 + 5 + 1 = 55 bytes, a `help` line under 100. The
+/// most 32 + 1 + 39 + 1 + 5 + 1 = 79 bytes, a `help` line under 100. The
 /// next line of a listing is produced once this much output room is free
 /// (a reply needs [`MAX_LINE`]), so a listing fills the send buffer.
 pub const MAX_LISTING_LINE: usize = 128;
@@ -52,6 +58,31 @@ pub const EVENT_QUEUE: usize = CONN_RECV_BUF / 2;
 
 /// The lowest port a room may use: ports below it are privileged.
 pub const MIN_ROOM_PORT: u16 = 1024;
+
+// ---- Address allocation (`makeroom <name>` without an address) ----
+
+/// The most group pools a server allocates from (`--group-pool`, given
+/// several times).
+pub const MAX_GROUP_POOLS: usize = 8;
+
+/// How many random (group, port) slots the allocator tries before it walks
+/// the pool in order. Each try costs a binary search over the rooms; the
+/// walk that follows is bounded by the number of rooms (see
+/// `core/src/alloc.rs`), so allocation is bounded work however full the
+/// pool is.
+pub const ALLOC_PROBES: usize = 32;
+
+/// The default group pool: 239.255.0.0/16, the IPv4 organisation-local
+/// scope of RFC 2365 (65 536 groups).
+pub const DEFAULT_GROUP_POOL: &str = "239.255.0.0/16";
+
+/// The default port range rooms are given ports from, both ends included.
+/// A room on port `p` also reserves `p + 1`, so the ports allocated run
+/// from the first to the last but one. Above the registered ports most
+/// systems hand out as ephemeral (Linux 32768-60999 overlaps: a room's port
+/// is a bound multicast port, which an ephemeral port of another group does
+/// not disturb).
+pub const DEFAULT_PORT_RANGE: (u16, u16) = (40000, 49999);
 
 /// How long a connection may sit in the middle of a line (bytes received,
 /// no LF yet) before the server closes it.

@@ -3,7 +3,7 @@
 //! panic, whatever the input.
 
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nom::bytes::complete::{tag, take_till1, take_while_m_n};
 use nom::character::complete::space0;
@@ -11,6 +11,7 @@ use nom::combinator::{all_consuming, map_res};
 use nom::sequence::preceded;
 use nom::{IResult, Parser};
 
+use crate::alloc::is_room_group;
 use crate::error::ErrorCode;
 use crate::limits::{MAX_WORDS, MIN_ROOM_PORT};
 use crate::wire::{Command, CommandKind, ReplyLine, Room, RoomName, is_valid_room_name};
@@ -33,10 +34,11 @@ pub enum ParseError<'a> {
     /// The room name is not 1-32 bytes of characters a name may hold (see
     /// [`check_room_name`](crate::check_room_name)).
     BadName(&'a str),
-    /// The address is not a dotted-quad IPv4 address.
+    /// The address is not a dotted-quad IPv4 address or an IPv6 address.
     BadAddress(&'a str),
-    /// The address is IPv4 but outside 239.0.0.0/8.
-    NotAdminScoped(Ipv4Addr),
+    /// The address is outside 239.0.0.0/8, ff14::/16, ff15::/16 and
+    /// ff18::/16 (see [`is_room_group`](crate::is_room_group)).
+    NotAdminScoped(IpAddr),
     /// The port is not a number from 1024 to 65535.
     BadPort(&'a str),
     /// A reply line that is neither `OK ...` nor `ERR <code> ...`.
@@ -94,13 +96,19 @@ impl fmt::Display for ParseError<'_> {
             }
             ParseError::BadAddress(addr) => write!(
                 f,
-                "{} is not an IPv4 address; use one from 239.0.0.0 to 239.255.255.255",
+                "{} is not an IPv4 or IPv6 address; use one from 239.0.0.0 to \
+                 239.255.255.255 (or leave the address and port out: the server picks them)",
                 Quoted(addr)
             ),
-            ParseError::NotAdminScoped(addr) => write!(
+            ParseError::NotAdminScoped(IpAddr::V4(addr)) => write!(
                 f,
                 "{addr} is outside 239.0.0.0/8, the administratively scoped multicast \
                  range; use an address from 239.0.0.0 to 239.255.255.255"
+            ),
+            ParseError::NotAdminScoped(IpAddr::V6(addr)) => write!(
+                f,
+                "{addr} is not an IPv6 group of admin, site or organisation-local \
+                 scope; use one in ff14::/16, ff15::/16 or ff18::/16"
             ),
             ParseError::BadPort(port) => write!(
                 f,
@@ -187,11 +195,23 @@ fn room_name(word: &[u8]) -> Result<RoomName, ParseError<'_>> {
     RoomName::try_from(name).map_err(|_| ParseError::BadName(name))
 }
 
-fn group_address(word: &[u8]) -> Result<Ipv4Addr, ParseError<'_>> {
-    let (_, addr) = all_consuming(ipv4)
-        .parse(word)
-        .map_err(|_| ParseError::BadAddress(as_str(word)))?;
-    if addr.octets()[0] != 239 {
+/// A room's group: dotted-quad IPv4, or IPv6 in any textual form
+/// (`ff15::1`, `FF15:0:0:0:0:0:0:1`; no zone, no embedded IPv4 needed),
+/// inside the scopes rooms may use ([`is_room_group`]).
+fn group_address(word: &[u8]) -> Result<IpAddr, ParseError<'_>> {
+    let bad = || ParseError::BadAddress(as_str(word));
+    let addr = if word.contains(&b':') {
+        // No IPv6 address is longer than 45 characters; a longer word is
+        // refused before the standard parser sees it.
+        if word.len() > 45 {
+            return Err(bad());
+        }
+        IpAddr::V6(as_str(word).parse::<Ipv6Addr>().map_err(|_| bad())?)
+    } else {
+        let (_, addr) = all_consuming(ipv4).parse(word).map_err(|_| bad())?;
+        IpAddr::V4(addr)
+    };
+    if !is_room_group(addr) {
         return Err(ParseError::NotAdminScoped(addr));
     }
     Ok(addr)
@@ -222,6 +242,9 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError<'_>> {
     let kind = command_kind(first).ok_or(ParseError::UnknownCommand(as_str(first)))?;
     let words = words(bytes).ok_or(ParseError::Usage(kind))?;
     let args = &words[1..];
+    if kind == CommandKind::MakeRoom && args.len() == 1 {
+        return Ok(Command::AllocRoom(room_name(args[0])?));
+    }
     if args.len() != kind.arity() {
         return Err(ParseError::Usage(kind));
     }

@@ -39,7 +39,7 @@ use std::{format, vec};
 mod rng;
 mod server;
 
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use core::time::Duration;
 
 use crate::client::{Client, ClientConfig, ConnectFailure, Output};
@@ -76,7 +76,7 @@ pub struct ClientNode {
     /// The open (or opening) directory connection: a pipe index.
     pipe: Option<usize>,
     /// The group joined, if any.
-    group: Option<(Ipv4Addr, u16)>,
+    group: Option<(IpAddr, u16)>,
     /// `Some(detail)`: joins fail with this error.
     pub join_error: Option<String>,
     /// Joins are held: the host reports them only when the test says so
@@ -140,7 +140,7 @@ enum Ev {
     },
     Datagram {
         to: usize,
-        group: (Ipv4Addr, u16),
+        group: (IpAddr, u16),
         bytes: Vec<u8>,
     },
     Timer,

@@ -4,9 +4,9 @@
 //! goes through these two modules.
 
 use core::fmt::{self, Write as _};
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 
-use crate::limits::{MAX_LINE, MAX_ROOM_LINE, MAX_ROOM_NAME};
+use crate::limits::{MAX_ADDRESS_TEXT, MAX_LINE, MAX_ROOM_LINE, MAX_ROOM_NAME};
 
 /// A room name: 1 to [`MAX_ROOM_NAME`] bytes of visible UTF-8 without
 /// whitespace, in NFC (see [`is_valid_room_name`]).
@@ -22,8 +22,9 @@ pub struct Room {
     /// [`same_name`](crate::same_name): ignoring case and look-alike
     /// characters.
     pub name: RoomName,
-    /// The IPv4 multicast group, in 239.0.0.0/8.
-    pub group: Ipv4Addr,
+    /// The multicast group: IPv4 in 239.0.0.0/8, or IPv6 in ff14::/16,
+    /// ff15::/16 or ff18::/16 ([`is_room_group`](crate::is_room_group)).
+    pub group: IpAddr,
     /// The UDP port, at least [`MIN_ROOM_PORT`](crate::limits::MIN_ROOM_PORT).
     pub port: u16,
 }
@@ -35,6 +36,9 @@ pub enum Command {
     GetDir,
     /// `makeroom <name> <address> <port>`: add a room.
     MakeRoom(Room),
+    /// `makeroom <name>`: add a room on a group and port the server picks
+    /// from its pool.
+    AllocRoom(RoomName),
     /// `deleteroom <name>`: remove a room.
     DeleteRoom(RoomName),
     /// `ping`: check that the server is alive; also keeps a connection open.
@@ -85,7 +89,8 @@ impl CommandKind {
         }
     }
 
-    /// How many arguments the command takes.
+    /// How many arguments the command takes (`makeroom` also takes 1: see
+    /// [`Command::AllocRoom`]).
     pub const fn arity(self) -> usize {
         match self {
             CommandKind::MakeRoom => 3,
@@ -98,7 +103,7 @@ impl CommandKind {
     pub const fn usage(self) -> &'static str {
         match self {
             CommandKind::GetDir => "getdir",
-            CommandKind::MakeRoom => "makeroom <name> <address> <port>",
+            CommandKind::MakeRoom => "makeroom <name> [<address> <port>]",
             CommandKind::DeleteRoom => "deleteroom <name>",
             CommandKind::Ping => "ping",
             CommandKind::Help => "help",
@@ -110,7 +115,9 @@ impl CommandKind {
     pub const fn summary(self) -> &'static str {
         match self {
             CommandKind::GetDir => "list every room: name, multicast address, port",
-            CommandKind::MakeRoom => "add a room; address in 239.0.0.0/8, port 1024-65535",
+            CommandKind::MakeRoom => {
+                "add a room; the server picks a free address and port unless given"
+            }
             CommandKind::DeleteRoom => "remove a room",
             CommandKind::Ping => "check the server is alive (also keeps the connection open)",
             CommandKind::Help => "show this list",
@@ -124,7 +131,7 @@ impl Command {
     pub fn kind(&self) -> CommandKind {
         match self {
             Command::GetDir => CommandKind::GetDir,
-            Command::MakeRoom(_) => CommandKind::MakeRoom,
+            Command::MakeRoom(_) | Command::AllocRoom(_) => CommandKind::MakeRoom,
             Command::DeleteRoom(_) => CommandKind::DeleteRoom,
             Command::Ping => CommandKind::Ping,
             Command::Help => CommandKind::Help,
@@ -151,6 +158,7 @@ pub fn encode_command(command: &Command) -> LineBuf {
         Command::MakeRoom(room) => {
             writeln!(line, "makeroom {} {} {}", room.name, room.group, room.port)
         }
+        Command::AllocRoom(name) => writeln!(line, "makeroom {name}"),
         Command::DeleteRoom(name) => writeln!(line, "deleteroom {name}"),
         other => writeln!(line, "{}", other.kind().verb()),
     };
@@ -169,7 +177,8 @@ pub fn encode_room_line(room: &Room, out: &mut LineBuf) -> fmt::Result {
 /// Writes the `getdir` line for `room` into `out` and returns its length.
 ///
 /// By hand, not with `write!`: formatting `Ipv4Addr` and the port through
-/// `core::fmt` was a third of the cost of a `getdir` listing.
+/// `core::fmt` was a third of the cost of a `getdir` listing. An IPv6 group
+/// goes through `core::fmt` (RFC 5952 form).
 pub(crate) fn room_line(room: &Room, out: &mut [u8; MAX_ROOM_LINE]) -> usize {
     fn push_decimal(out: &mut [u8; MAX_ROOM_LINE], len: &mut usize, mut n: u16) {
         let mut digits = [0u8; 5];
@@ -189,10 +198,23 @@ pub(crate) fn room_line(room: &Room, out: &mut [u8; MAX_ROOM_LINE]) -> usize {
     let name = room.name.as_bytes();
     out[..name.len()].copy_from_slice(name);
     let mut len = name.len();
-    for (i, octet) in room.group.octets().into_iter().enumerate() {
-        out[len] = if i == 0 { b' ' } else { b'.' };
-        len += 1;
-        push_decimal(out, &mut len, octet.into());
+    match room.group {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                out[len] = if i == 0 { b' ' } else { b'.' };
+                len += 1;
+                push_decimal(out, &mut len, octet.into());
+            }
+        }
+        IpAddr::V6(v6) => {
+            out[len] = b' ';
+            len += 1;
+            let mut text = heapless::String::<MAX_ADDRESS_TEXT>::new();
+            // At most MAX_ADDRESS_TEXT bytes: this cannot fail.
+            let _ = write!(text, "{v6}");
+            out[len..len + text.len()].copy_from_slice(text.as_bytes());
+            len += text.len();
+        }
     }
     out[len] = b' ';
     len += 1;

@@ -28,7 +28,7 @@ mod terminal;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -45,7 +45,7 @@ use socket2::Socket;
 
 use self::chatlog::ChatLog;
 use self::config::ColorChoice;
-use self::net::Group;
+use self::net::{Group, Iface};
 use self::style::Style;
 use self::terminal::{Input, Terminal};
 use crate::DEFAULT_PORT;
@@ -63,10 +63,11 @@ pub struct ClientArgs {
     /// Your chat name: 1-32 printable characters [default: your login name]
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
-    /// The IPv4 address of the network interface to chat on: multicast is
-    /// joined and sent there [default: the system's choice].
-    #[arg(long, value_name = "ADDR")]
-    iface: Option<Ipv4Addr>,
+    /// The network interface to chat on, by name (eth0) or by one of its
+    /// addresses (IPv4 or IPv6): multicast is joined and sent there
+    /// [default: the system's choice].
+    #[arg(long, value_name = "NAME|ADDR")]
+    iface: Option<Iface>,
     /// How many router hops chat messages may cross (multicast TTL); 1 keeps
     /// them on the local network.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=255))]
@@ -308,7 +309,7 @@ struct Host {
     terminal: Terminal,
     tcp: Tcp,
     group: Option<Group>,
-    iface: Option<Ipv4Addr>,
+    iface: Option<Iface>,
     ttl: u32,
     style: Style,
     chatlog: Option<ChatLog>,
@@ -418,7 +419,7 @@ impl Host {
             Output::Close => self.close_tcp(),
             Output::JoinGroup { group, port } => {
                 self.leave_group();
-                match Group::join(group, port, self.iface, self.ttl) {
+                match Group::join(group, port, self.iface.as_ref(), self.ttl) {
                     Ok(joined) => {
                         // SAFETY: the socket is deleted from the poller before
                         // it is dropped (`leave_group`).
@@ -430,7 +431,10 @@ impl Host {
                             Err(e) => self.deferred.push(Deferred::JoinFailed(e.to_string())),
                         }
                     }
-                    Err(e) => self.deferred.push(Deferred::JoinFailed(e.to_string())),
+                    Err(e) => self.deferred.push(Deferred::JoinFailed(format!(
+                        "{e}; {}",
+                        net::multicast_interfaces()
+                    ))),
                 }
             }
             Output::LeaveGroup => self.leave_group(),

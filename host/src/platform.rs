@@ -7,13 +7,14 @@
 //! - Multicast reception: only the room's own datagrams reach the client,
 //!   by the means each system offers ([`share_port`],
 //!   [`only_own_memberships`], [`multicast_bind_addr`], [`McastReceiver`]).
+//! - Network interfaces and whether they carry multicast: [`interfaces`].
 //! - Stopping the server on Ctrl-C (and SIGTERM on Unix): [`StopSignals`].
 //! - The state file: opening without following links, private permissions,
 //!   the lock ([`try_lock`]), syncing the folder.
 
 use std::fs::{File, FileType, Metadata, OpenOptions};
 use std::io::{self, Read};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use socket2::Socket;
@@ -59,14 +60,19 @@ pub fn share_port(socket: &Socket) -> io::Result<()> {
 ///
 /// Linux delivers to a socket the datagrams of every group any socket of
 /// the host joined, if its bound address and port match, unless
-/// `IP_MULTICAST_ALL` is off. Elsewhere the option does not exist and the
-/// same result is reached another way: see [`multicast_bind_addr`] (macOS
-/// and other BSDs) and [`McastReceiver`] (Windows).
-pub fn only_own_memberships(socket: &Socket) -> io::Result<()> {
+/// `IP_MULTICAST_ALL` (`IPV6_MULTICAST_ALL` for IPv6) is off. Elsewhere the
+/// option does not exist and the same result is reached another way: see
+/// [`multicast_bind_addr`] (macOS and other BSDs) and [`McastReceiver`]
+/// (Windows).
+pub fn only_own_memberships(socket: &Socket, ipv6: bool) -> io::Result<()> {
     #[cfg(target_os = "linux")]
-    socket.set_multicast_all_v4(false)?;
+    if ipv6 {
+        socket.set_multicast_all_v6(false)?;
+    } else {
+        socket.set_multicast_all_v4(false)?;
+    }
     #[cfg(not(target_os = "linux"))]
-    let _ = socket;
+    let _ = (socket, ipv6);
     Ok(())
 }
 
@@ -75,18 +81,21 @@ pub fn only_own_memberships(socket: &Socket) -> io::Result<()> {
 /// Unix: the group's own address, so that a datagram for another group on
 /// the same port does not match the socket (Linux and the BSDs, macOS
 /// among them, deliver a multicast datagram only to sockets bound to its
-/// destination or to the wildcard). Windows refuses to bind a multicast
-/// address (WSAEADDRNOTAVAIL), so there the socket binds the wildcard and
-/// [`McastReceiver`] filters by destination.
-pub fn multicast_bind_addr(group: Ipv4Addr, port: u16) -> SocketAddrV4 {
+/// destination or to the wildcard; IPv6 alike). Windows refuses to bind a
+/// multicast address (WSAEADDRNOTAVAIL), so there the socket binds the
+/// wildcard address and [`McastReceiver`] filters by destination.
+pub fn multicast_bind_addr(group: IpAddr, port: u16) -> SocketAddr {
     #[cfg(unix)]
     {
-        SocketAddrV4::new(group, port)
+        SocketAddr::new(group, port)
     }
     #[cfg(windows)]
     {
-        let _ = group;
-        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
+        let any = match group {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        SocketAddr::new(any, port)
     }
 }
 
@@ -99,6 +108,26 @@ fn other_group() -> io::Error {
     io::Error::new(io::ErrorKind::Interrupted, "a datagram for another group")
 }
 
+/// The interface a group is joined on, as each family names it: an IPv4
+/// group by an address of the interface (unspecified: the system's
+/// choice), an IPv6 group by the interface's index (0: the system's
+/// choice).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct McastIface {
+    /// For IPv4 groups.
+    pub v4: Ipv4Addr,
+    /// For IPv6 groups.
+    pub index: u32,
+}
+
+impl McastIface {
+    /// The system's choice.
+    pub const ANY: McastIface = McastIface {
+        v4: Ipv4Addr::UNSPECIFIED,
+        index: 0,
+    };
+}
+
 /// The receiving socket of a room: bound (see [`multicast_bind_addr`]),
 /// member of the group, nonblocking.
 ///
@@ -107,37 +136,46 @@ fn other_group() -> io::Error {
 /// (each room has its own socket). Windows is reported (by tsduck's
 /// developers, who tried it) to deliver to a socket only the groups that
 /// socket joined, but Microsoft documents delivery by port only, so the
-/// destination of every datagram is also checked (`IP_PKTINFO`, through the
-/// `socket-pktinfo` crate, which reads it with `WSARecvMsg`), and one sent
-/// to another group is dropped, whatever the system's behaviour.
+/// destination of every datagram is also checked (`IP_PKTINFO` or
+/// `IPV6_PKTINFO`, through the `socket-pktinfo` crate, which reads it with
+/// `WSARecvMsg`), and one sent to another group is dropped, whatever the
+/// system's behaviour.
 pub struct McastReceiver {
     #[cfg(unix)]
     socket: std::net::UdpSocket,
     #[cfg(windows)]
     socket: socket_pktinfo::PktInfoUdpSocket,
     #[cfg(windows)]
-    group: Ipv4Addr,
+    group: IpAddr,
 }
 
 impl McastReceiver {
-    /// Binds, joins `group` on `iface` (unspecified: the system's choice),
-    /// asks for a receive buffer of `recv_buffer` bytes (best effort: the
-    /// system may grant less) and turns nonblocking.
+    /// Binds, joins `group` (IPv4 or IPv6) on `iface`, asks for a receive
+    /// buffer of `recv_buffer` bytes (best effort: the system may grant
+    /// less) and turns nonblocking.
     pub fn join(
-        group: Ipv4Addr,
+        group: IpAddr,
         port: u16,
-        iface: Ipv4Addr,
+        iface: McastIface,
         recv_buffer: usize,
     ) -> io::Result<McastReceiver> {
         #[cfg(unix)]
         {
             use socket2::{Domain, Protocol, Type};
-            let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+            let domain = if group.is_ipv6() {
+                Domain::IPV6
+            } else {
+                Domain::IPV4
+            };
+            let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
             share_port(&socket)?;
-            only_own_memberships(&socket)?;
+            only_own_memberships(&socket, group.is_ipv6())?;
             let _ = socket.set_recv_buffer_size(recv_buffer);
             socket.bind(&multicast_bind_addr(group, port).into())?;
-            socket.join_multicast_v4(&group, &iface)?;
+            match group {
+                IpAddr::V4(g) => socket.join_multicast_v4(&g, &iface.v4)?,
+                IpAddr::V6(g) => socket.join_multicast_v6(&g, iface.index)?,
+            }
             socket.set_nonblocking(true)?;
             Ok(McastReceiver {
                 socket: socket.into(),
@@ -145,15 +183,26 @@ impl McastReceiver {
         }
         #[cfg(windows)]
         {
-            let socket = socket_pktinfo::PktInfoUdpSocket::new(socket2::Domain::IPV4)?;
+            let domain = if group.is_ipv6() {
+                socket2::Domain::IPV6
+            } else {
+                socket2::Domain::IPV4
+            };
+            let socket = socket_pktinfo::PktInfoUdpSocket::new(domain)?;
             socket.set_reuse_address(true)?;
             // The wrapper does not expose the buffer size; a duplicate of
             // the handle is the same socket, and closing it leaves ours open.
             if let Ok(dup) = socket.try_clone_std() {
                 let _ = socket2::SockRef::from(&dup).set_recv_buffer_size(recv_buffer);
+                if group.is_ipv6() {
+                    let _ = socket2::SockRef::from(&dup).set_only_v6(true);
+                }
             }
             socket.bind(&multicast_bind_addr(group, port).into())?;
-            socket.join_multicast_v4(&group, &iface)?;
+            match group {
+                IpAddr::V4(g) => socket.join_multicast_v4(&g, &iface.v4)?,
+                IpAddr::V6(g) => socket.join_multicast_v6(&g, iface.index)?,
+            }
             socket.set_nonblocking(true)?;
             Ok(McastReceiver { socket, group })
         }
@@ -169,7 +218,7 @@ impl McastReceiver {
         #[cfg(windows)]
         {
             let (n, info) = self.socket.recv(buf)?;
-            if info.addr_dst != std::net::IpAddr::V4(self.group) {
+            if info.addr_dst != self.group {
                 return Err(other_group());
             }
             Ok((n, info.addr_src))
@@ -178,8 +227,76 @@ impl McastReceiver {
 
     /// Leaves `group` on `iface` (best effort: closing the socket leaves
     /// it anyway).
-    pub fn leave(&self, group: Ipv4Addr, iface: Ipv4Addr) {
-        let _ = self.socket.leave_multicast_v4(&group, &iface);
+    pub fn leave(&self, group: IpAddr, iface: McastIface) {
+        let _ = match group {
+            IpAddr::V4(g) => self.socket.leave_multicast_v4(&g, &iface.v4),
+            IpAddr::V6(g) => self.socket.leave_multicast_v6(&g, iface.index),
+        };
+    }
+}
+
+// ---- Network interfaces ----
+
+/// An interface of this host: its name, index and addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetInterface {
+    /// Its name (`eth0`; on Windows the adapter's friendly name).
+    pub name: String,
+    /// Its index (0 if the system gave none).
+    pub index: u32,
+    /// Its addresses, IPv4 first.
+    pub addrs: Vec<IpAddr>,
+    /// Whether it is up and (where the system says) supports multicast.
+    pub multicast: bool,
+}
+
+/// The interfaces of this host with their addresses (through the
+/// `if-addrs` crate, which reads them with `getifaddrs` on Unix and
+/// `GetAdaptersAddresses` on Windows).
+///
+/// Whether an interface supports multicast: Linux says it in the
+/// interface's flags (`IFF_MULTICAST`, read from
+/// `/sys/class/net/NAME/flags`; loopback has it off); elsewhere every
+/// interface that is up and not point-to-point is taken to.
+pub fn interfaces() -> io::Result<Vec<NetInterface>> {
+    let mut out: Vec<NetInterface> = Vec::new();
+    for iface in if_addrs::get_if_addrs()? {
+        let addr = iface.ip();
+        if let Some(known) = out.iter_mut().find(|i| i.name == iface.name) {
+            known.addrs.push(addr);
+            continue;
+        }
+        let multicast = iface.is_oper_up() && !iface.is_p2p() && supports_multicast(&iface);
+        out.push(NetInterface {
+            name: iface.name.clone(),
+            index: iface.index.unwrap_or(0),
+            addrs: vec![addr],
+            multicast,
+        });
+    }
+    for iface in &mut out {
+        iface.addrs.sort_by_key(|a| a.is_ipv6());
+    }
+    Ok(out)
+}
+
+fn supports_multicast(iface: &if_addrs::Interface) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        /// `IFF_MULTICAST` in `<linux/if.h>`.
+        const IFF_MULTICAST: u32 = 0x1000;
+        let flags = std::fs::read_to_string(format!("/sys/class/net/{}/flags", iface.name));
+        match flags
+            .ok()
+            .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+        {
+            Some(flags) => flags & IFF_MULTICAST != 0,
+            None => !iface.is_loopback(),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        !iface.is_loopback()
     }
 }
 

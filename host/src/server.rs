@@ -24,8 +24,8 @@ use std::time::{Duration, Instant as StdInstant};
 
 use polling::{Event as Interest, Events, PollMode, Poller};
 use roomcast_core::{
-    ConnId, Connection, Directory, Event, Instant, PROTOCOL_VERSION, Server, ServerConfig, Timeout,
-    busy_reply, limits,
+    AddressPool, Allocator, ConnId, Connection, Directory, Event, GroupPrefix, Instant,
+    PROTOCOL_VERSION, PortRange, Server, ServerConfig, Timeout, busy_reply, limits,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -100,10 +100,25 @@ pub struct ServerArgs {
     #[arg(long, short, default_value_t = DEFAULT_PORT)]
     port: u16,
 
-    /// The address to listen on: 0.0.0.0 for every interface, 127.0.0.1 for
-    /// this machine only.
+    /// The address to listen on: 0.0.0.0 for every interface (IPv4), `::`
+    /// for every interface over IPv6 and IPv4 both (dual-stack), 127.0.0.1
+    /// for this machine only.
     #[arg(long, short, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     bind: IpAddr,
+
+    /// Where `makeroom <name>` (no address given) picks a room's group: a
+    /// block of IPv4 groups inside 239.0.0.0/8 or IPv6 groups inside
+    /// ff14::/16, ff15::/16 or ff18::/16. Give it up to 8 times for several
+    /// blocks (they must not overlap). Default: 239.255.0.0/16, the
+    /// organisation-local scope of RFC 2365.
+    #[arg(long, value_name = "CIDR", value_parser = parse_group_pool)]
+    group_pool: Vec<GroupPrefix>,
+
+    /// The ports `makeroom <name>` picks from, both ends included. A room
+    /// also reserves the port after its own, so both lie in the range.
+    #[arg(long, value_name = "FIRST-LAST", value_parser = parse_port_range,
+          default_value = "40000-49999")]
+    port_range: PortRange,
 
     /// The most clients served at once; one more gets `ERR busy`.
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS,
@@ -169,7 +184,10 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
             log!(Info, "no state file at {path} yet: starting with no rooms");
         }
     }
-    let server = Box::new(Server::with_directory(config, *directory));
+    let pool = address_pool(&args.group_pool, args.port_range)?;
+    let pool_text = pool.to_string();
+    let mut server = Box::new(Server::with_directory(config, *directory));
+    server.set_allocator(Allocator::new(pool, random_seed()));
     let max_connections = connection_cap(args.max_connections)?;
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = listen(addr).map_err(|e| {
@@ -185,6 +203,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     log::plain(format_args!(
         "Chat Room Directory Server listening on port {port}..."
     ));
+    log!(Info, "makeroom without an address picks from {pool_text}");
     let announcement = if args.no_announce {
         None
     } else {
@@ -198,6 +217,32 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     log!(Info, "stopped: closed {} connections", host.closed_at_stop);
     log::plain(format_args!("Chat Room Directory Server stopped."));
     Ok(())
+}
+
+fn parse_group_pool(text: &str) -> Result<GroupPrefix, String> {
+    GroupPrefix::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_port_range(text: &str) -> Result<PortRange, String> {
+    PortRange::parse(text).map_err(|e| e.to_string())
+}
+
+/// The pool of `--group-pool` (the default block when none is given) and
+/// `--port-range`.
+fn address_pool(groups: &[GroupPrefix], ports: PortRange) -> Result<AddressPool, String> {
+    if groups.is_empty() {
+        let default = AddressPool::default();
+        return AddressPool::new(default.groups(), ports).map_err(|e| e.to_string());
+    }
+    AddressPool::new(groups, ports).map_err(|e| format!("--group-pool: {e}"))
+}
+
+/// A seed for the core's choice of free addresses, from the system's
+/// randomness: std's `RandomState` keys its hashers from it (no crate
+/// needed for 64 bits that only spread rooms over the pool).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
 /// Announces the server over mDNS; a failure is logged, not fatal: the
@@ -221,6 +266,11 @@ fn announce(port: u16, bind: IpAddr) -> Option<Announcement> {
 
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        // `::` serves IPv4 clients too (as ::ffff:a.b.c.d), whatever the
+        // system's default (Linux: net.ipv6.bindv6only; Windows: v6 only).
+        socket.set_only_v6(false)?;
+    }
     platform::allow_quick_rebind(&socket)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
@@ -510,7 +560,12 @@ impl Host {
     fn accept_ready(&mut self) -> io::Result<()> {
         for _ in 0..ACCEPT_BUDGET {
             match self.listener.accept() {
-                Ok((stream, addr)) => self.admit(stream, addr),
+                Ok((stream, addr)) => {
+                    // An IPv4 client of a dual-stack listener is logged as
+                    // 192.0.2.1, not ::ffff:192.0.2.1.
+                    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+                    self.admit(stream, addr)
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if is_out_of_descriptors(&e) => {

@@ -471,7 +471,7 @@ mod tests {
     fn room(name: &str, last: u8, port: u16) -> roomcast_core::Room {
         roomcast_core::Room {
             name: name.try_into().unwrap(),
-            group: std::net::Ipv4Addr::new(239, 0, 0, last),
+            group: std::net::Ipv4Addr::new(239, 0, 0, last).into(),
             port,
         }
     }
@@ -563,8 +563,8 @@ mod tests {
 
     #[test]
     fn the_size_bound_is_the_largest_directory() {
-        // "roomcast-state 1\n" + 4096 lines of 55 bytes + "end 4096\n".
-        assert_eq!(MAX_STATE_FILE, 17 + 4096 * 55 + 9);
+        // "roomcast-state 1\n" + 4096 lines of 79 bytes + "end 4096\n".
+        assert_eq!(MAX_STATE_FILE, 17 + 4096 * 79 + 9);
         // The largest directory there is: every room with the longest
         // name, address and port. Its file is exactly at the bound.
         let path = temp_path("largest");
@@ -575,8 +575,10 @@ mod tests {
                 "{}{i:04}",
                 "a".repeat(roomcast_core::limits::MAX_ROOM_NAME - 4)
             );
-            let group =
-                std::net::Ipv4Addr::new(239, 100 + (i / 100) as u8, 100 + (i % 100) as u8, 100);
+            // The longest address: an IPv6 one of eight 4-digit groups.
+            let group = format!("ff15:1111:1111:1111:1111:1111:1111:{:04x}", 0x1000 + i)
+                .parse()
+                .unwrap();
             dir.insert(roomcast_core::Room {
                 name: name.as_str().try_into().unwrap(),
                 group,

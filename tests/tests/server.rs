@@ -58,7 +58,7 @@ fn makes_lists_and_deletes_rooms() {
     assert_eq!(help.last().map(String::as_str), Some("."));
     assert!(
         help.iter()
-            .any(|l| l.contains("makeroom <name> <address> <port>"))
+            .any(|l| l.contains("makeroom <name> [<address> <port>]"))
     );
 }
 
@@ -72,9 +72,10 @@ fn every_error_path_gets_its_code_and_the_connection_goes_on() {
         ("frobnicate", "ERR unknown "),
         ("getdir now", "ERR usage usage: getdir"),
         (
-            "makeroom lobby",
-            "ERR usage usage: makeroom <name> <address> <port>",
+            "makeroom lobby 239.1.1.1",
+            "ERR usage usage: makeroom <name> [<address> <port>]",
         ),
+        ("makeroom lobby", "ERR exists "),
         ("deleteroom", "ERR usage usage: deleteroom <name>"),
         ("makeroom a 239.1.1.9 5000 extra", "ERR usage "),
         (
@@ -92,6 +93,11 @@ fn every_error_path_gets_its_code_and_the_connection_goes_on() {
             "makeroom b 239.1.1.1 5000",
             "ERR inuse 239.1.1.1:5000 is already used by room 'lobby'",
         ),
+        (
+            "makeroom b 239.1.1.1 5001",
+            "ERR inuse room 'lobby' uses 239.1.1.1 ports 5000 and 5001",
+        ),
+        ("makeroom b ff02::1 5000", "ERR badaddr "),
         ("deleteroom nowhere", "ERR noroom "),
     ];
     for (command, expected) in cases {

@@ -1,7 +1,7 @@
 //! What the host sees of the client: its configuration, its modes, the
 //! outputs it puts out, and how a connection attempt can fail.
 
-use core::net::Ipv4Addr;
+use core::net::IpAddr;
 use core::time::Duration;
 
 use crate::limits::{
@@ -119,8 +119,9 @@ pub enum Output {
     /// [`Client::handle_join_failed`](super::Client::handle_join_failed).
     /// The client enters the room (and says so) only once it is joined.
     JoinGroup {
-        /// The room's group, in 239.0.0.0/8.
-        group: Ipv4Addr,
+        /// The room's group: IPv4 in 239.0.0.0/8, or IPv6
+        /// ([`is_room_group`](crate::is_room_group)).
+        group: IpAddr,
         /// The room's UDP port.
         port: u16,
     },

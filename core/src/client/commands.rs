@@ -145,8 +145,9 @@ impl Client {
                 self,
                 "Commands (connected to {}):\n  \
                  getdir                  list the chat rooms\n  \
+                 makeroom <name>         create a room; the server picks its address\n  \
                  makeroom <name> <address> <port>\n                          \
-                 create a room; address in 239.0.0.0/8, port 1024-65535\n  \
+                 create a room on this group (239.0.0.0/8, ff14/ff15/ff18::/16)\n  \
                  deleteroom <name>       delete a room\n  \
                  chat <room>             enter a chat room\n  \
                  name [NAME]             show or set your chat name (now {})\n  \
@@ -317,7 +318,8 @@ impl Client {
             Ok(command) => {
                 let request = match &command {
                     Command::GetDir => Request::GetDir,
-                    Command::MakeRoom(room) => Request::MakeRoom(room.clone()),
+                    Command::MakeRoom(room) => Request::MakeRoom(room.name.clone()),
+                    Command::AllocRoom(name) => Request::MakeRoom(name.clone()),
                     Command::DeleteRoom(name) => Request::DeleteRoom(name.clone()),
                     Command::Ping => Request::Ping,
                     // `help` and `bye` are the client's own; never here.

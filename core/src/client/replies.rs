@@ -3,7 +3,7 @@
 
 use core::fmt::Write as _;
 
-use crate::limits::{MAX_ROOM_NAME, MAX_ROOMS};
+use crate::limits::{MAX_ROOM_LINE, MAX_ROOM_NAME, MAX_ROOMS};
 use crate::parse::{parse_reply_line, parse_room_line};
 use crate::server::PROTOCOL_VERSION;
 use crate::time::Instant;
@@ -40,12 +40,12 @@ impl Client {
         }
         let _ = self.pending.pop_front();
         match reply {
-            ReplyLine::Ok(_) => self.reply_ok(request, sent),
+            ReplyLine::Ok(text) => self.reply_ok(request, sent, text),
             ReplyLine::Err { token, message, .. } => self.reply_err(request, token, message),
         }
     }
 
-    fn reply_ok(&mut self, request: Request, sent: Instant) {
+    fn reply_ok(&mut self, request: Request, sent: Instant, text: &str) {
         match request {
             Request::Greeting => {
                 if let Conn::Open { greeted, .. } = &mut self.conn {
@@ -85,14 +85,34 @@ impl Client {
                 self.listing_rows = 0;
                 self.listing = Some(Listing::Lookup { name, found: None });
             }
-            Request::MakeRoom(room) => say!(
-                self,
-                "Room {} created: multicast group {} port {}. Type 'chat {}' to enter it.",
-                Clean(&room.name),
-                room.group,
-                room.port,
-                Clean(&room.name)
-            ),
+            Request::MakeRoom(name) => {
+                // `OK created <name> <address> <port>`, maybe more words
+                // after: the room as the server made it (with the address
+                // it picked, for `makeroom <name>`).
+                let made = text.strip_prefix("created ").and_then(|rest| {
+                    let mut words = rest.split(' ').filter(|w| !w.is_empty());
+                    let (n, a, p) = (words.next()?, words.next()?, words.next()?);
+                    let mut line = heapless::String::<MAX_ROOM_LINE>::new();
+                    write!(line, "{n} {a} {p}").ok()?;
+                    parse_room_line(line.as_bytes()).ok()
+                });
+                match made {
+                    Some(room) => say!(
+                        self,
+                        "Room {} created: multicast group {} port {}. Type 'chat {}' to enter it.",
+                        Clean(&room.name),
+                        room.group,
+                        room.port,
+                        Clean(&room.name)
+                    ),
+                    None => say!(
+                        self,
+                        "Room {} created. Type 'chat {}' to enter it.",
+                        Clean(&name),
+                        Clean(&name)
+                    ),
+                }
+            }
             Request::DeleteRoom(name) => {
                 say!(self, "Room {} deleted.", Clean(&name))
             }
@@ -135,11 +155,9 @@ impl Client {
             Request::GetDir => {
                 say!(self, "Could not list the rooms: {message}")
             }
-            Request::MakeRoom(room) => say!(
-                self,
-                "Room {} was not created: {message}",
-                Clean(&room.name)
-            ),
+            Request::MakeRoom(name) => {
+                say!(self, "Room {} was not created: {message}", Clean(&name))
+            }
             Request::DeleteRoom(name) => {
                 say!(self, "Room {} was not deleted: {message}", Clean(&name))
             }
@@ -226,10 +244,7 @@ impl Client {
                 ..
             }) => {
                 if count == 0 {
-                    say!(
-                        self,
-                        "No rooms yet. Create one with: makeroom <name> <address> <port>"
-                    );
+                    say!(self, "No rooms yet. Create one with: makeroom <name>");
                     return;
                 }
                 let widths = widths.unwrap_or_else(|| {
@@ -282,7 +297,7 @@ impl Client {
                 text: &room.name,
                 width: name_w,
             };
-            let mut group = heapless::String::<16>::new();
+            let mut group = heapless::String::<{ crate::limits::MAX_ADDRESS_TEXT }>::new();
             let _ = write!(group, "{}", room.group);
             say!(self, "{name}  {:<addr_w$}  {}", group.as_str(), room.port);
             return true;

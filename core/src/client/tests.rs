@@ -168,7 +168,7 @@ fn hostile_connected() -> Client {
 fn lobby() -> Room {
     Room {
         name: RoomName::try_from("Lobby").unwrap(),
-        group: Ipv4Addr::new(239, 1, 1, 1),
+        group: Ipv4Addr::new(239, 1, 1, 1).into(),
         port: 5000,
     }
 }
@@ -193,7 +193,7 @@ fn pair_with(seed: u64, rooms: &[Room]) -> (Net, usize) {
 fn pair() -> (Net, usize) {
     let other = Room {
         name: RoomName::try_from("other").unwrap(),
-        group: Ipv4Addr::new(239, 1, 1, 2),
+        group: Ipv4Addr::new(239, 1, 1, 2).into(),
         port: 5000,
     };
     pair_with(1, &[lobby(), other])
@@ -248,7 +248,7 @@ fn pair_in_chat() -> (Net, usize) {
         [
             line("getdir\n"),
             Output::JoinGroup {
-                group: Ipv4Addr::new(239, 1, 1, 1),
+                group: Ipv4Addr::new(239, 1, 1, 1).into(),
                 port: 5000
             },
             Output::Prompt(chat_prompt("Lobby", "Mel")),

@@ -13,7 +13,7 @@ use std::vec::Vec;
 fn room(name: &str, group: [u8; 4], port: u16) -> Room {
     Room {
         name: RoomName::try_from(name).unwrap(),
-        group: Ipv4Addr::from(group),
+        group: Ipv4Addr::from(group).into(),
         port,
     }
 }
@@ -354,7 +354,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
 #[derive(Default)]
 struct Model {
     by_name: BTreeMap<String, Room>,
-    addrs: BTreeSet<(Ipv4Addr, u16)>,
+    addrs: BTreeSet<(core::net::IpAddr, u16)>,
     /// Which room (its `by_name` key) holds each `same_room_class`.
     classes: BTreeMap<String, String>,
 }

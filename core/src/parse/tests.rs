@@ -15,7 +15,7 @@ fn name(s: &str) -> RoomName {
 fn room(n: &str, group: [u8; 4], port: u16) -> Room {
     Room {
         name: name(n),
-        group: Ipv4Addr::from(group),
+        group: Ipv4Addr::from(group).into(),
         port,
     }
 }
@@ -112,7 +112,7 @@ fn unknown_commands_quote_the_word() {
 
 #[test]
 fn wrong_argument_counts_are_usage_errors_for_every_command() {
-    let cases: [(&str, CommandKind); 14] = [
+    let cases: [(&str, CommandKind); 13] = [
         ("getdir x", CommandKind::GetDir),
         ("getdir x y z", CommandKind::GetDir),
         ("ping x", CommandKind::Ping),
@@ -122,7 +122,6 @@ fn wrong_argument_counts_are_usage_errors_for_every_command() {
         ("deleteroom  \t ", CommandKind::DeleteRoom),
         ("deleteroom a b", CommandKind::DeleteRoom),
         ("makeroom", CommandKind::MakeRoom),
-        ("makeroom a", CommandKind::MakeRoom),
         ("makeroom a 239.1.1.1", CommandKind::MakeRoom),
         // A missing name is not an empty name: the words just shift.
         ("makeroom  239.1.1.1 1024", CommandKind::MakeRoom),
@@ -136,7 +135,16 @@ fn wrong_argument_counts_are_usage_errors_for_every_command() {
     }
     // The usage message shows the syntax.
     let msg = ParseError::Usage(CommandKind::MakeRoom).to_string();
-    assert_eq!(msg, "usage: makeroom <name> <address> <port>");
+    assert_eq!(msg, "usage: makeroom <name> [<address> <port>]");
+    // One argument: the server picks the address and port.
+    assert_eq!(
+        parse("makeroom a"),
+        Ok(Command::AllocRoom("a".try_into().unwrap()))
+    );
+    assert_eq!(
+        parse("makeroom \u{202e}"),
+        Err(ParseError::BadName("\u{202e}"))
+    );
 }
 
 #[test]
@@ -250,7 +258,12 @@ fn addresses_must_be_dotted_quads_in_239_slash_8() {
         "239.1.1.x",
         "239.1.1.1:5",
         "localhost",
-        "ff02::1",
+        "ff15::1::2",
+        "ff15:1:2:3:4:5:6:7:8",
+        "ff15::g",
+        "[ff15::1]",
+        "ff15::1%eth0",
+        "ff15:0000:0000:0000:0000:0000:0000:0000:0001",
         "２３９.1.1.1",
     ] {
         let line = mk(addr);
@@ -268,9 +281,67 @@ fn addresses_must_be_dotted_quads_in_239_slash_8() {
     ] {
         let line = mk(addr);
         let ip: Ipv4Addr = addr.parse().unwrap();
-        assert_eq!(parse(&line), Err(ParseError::NotAdminScoped(ip)), "{addr}");
+        assert_eq!(
+            parse(&line),
+            Err(ParseError::NotAdminScoped(ip.into())),
+            "{addr}"
+        );
         assert_eq!(code_of(line.as_bytes()), ErrorCode::BadAddress, "{addr}");
     }
+}
+
+#[test]
+fn ipv6_groups_of_admin_site_and_organisation_scope_are_rooms() {
+    let mk = |addr: &str| std::format!("makeroom a {addr} 5000");
+    for (addr, plain) in [
+        ("ff14::1", "ff14::1"),
+        ("ff15::abcd", "ff15::abcd"),
+        ("FF18:0:0:0:0:0:0:7", "ff18::7"),
+        ("ff15:1:2:3:4:5:6:7", "ff15:1:2:3:4:5:6:7"),
+    ] {
+        let Ok(Command::MakeRoom(room)) = parse(&mk(addr)) else {
+            panic!("{addr} is a room group")
+        };
+        assert_eq!(room.group, plain.parse::<core::net::IpAddr>().unwrap());
+        // The listing writes it in its usual short form, and reads it back.
+        let mut line = LineBuf::new();
+        encode_room_line(&room, &mut line).unwrap();
+        assert_eq!(line, std::format!("a {plain} 5000\n").as_str());
+        assert_eq!(parse_room_line(line.trim_end().as_bytes()), Ok(room));
+    }
+    // Link-local, interface-local, global, permanent or prefix-based
+    // groups, and unicast, are refused with the scopes to use.
+    for addr in [
+        "ff12::1", "ff11::1", "ff1e::1", "ff05::1", "ff35::1", "fd00::1", "::",
+    ] {
+        let line = mk(addr);
+        let ip: core::net::Ipv6Addr = addr.parse().unwrap();
+        assert_eq!(
+            parse(&line),
+            Err(ParseError::NotAdminScoped(ip.into())),
+            "{addr}"
+        );
+        assert!(
+            std::format!("{}", ParseError::NotAdminScoped(ip.into()))
+                .contains("ff14::/16, ff15::/16 or ff18::/16")
+        );
+    }
+}
+
+#[test]
+fn the_longest_room_line_is_an_ipv6_one() {
+    let room = Room {
+        name: "x"
+            .repeat(crate::limits::MAX_ROOM_NAME)
+            .as_str()
+            .try_into()
+            .unwrap(),
+        group: "ff15:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+        port: 65535,
+    };
+    let mut line = LineBuf::new();
+    encode_room_line(&room, &mut line).unwrap();
+    assert_eq!(line.len(), crate::limits::MAX_ROOM_LINE);
 }
 
 #[test]
@@ -300,7 +371,7 @@ fn the_first_bad_argument_is_reported() {
     );
     assert_eq!(
         parse("makeroom a 1.1.1.1 1"),
-        Err(ParseError::NotAdminScoped(Ipv4Addr::new(1, 1, 1, 1)))
+        Err(ParseError::NotAdminScoped(Ipv4Addr::new(1, 1, 1, 1).into()))
     );
 }
 
@@ -345,7 +416,7 @@ fn every_error_has_a_short_actionable_message() {
         ParseError::BadName(&long_wide),
         ParseError::BadAddress(&long_ascii),
         ParseError::BadAddress(&long_wide),
-        ParseError::NotAdminScoped(Ipv4Addr::new(255, 255, 255, 255)),
+        ParseError::NotAdminScoped(Ipv4Addr::new(255, 255, 255, 255).into()),
         ParseError::BadPort(&long_ascii),
         ParseError::BadPort(&long_wide),
         ParseError::BadReply,
@@ -497,7 +568,9 @@ fn room_lines_parse() {
     assert_eq!(parse_room_line(b"a b c d e f"), Err(ParseError::BadReply));
     assert_eq!(
         parse_room_line(b"Lobby 224.1.2.3 5000"),
-        Err(ParseError::NotAdminScoped(Ipv4Addr::new(224, 1, 2, 3)))
+        Err(ParseError::NotAdminScoped(
+            Ipv4Addr::new(224, 1, 2, 3).into()
+        ))
     );
     assert_eq!(
         parse_room_line(b"Lobby 239.1.2.3 80"),
@@ -549,7 +622,7 @@ fn arb_name() -> impl Strategy<Value = RoomName> {
 fn arb_room() -> impl Strategy<Value = Room> {
     (arb_name(), any::<[u8; 3]>(), 1024u16..=65535).prop_map(|(name, [b, c, d], port)| Room {
         name,
-        group: Ipv4Addr::new(239, b, c, d),
+        group: Ipv4Addr::new(239, b, c, d).into(),
         port,
     })
 }

@@ -444,7 +444,7 @@ impl Connection {
         };
         let room = match &command {
             Command::MakeRoom(room) => Some(room.name.clone()),
-            Command::DeleteRoom(name) => Some(name.clone()),
+            Command::AllocRoom(name) | Command::DeleteRoom(name) => Some(name.clone()),
             _ => None,
         };
         let error = match server.stage(now, self.id, &command) {
@@ -518,7 +518,7 @@ impl Connection {
             }
             // A change that succeeded is answered by `reply_change`, with
             // the room as stored.
-            Command::MakeRoom(_) | Command::DeleteRoom(_) => {
+            Command::MakeRoom(_) | Command::AllocRoom(_) | Command::DeleteRoom(_) => {
                 self.push_line(now, format_args!("OK"));
             }
             Command::Ping => self.push_line(now, format_args!("OK pong")),
@@ -569,7 +569,7 @@ impl Connection {
             }
             Listing::Help { next } => match CommandKind::ALL.get(*next) {
                 Some(kind) => {
-                    let _ = writeln!(line, "  {:<34} {}", kind.usage(), kind.summary());
+                    let _ = writeln!(line, "  {:<35} {}", kind.usage(), kind.summary());
                     *next += 1;
                 }
                 None => {

@@ -1,6 +1,7 @@
 //! What every connection shares: the directory as clients see it, the
 //! changes staged for the disk, and the event queue.
 
+use crate::alloc::{AddressPool, Allocator};
 use crate::directory::{Directory, DirectoryError};
 use crate::limits::{EVENT_QUEUE, MAX_PENDING_CHANGES, MAX_ROOMS};
 use crate::time::Instant;
@@ -84,6 +85,8 @@ pub struct Server {
     stored: u64,
     /// The latest `now` passed in.
     now: Instant,
+    /// Picks the group and port of `makeroom <name>`.
+    allocator: Allocator,
 }
 
 impl Server {
@@ -105,7 +108,20 @@ impl Server {
             version: 0,
             stored: 0,
             now: Instant::ZERO,
+            allocator: Allocator::default(),
         }
+    }
+
+    /// Sets where `makeroom <name>` takes its group and port from (by
+    /// default [`AddressPool::default`], seed 0): the host gives a seed from
+    /// the system's randomness.
+    pub fn set_allocator(&mut self, allocator: Allocator) {
+        self.allocator = allocator;
+    }
+
+    /// The pool `makeroom <name>` allocates from.
+    pub fn address_pool(&self) -> &AddressPool {
+        self.allocator.pool()
     }
 
     /// The configuration the server was made with (copy it into each
@@ -230,7 +246,10 @@ impl Server {
         let now = self.clock(now);
         let durable = self.config.durable_replies;
         if durable
-            && matches!(command, Command::MakeRoom(_) | Command::DeleteRoom(_))
+            && matches!(
+                command,
+                Command::MakeRoom(_) | Command::AllocRoom(_) | Command::DeleteRoom(_)
+            )
             && self.pending.len() + self.resolved.len() >= MAX_PENDING_CHANGES
         {
             return Staging::Wait;
@@ -239,9 +258,34 @@ impl Server {
         // final. Otherwise an answer is final only if it is the same with
         // and without the pending changes (so with any of them undone).
         let settled = self.pending.is_empty();
+        let allocated;
+        let command = match command {
+            Command::AllocRoom(name) => {
+                let rooms = [self.directory.rooms(), self.staged.rooms()];
+                match self.allocator.allocate(rooms) {
+                    Some((group, port)) => {
+                        allocated = Command::MakeRoom(Room {
+                            name: name.clone(),
+                            group,
+                            port,
+                        });
+                        &allocated
+                    }
+                    // A pending change undone could free a slot.
+                    None if !settled => return Staging::Wait,
+                    None => {
+                        return Staging::Done(Err(match self.directory.get(name) {
+                            Some(holder) => DirectoryError::NameTaken(holder.clone()),
+                            None => DirectoryError::PoolFull,
+                        }));
+                    }
+                }
+            }
+            other => other,
+        };
         let change = match command {
             Command::MakeRoom(room) => {
-                let staged = self.staged.insert(room.clone());
+                let staged = self.staged.insert_new(room.clone());
                 if !settled {
                     let now_seen = check_insert(&self.directory, room);
                     let pending_made = self
@@ -277,7 +321,11 @@ impl Server {
                     Err(refusal) => return Staging::Done(Err(refusal)),
                 }
             }
-            Command::GetDir | Command::Ping | Command::Help | Command::Bye => {
+            Command::GetDir
+            | Command::Ping
+            | Command::Help
+            | Command::Bye
+            | Command::AllocRoom(_) => {
                 return Staging::Done(Ok(None));
             }
         };
@@ -299,20 +347,7 @@ impl Server {
     }
 }
 
-/// Whether `directory.insert(room)` would succeed, without inserting it.
+/// Whether `directory.insert_new(room)` would succeed, without inserting it.
 fn check_insert(directory: &Directory, room: &Room) -> Result<(), DirectoryError> {
-    if let Some(holder) = directory.get(&room.name) {
-        return Err(DirectoryError::NameTaken(holder.clone()));
-    }
-    if let Some(holder) = directory
-        .rooms()
-        .iter()
-        .find(|r| r.group == room.group && r.port == room.port)
-    {
-        return Err(DirectoryError::AddressInUse(holder.clone()));
-    }
-    if directory.len() >= MAX_ROOMS {
-        return Err(DirectoryError::Full);
-    }
-    Ok(())
+    directory.check_new(room)
 }

@@ -32,7 +32,7 @@ fn before(at: Instant) -> Instant {
 fn room(name: &str, group: [u8; 4], port: u16) -> Room {
     Room {
         name: RoomName::try_from(name).unwrap(),
-        group: Ipv4Addr::from(group),
+        group: Ipv4Addr::from(group).into(),
         port,
     }
 }
@@ -271,8 +271,8 @@ fn each_command_gets_its_exact_reply() {
     );
     assert_eq!(s.send("ping now\n"), "ERR usage usage: ping\n");
     assert_eq!(
-        s.send("makeroom x\n"),
-        "ERR usage usage: makeroom <name> <address> <port>\n"
+        s.send("makeroom x y\n"),
+        "ERR usage usage: makeroom <name> [<address> <port>]\n"
     );
     assert_eq!(
         s.send("makeroom x 224.0.0.1 5000\n"),
@@ -1787,5 +1787,114 @@ fn room_names_that_look_alike_or_look_empty_are_refused() {
     assert_eq!(
         s.send("getdir\n"),
         "OK 2 rooms\ncaf\u{e9} 239.5.5.5 5000\n\u{e0} 239.3.3.3 5000\n.\n"
+    );
+}
+
+// ---- makeroom <name>: the server picks the address ----
+
+fn one_slot_pool() -> crate::Allocator {
+    let pool = crate::AddressPool::new(
+        &[crate::GroupPrefix::parse("239.255.9.9/32").unwrap()],
+        crate::PortRange::new(5000, 5001).unwrap(),
+    )
+    .unwrap();
+    crate::Allocator::new(pool, 42)
+}
+
+#[test]
+fn makeroom_with_a_name_only_gets_a_free_address_from_the_pool() {
+    let mut s = Session::new();
+    let reply = s.send("makeroom lobby\n");
+    let words: Vec<&str> = reply.trim_end().split(' ').collect();
+    assert_eq!(words[..3], ["OK", "created", "lobby"], "{reply}");
+    let group: core::net::Ipv4Addr = words[3].parse().unwrap();
+    let port: u16 = words[4].parse().unwrap();
+    assert_eq!(group.octets()[..2], [239, 255], "the default pool");
+    assert!((40000..49999).contains(&port), "the default range");
+    assert_eq!(
+        s.send("getdir\n"),
+        format!("OK 1 room\nlobby {group} {port}\n.\n")
+    );
+    // The name is checked as for makeroom with an address.
+    assert_eq!(
+        s.send("makeroom LOBBY\n"),
+        "ERR exists a room named 'lobby' exists already; pick another name\n"
+    );
+}
+
+#[test]
+fn a_full_pool_is_refused_with_a_clear_error() {
+    let mut s = Session::new();
+    s.host.server.set_allocator(one_slot_pool());
+    assert_eq!(s.send("makeroom a\n"), "OK created a 239.255.9.9 5000\n");
+    assert_eq!(
+        s.send("makeroom b\n"),
+        "ERR full no free group/port in the pool; delete a room, give an address and \
+         port yourself, or ask the server's operator to widen --group-pool or --port-range\n"
+    );
+    // A taken name is said first.
+    assert!(s.send("makeroom A\n").starts_with("ERR exists "));
+    // Deleting the room frees its slot.
+    assert_eq!(s.send("deleteroom a\n"), "OK deleted a\n");
+    assert_eq!(s.send("makeroom b\n"), "OK created b 239.255.9.9 5000\n");
+}
+
+#[test]
+fn a_room_reserves_the_port_after_its_own() {
+    let mut s = Session::new();
+    assert_eq!(
+        s.send("makeroom a 239.1.1.1 5000\n"),
+        "OK created a 239.1.1.1 5000\n"
+    );
+    for port in [4999, 5001] {
+        assert_eq!(
+            s.send(format!("makeroom b 239.1.1.1 {port}\n")),
+            "ERR inuse room 'a' uses 239.1.1.1 ports 5000 and 5001 (a room reserves the \
+             port after its own); pick another address, or a port at least 2 away from 5000\n"
+        );
+    }
+    // Two away, or another group, is fine.
+    assert_eq!(
+        s.send("makeroom b 239.1.1.1 5002\n"),
+        "OK created b 239.1.1.1 5002\n"
+    );
+    assert_eq!(
+        s.send("makeroom c 239.1.1.2 5001\n"),
+        "OK created c 239.1.1.2 5001\n"
+    );
+    // A room on the top port reserves nothing more.
+    assert_eq!(
+        s.send("makeroom d 239.1.1.1 65535\n"),
+        "OK created d 239.1.1.1 65535\n"
+    );
+    // IPv6 rooms work alike.
+    assert_eq!(
+        s.send("makeroom e FF15::0:1 5000\n"),
+        "OK created e ff15::1 5000\n"
+    );
+    assert!(
+        s.send("makeroom f ff15::1 5001\n")
+            .starts_with("ERR inuse room 'e'")
+    );
+}
+
+#[test]
+fn allocation_with_changes_waiting_keeps_clear_of_them() {
+    // The only slot is taken by a change waiting for the disk: a second
+    // makeroom waits (the change may be undone), then is refused once it
+    // is stored.
+    let mut host = Host::with(durable_config(), Directory::new());
+    host.server.set_allocator(one_slot_pool());
+    let mut maker = host.connect();
+    let mut other = host.connect();
+    assert_eq!(host.feed(&mut maker, b"makeroom a\n"), "");
+    assert_eq!(host.feed(&mut other, b"makeroom b\n"), "");
+    assert!(other.is_waiting());
+    let out = host.persist(&mut [&mut maker, &mut other]);
+    assert_eq!(out[0], "OK created a 239.255.9.9 5000\n");
+    assert!(
+        out[1].starts_with("ERR full no free group/port"),
+        "{}",
+        out[1]
     );
 }

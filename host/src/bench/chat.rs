@@ -708,8 +708,8 @@ fn decode(data: &[u8], flavor: Flavor) -> Option<(u64, u64, u64)> {
 fn client_recv_socket(group: Ipv4Addr, port: u16, iface: Ipv4Addr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     platform::share_port(&socket)?;
-    platform::only_own_memberships(&socket)?;
-    socket.bind(&platform::multicast_bind_addr(group, port).into())?;
+    platform::only_own_memberships(&socket, false)?;
+    socket.bind(&platform::multicast_bind_addr(group.into(), port).into())?;
     socket.join_multicast_v4(&group, &iface)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())

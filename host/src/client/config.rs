@@ -15,7 +15,6 @@
 //! log-dir = "~/roomcast-logs"
 //! ```
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -38,7 +37,7 @@ pub enum ColorChoice {
 pub struct FileConfig {
     pub server: Option<String>,
     pub name: Option<String>,
-    pub iface: Option<Ipv4Addr>,
+    pub iface: Option<super::net::Iface>,
     pub color: Option<ColorChoice>,
     pub time_format: Option<String>,
     pub log_dir: Option<PathBuf>,
@@ -156,7 +155,7 @@ mod tests {
             FileConfig {
                 server: Some("chat.lan:6000".into()),
                 name: Some("Ann".into()),
-                iface: Some(Ipv4Addr::new(10, 0, 0, 2)),
+                iface: Some(super::super::net::Iface::Addr([10, 0, 0, 2].into())),
                 color: Some(ColorChoice::Never),
                 time_format: Some("%H:%M:%S".into()),
                 log_dir: Some("/tmp/logs".into()),
@@ -184,7 +183,7 @@ mod tests {
         let e = parse("name = \"Ann\"\n\ncolor = \"sometimes\"\n").unwrap_err();
         assert!(e.starts_with("line 3: "), "{e}");
         assert!(e.contains("sometimes") || e.contains("variant"), "{e}");
-        let e = parse("iface = \"not an address\"").unwrap_err();
+        let e = parse("iface = \"eth\\u0001\"").unwrap_err();
         assert!(e.starts_with("line 1: "), "{e}");
         let e = parse("name = \"Ann\nserver = 1").unwrap_err();
         assert!(e.starts_with("line 1: "), "{e}");

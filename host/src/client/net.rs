@@ -3,12 +3,12 @@
 //! sending socket with the multicast interface, TTL and loopback set).
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 
 use roomcast_core::ConnectFailure;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::platform::McastReceiver;
+use crate::platform::{self, McastIface, McastReceiver};
 
 /// Starts a nonblocking TCP connect to `addr`. The socket turns writable
 /// when the attempt ends; then call [`finish_connect`].
@@ -52,6 +52,120 @@ pub fn connect_failure(error: &io::Error) -> ConnectFailure {
 /// grant less (net.core.rmem_max); that is not an error.
 const CHAT_RECV_BUFFER: usize = 1 << 20;
 
+/// The network interface to chat on (`--iface`): a name (`eth0`) or an
+/// address of the interface (IPv4 or IPv6).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum Iface {
+    /// An interface name.
+    Name(String),
+    /// An address of the interface.
+    Addr(IpAddr),
+}
+
+impl std::str::FromStr for Iface {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Iface, String> {
+        if let Ok(addr) = text.parse::<IpAddr>() {
+            return Ok(Iface::Addr(addr));
+        }
+        // Interface names are short (IFNAMSIZ is 16 on Linux; Windows
+        // friendly names are longer) and printable.
+        if text.is_empty() || text.len() > 256 || text.chars().any(char::is_control) {
+            return Err(format!(
+                "'{}' is not an interface name or address; try eth0 or 192.168.1.20",
+                text.escape_debug()
+            ));
+        }
+        Ok(Iface::Name(text.to_owned()))
+    }
+}
+
+impl TryFrom<String> for Iface {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Iface, String> {
+        text.parse()
+    }
+}
+
+impl std::fmt::Display for Iface {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Iface::Name(name) => f.write_str(name),
+            Iface::Addr(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// How `iface` is named to join `group`: an IPv4 group needs an IPv4
+/// address of the interface, an IPv6 group its index. An IPv4 address given
+/// for an IPv4 group is used as it is (the system refuses it if no
+/// interface has it); anything else is looked up among the interfaces.
+pub fn resolve_iface(iface: Option<&Iface>, group: IpAddr) -> io::Result<McastIface> {
+    let Some(iface) = iface else {
+        return Ok(McastIface::ANY);
+    };
+    if let (Iface::Addr(IpAddr::V4(v4)), IpAddr::V4(_)) = (iface, group) {
+        return Ok(McastIface { v4: *v4, index: 0 });
+    }
+    let found = platform::interfaces()?.into_iter().find(|i| match iface {
+        Iface::Name(name) => i.name == *name,
+        Iface::Addr(addr) => i.addrs.contains(addr),
+    });
+    let Some(found) = found else {
+        let what = match iface {
+            Iface::Name(name) => format!("no interface is named '{}'", name.escape_debug()),
+            Iface::Addr(addr) => format!("no interface has the address {addr}"),
+        };
+        return Err(io::Error::new(io::ErrorKind::NotFound, what));
+    };
+    let v4 = found.addrs.iter().find_map(|a| match a {
+        IpAddr::V4(v4) => Some(*v4),
+        IpAddr::V6(_) => None,
+    });
+    match group {
+        IpAddr::V4(_) => match v4 {
+            Some(v4) => Ok(McastIface { v4, index: 0 }),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("interface {} has no IPv4 address", found.name),
+            )),
+        },
+        IpAddr::V6(_) => Ok(McastIface {
+            v4: Ipv4Addr::UNSPECIFIED,
+            index: found.index,
+        }),
+    }
+}
+
+/// The interfaces that carry multicast, as a person reads them:
+/// `eth0 (192.168.1.20, fe80::1), wlan0 (10.0.0.5)`; or why there are none.
+pub fn multicast_interfaces() -> String {
+    match platform::interfaces() {
+        Ok(all) => {
+            let list: Vec<String> = all
+                .iter()
+                .filter(|i| i.multicast)
+                .map(|i| {
+                    let addrs: Vec<String> = i.addrs.iter().map(IpAddr::to_string).collect();
+                    format!("{} ({})", i.name, addrs.join(", "))
+                })
+                .collect();
+            if list.is_empty() {
+                "this host has no interface that carries multicast".to_owned()
+            } else {
+                format!(
+                    "interfaces that carry multicast: {}; pick one with --iface NAME",
+                    list.join(", ")
+                )
+            }
+        }
+        Err(e) => format!("the interfaces could not be listed: {e}"),
+    }
+}
+
 /// A joined chat room: where its datagrams arrive and how ours leave.
 pub struct Group {
     /// Bound to the group's port (and, where that filters, its address),
@@ -59,42 +173,50 @@ pub struct Group {
     /// [`Group::recv_from`].
     pub recv: McastReceiver,
     send: UdpSocket,
-    group: Ipv4Addr,
-    iface: Ipv4Addr,
-    dest: SocketAddrV4,
+    group: IpAddr,
+    iface: McastIface,
+    dest: SocketAddr,
 }
 
 impl Group {
-    /// Joins `group` on `iface` (`None`: the system's choice) and prepares
-    /// to send to it with `ttl`.
+    /// Joins `group` (IPv4 or IPv6) on `iface` (`None`: the system's
+    /// choice) and prepares to send to it with `ttl` (hop limit for IPv6).
     ///
     /// The receiving socket shares the port, so several clients on one
     /// host share the room, and gets only this group's datagrams, never
     /// those of a room on another group with the same port (how each
     /// system is made to do that: [`McastReceiver`]). Loopback is on:
     /// other clients on this host hear us.
-    pub fn join(
-        group: Ipv4Addr,
-        port: u16,
-        iface: Option<Ipv4Addr>,
-        ttl: u32,
-    ) -> io::Result<Group> {
-        let iface_addr = iface.unwrap_or(Ipv4Addr::UNSPECIFIED);
-        let recv = McastReceiver::join(group, port, iface_addr, CHAT_RECV_BUFFER)?;
-
-        let send = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
-        if let Some(iface) = iface {
-            send.set_multicast_if_v4(&iface)?;
-        }
-        send.set_multicast_ttl_v4(ttl)?;
-        send.set_multicast_loop_v4(true)?;
+    pub fn join(group: IpAddr, port: u16, iface: Option<&Iface>, ttl: u32) -> io::Result<Group> {
+        let iface = resolve_iface(iface, group)?;
+        let recv = McastReceiver::join(group, port, iface, CHAT_RECV_BUFFER)?;
+        let send = match group {
+            IpAddr::V4(_) => {
+                let send = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+                if !iface.v4.is_unspecified() {
+                    send.set_multicast_if_v4(&iface.v4)?;
+                }
+                send.set_multicast_ttl_v4(ttl)?;
+                send.set_multicast_loop_v4(true)?;
+                send
+            }
+            IpAddr::V6(_) => {
+                let send = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+                if iface.index != 0 {
+                    send.set_multicast_if_v6(iface.index)?;
+                }
+                send.set_multicast_hops_v6(ttl)?;
+                send.set_multicast_loop_v6(true)?;
+                send
+            }
+        };
         send.set_nonblocking(true)?;
         Ok(Group {
             recv,
             send: send.into(),
             group,
-            iface: iface_addr,
-            dest: SocketAddrV4::new(group, port),
+            iface,
+            dest: SocketAddr::new(group, port),
         })
     }
 

@@ -31,7 +31,7 @@ fn chat_looks_up_the_room_over_a_short_connection() {
         actions(&out),
         [
             Output::JoinGroup {
-                group: Ipv4Addr::new(239, 1, 1, 1),
+                group: Ipv4Addr::new(239, 1, 1, 1).into(),
                 port: 5000
             },
             Output::Close,
@@ -301,7 +301,7 @@ fn the_room_is_entered_only_once_joined() {
         [
             "Could not join chat room Lobby (239.1.1.1 port 5000): Cannot assign requested \
              address (os error 99); you are not in the room. Choose the network interface \
-             with --iface ADDR, or check that multicast is routed.",
+             with --iface NAME (or ADDR), or check that multicast is routed.",
             "'hello' is not a command. Type 'help' for the commands.",
         ]
     );
@@ -338,7 +338,7 @@ fn while_joining_the_client_waits() {
         [
             line("getdir\n"),
             Output::JoinGroup {
-                group: Ipv4Addr::new(239, 1, 1, 1),
+                group: Ipv4Addr::new(239, 1, 1, 1).into(),
                 port: 5000
             }
         ]

@@ -343,7 +343,7 @@ fn connected_help() {
 fn getdir_table_aligns_by_display_width() {
     let room = |name: &str, last: u8| Room {
         name: RoomName::try_from(name).unwrap(),
-        group: Ipv4Addr::new(239, 1, 1, last),
+        group: Ipv4Addr::new(239, 1, 1, last).into(),
         port: 5000,
     };
     let rooms = [
@@ -378,7 +378,7 @@ fn getdir_table_aligns_by_display_width() {
 fn getdir_table_is_aligned() {
     let room = |name: &str, group: [u8; 4], port| Room {
         name: RoomName::try_from(name).unwrap(),
-        group: Ipv4Addr::from(group),
+        group: Ipv4Addr::from(group).into(),
         port,
     };
     let rooms = [
@@ -415,7 +415,7 @@ fn getdir_table_is_aligned() {
     say(&mut net, c, "connect");
     assert_eq!(
         shown(&say(&mut net, c, "GETDIR")),
-        ["No rooms yet. Create one with: makeroom <name> <address> <port>"]
+        ["No rooms yet. Create one with: makeroom <name>"]
     );
 }
 
@@ -425,7 +425,7 @@ fn a_long_listing_streams_in_wide_columns() {
     let rooms: Vec<Room> = (0..n)
         .map(|i| Room {
             name: RoomName::try_from(format!("room{i:04}").as_str()).unwrap(),
-            group: Ipv4Addr::new(239, 1, (i / 256) as u8, (i % 256) as u8),
+            group: Ipv4Addr::new(239, 1, (i / 256) as u8, (i % 256) as u8).into(),
             port: 5000,
         })
         .collect();
@@ -473,6 +473,32 @@ fn makeroom_and_deleteroom() {
     assert_eq!(net.client(c).mode(), Mode::Connected);
     assert!(net.server.as_ref().unwrap().directory().is_empty());
 
+    // With a name only, the server picks the address; the client says
+    // which, from the OK line.
+    let out = say(&mut net, c, "makeroom den");
+    assert_eq!(actions(&out), [line("makeroom den\n")]);
+    let shown = all_shown(&out);
+    assert!(
+        shown.starts_with("Room den created: multicast group 239.255.")
+            && shown.contains(" port 4"),
+        "{shown}"
+    );
+    // An OK with more words after the room (a newer server), or without
+    // the room at all, still reads well.
+    let mut h = hostile_connected();
+    user(&mut h, 13, "makeroom six");
+    let out = hostile_sends(&mut h, 14, b"OK created six ff15::1:7 40002 more words\n");
+    assert_eq!(
+        all_shown(&out),
+        "Room six created: multicast group ff15::1:7 port 40002. Type 'chat six' to enter it."
+    );
+    user(&mut h, 15, "makeroom odd");
+    let out = hostile_sends(&mut h, 16, b"OK\n");
+    assert_eq!(
+        all_shown(&out),
+        "Room odd created. Type 'chat odd' to enter it."
+    );
+
     // An error code the client does not know still reads well.
     let mut c = hostile_connected();
     user(&mut c, 13, "getdir");
@@ -489,10 +515,20 @@ fn makeroom_and_deleteroom() {
 fn bad_commands_are_caught_before_sending() {
     let (mut net, c) = pair_connected();
     for (cmd, msg) in [
-        ("makeroom lobby", "usage: makeroom <name> <address> <port>"),
+        (
+            "makeroom lobby 239.1.1.1",
+            "usage: makeroom <name> [<address> <port>]",
+        ),
+        (
+            "makeroom a ff02::1 5000",
+            "is not an IPv6 group of admin, site or organisation",
+        ),
         ("makeroom a 10.0.0.1 5000", "is outside 239.0.0.0/8"),
         ("makeroom a 239.0.0.1 80", "is not a usable port"),
-        ("makeroom a 239.0.0.300 5000", "is not an IPv4 address"),
+        (
+            "makeroom a 239.0.0.300 5000",
+            "is not an IPv4 or IPv6 address",
+        ),
         ("deleteroom", "usage: deleteroom <name>"),
         ("getdir now", "usage: getdir"),
         ("deleteroom a\u{202e}b", "'a<U+202E>b' is not a room name"),

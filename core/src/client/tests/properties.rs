@@ -22,7 +22,7 @@ fn run_session(seed: u64, max_segment: usize) -> Vec<Output> {
     let rooms: Vec<Room> = (0..40u8)
         .map(|i| Room {
             name: RoomName::try_from(format!("r{i}").as_str()).unwrap(),
-            group: Ipv4Addr::new(239, 1, 0, i),
+            group: Ipv4Addr::new(239, 1, 0, i).into(),
             port: 5000,
         })
         .collect();
