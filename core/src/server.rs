@@ -41,14 +41,19 @@ use core::fmt::Write as _;
 use core::time::Duration;
 
 use crate::error::ErrorCode;
-use crate::limits::{IDLE_TIMEOUT, PARTIAL_LINE_TIMEOUT, PERSIST_TIMEOUT, SEND_TIMEOUT};
+use crate::limits::{
+    COMMAND_BURST, COMMANDS_PER_SECOND, IDLE_TIMEOUT, MAX_ROOMS_PER_CLIENT, PARTIAL_LINE_TIMEOUT,
+    PERSIST_TIMEOUT, SEND_TIMEOUT,
+};
 use crate::text::Truncating;
 use crate::wire::{CommandKind, LineBuf, RoomName};
 
 mod connection;
+mod quota;
 mod shared;
 
 pub use connection::Connection;
+pub use quota::connections_quota_reply;
 pub use shared::Server;
 
 /// The protocol name and version the greeting announces.
@@ -76,6 +81,13 @@ pub struct ServerConfig {
     /// stored (see the module docs). Off by default: a server without a
     /// state file has nothing to wait for.
     pub durable_replies: bool,
+    /// See [`MAX_ROOMS_PER_CLIENT`]; counted for connections made with
+    /// [`Connection::with_peer`].
+    pub max_rooms_per_client: usize,
+    /// See [`COMMANDS_PER_SECOND`]; zero: no limit.
+    pub commands_per_second: u32,
+    /// See [`COMMAND_BURST`].
+    pub command_burst: u32,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +98,9 @@ impl Default for ServerConfig {
             send_timeout: SEND_TIMEOUT,
             persist_timeout: PERSIST_TIMEOUT,
             durable_replies: false,
+            max_rooms_per_client: MAX_ROOMS_PER_CLIENT,
+            commands_per_second: COMMANDS_PER_SECOND,
+            command_burst: COMMAND_BURST,
         }
     }
 }

@@ -7,6 +7,7 @@ use core::fmt::{self, Write as _};
 use core::net::Ipv4Addr;
 
 use crate::limits::{MAX_LINE, MAX_ROOM_LINE, MAX_ROOM_NAME};
+use crate::owner::Token;
 
 /// A room name: 1 to [`MAX_ROOM_NAME`] bytes of visible UTF-8 without
 /// whitespace, in NFC (see [`is_valid_room_name`]).
@@ -35,8 +36,9 @@ pub enum Command {
     GetDir,
     /// `makeroom <name> <address> <port>`: add a room.
     MakeRoom(Room),
-    /// `deleteroom <name>`: remove a room.
-    DeleteRoom(RoomName),
+    /// `deleteroom <name> [<token>]`: remove a room; the token is the one
+    /// `makeroom` answered, or the operator's admin token.
+    DeleteRoom(RoomName, Option<Token>),
     /// `ping`: check that the server is alive; also keeps a connection open.
     Ping,
     /// `help`: list the commands and their syntax.
@@ -85,12 +87,12 @@ impl CommandKind {
         }
     }
 
-    /// How many arguments the command takes.
-    pub const fn arity(self) -> usize {
+    /// How many arguments the command takes: at least, at most.
+    pub const fn arity(self) -> (usize, usize) {
         match self {
-            CommandKind::MakeRoom => 3,
-            CommandKind::DeleteRoom => 1,
-            _ => 0,
+            CommandKind::MakeRoom => (3, 3),
+            CommandKind::DeleteRoom => (1, 2),
+            _ => (0, 0),
         }
     }
 
@@ -99,7 +101,7 @@ impl CommandKind {
         match self {
             CommandKind::GetDir => "getdir",
             CommandKind::MakeRoom => "makeroom <name> <address> <port>",
-            CommandKind::DeleteRoom => "deleteroom <name>",
+            CommandKind::DeleteRoom => "deleteroom <name> [<token>]",
             CommandKind::Ping => "ping",
             CommandKind::Help => "help",
             CommandKind::Bye => "bye",
@@ -111,7 +113,7 @@ impl CommandKind {
         match self {
             CommandKind::GetDir => "list every room: name, multicast address, port",
             CommandKind::MakeRoom => "add a room; address in 239.0.0.0/8, port 1024-65535",
-            CommandKind::DeleteRoom => "remove a room",
+            CommandKind::DeleteRoom => "remove a room you made (token: the one makeroom gave)",
             CommandKind::Ping => "check the server is alive (also keeps the connection open)",
             CommandKind::Help => "show this list",
             CommandKind::Bye => "close the connection",
@@ -125,7 +127,7 @@ impl Command {
         match self {
             Command::GetDir => CommandKind::GetDir,
             Command::MakeRoom(_) => CommandKind::MakeRoom,
-            Command::DeleteRoom(_) => CommandKind::DeleteRoom,
+            Command::DeleteRoom(..) => CommandKind::DeleteRoom,
             Command::Ping => CommandKind::Ping,
             Command::Help => CommandKind::Help,
             Command::Bye => CommandKind::Bye,
@@ -151,7 +153,8 @@ pub fn encode_command(command: &Command) -> LineBuf {
         Command::MakeRoom(room) => {
             writeln!(line, "makeroom {} {} {}", room.name, room.group, room.port)
         }
-        Command::DeleteRoom(name) => writeln!(line, "deleteroom {name}"),
+        Command::DeleteRoom(name, None) => writeln!(line, "deleteroom {name}"),
+        Command::DeleteRoom(name, Some(token)) => writeln!(line, "deleteroom {name} {token}"),
         other => writeln!(line, "{}", other.kind().verb()),
     };
     line

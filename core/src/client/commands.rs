@@ -318,7 +318,7 @@ impl Client {
                 let request = match &command {
                     Command::GetDir => Request::GetDir,
                     Command::MakeRoom(room) => Request::MakeRoom(room.clone()),
-                    Command::DeleteRoom(name) => Request::DeleteRoom(name.clone()),
+                    Command::DeleteRoom(name, _) => Request::DeleteRoom(name.clone()),
                     Command::Ping => Request::Ping,
                     // `help` and `bye` are the client's own; never here.
                     Command::Help | Command::Bye => return,
