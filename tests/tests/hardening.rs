@@ -40,6 +40,16 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
+/// The per-client quotas lifted, for the tests that load the server from
+/// one address as fast as it goes (thousands of rooms, pipelined): they are
+/// about memory, order and durability, not quotas (tests/tests/owners.rs).
+const NO_QUOTAS: &[&str] = &[
+    "--commands-per-second",
+    "0",
+    "--max-rooms-per-client",
+    "4096",
+];
+
 #[test]
 fn half_a_line_is_closed_after_the_partial_line_timeout() {
     let server = ServerProcess::start(&["--partial-line-timeout", "300ms", "--idle-timeout", "5s"]);
@@ -80,7 +90,9 @@ fn idle_connections_are_kept_while_they_ping_and_closed_when_silent() {
 
 #[test]
 fn a_peer_that_never_reads_is_dropped_and_memory_stays_flat() {
-    let server = ServerProcess::start(&["--send-timeout", "1s", "--log-level", "warn"]);
+    let server = ServerProcess::start(
+        &[&["--send-timeout", "1s", "--log-level", "warn"], NO_QUOTAS].concat(),
+    );
     let mut maker = server.connect();
     let mut batch = String::new();
     for i in 0..2000 {
@@ -309,7 +321,9 @@ fn every_acknowledged_change_survives_sigkill() {
     let dir = temp_dir("sigkill");
     let state = dir.join("rooms.state");
     let state_arg = state.to_str().unwrap().to_owned();
-    let mut server = ServerProcess::start(&["--state", &state_arg, "--log-level", "warn"]);
+    let mut server = ServerProcess::start(
+        &[&["--state", &state_arg, "--log-level", "warn"], NO_QUOTAS].concat(),
+    );
     let addr = server.addr();
     let knowledge: Arc<Mutex<BTreeMap<String, Known>>> = Arc::default();
     let workers: Vec<_> = (0..8)
@@ -610,7 +624,13 @@ fn a_line_cut_by_the_servers_own_backpressure_is_not_a_partial_line() {
     // The scenario, smaller: 2,000 rooms, whole `getdir` lines
     // beyond the 1 KiB read-ahead (so it cuts one), a client that reads
     // steadily but slower than the server could send.
-    let server = ServerProcess::start(&["--partial-line-timeout", "1s", "--log-level", "warn"]);
+    let server = ServerProcess::start(
+        &[
+            &["--partial-line-timeout", "1s", "--log-level", "warn"],
+            NO_QUOTAS,
+        ]
+        .concat(),
+    );
     make_rooms(&server, 2000);
     let mut stream = small_window(&server, 16 * 1024);
     // Far more lines than the kernel's buffers take listings, so the
@@ -642,7 +662,7 @@ fn a_line_cut_by_the_servers_own_backpressure_is_not_a_partial_line() {
 
 #[test]
 fn every_reply_before_bye_arrives_though_more_input_follows_it() {
-    let server = ServerProcess::start(&["--log-level", "warn"]);
+    let server = ServerProcess::start(&[&["--log-level", "warn"], NO_QUOTAS].concat());
     make_rooms(&server, 2000);
     let mut stream = small_window(&server, 4096);
     let mut request = b"getdir\nbye\n".to_vec();
