@@ -63,6 +63,11 @@ fn deleteroom_is_for_the_maker_the_owner_token_and_the_admin_token() {
     // The maker needs no token.
     assert_eq!(maker.ask("deleteroom cellar"), "OK deleted cellar");
     assert_eq!(other.request("getdir"), ["OK 0 rooms", "."]);
+    // Neither token reaches the log.
+    server.stdout.wait_for("deleteroom cellar: OK");
+    let log = server.log();
+    assert!(!log.contains(&token), "{log}");
+    assert!(!log.contains(ADMIN), "{log}");
 }
 
 #[test]

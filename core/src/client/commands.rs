@@ -147,7 +147,8 @@ impl Client {
                  getdir                  list the chat rooms\n  \
                  makeroom <name> <address> <port>\n                          \
                  create a room; address in 239.0.0.0/8, port 1024-65535\n  \
-                 deleteroom <name>       delete a room\n  \
+                 deleteroom <name> [<token>]\n                          \
+                 delete a room you made (its token is sent for you)\n  \
                  chat <room>             enter a chat room\n  \
                  name [NAME]             show or set your chat name (now {})\n  \
                  bye                     close the connection to the server\n  \
