@@ -59,8 +59,11 @@ pub use shared::Server;
 /// The protocol name and version the greeting announces.
 pub const PROTOCOL_VERSION: &str = "CRDP/1";
 
-/// Which connection something is about. The host allocates ids (and must
-/// not give a live connection's id to another); the core only compares them.
+/// Which connection something is about. The host allocates ids; the core
+/// only compares them. An id must never be given to a second connection,
+/// not even after the first one closed: the directory remembers which
+/// connection made each room (it may delete the room without the token), so
+/// a reused id would inherit that right. (The roomcast host counts them up.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u64);
 

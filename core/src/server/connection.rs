@@ -74,6 +74,8 @@ pub struct Connection {
     peer: Option<IpAddr>,
     /// Commands it may still send now (see [`ServerConfig::commands_per_second`]).
     bucket: TokenBucket,
+    /// The line being answered was charged to `bucket` already.
+    paid: bool,
 }
 
 impl Connection {
@@ -111,6 +113,7 @@ impl Connection {
             close_by: None,
             peer,
             bucket: TokenBucket::full(now, config.command_burst),
+            paid: false,
         };
         conn.push_line(
             now,
@@ -383,6 +386,7 @@ impl Connection {
                 self.stalled = true;
                 return;
             }
+            self.paid = false;
             self.consume(end + 1);
         }
     }
@@ -453,6 +457,11 @@ impl Connection {
                 let command = command_kind(&self.recv[..end]);
                 let mut line = Truncating(LineBuf::new());
                 let _ = write!(line, "ERR {code} {error}");
+                // A line that is not a command costs the same as one that is.
+                if self.over_rate(now) {
+                    self.refuse_rate(now, server, command, None);
+                    return true;
+                }
                 self.push_line(now, format_args!("{}", line.0));
                 server.emit(Event::Answered {
                     conn: self.id,
@@ -468,17 +477,8 @@ impl Connection {
             Command::DeleteRoom(name, _) => Some(name.clone()),
             _ => None,
         };
-        let (rate, burst) = (self.config.commands_per_second, self.config.command_burst);
-        if !self.bucket.take(now, rate, burst) {
-            let refusal = Refusal::Rate(rate, burst);
-            let code = refusal.code();
-            self.push_line(now, format_args!("ERR {code} {refusal}"));
-            server.emit(Event::Answered {
-                conn: self.id,
-                command: Some(command.kind()),
-                room,
-                error: Some(code),
-            });
+        if self.over_rate(now) {
+            self.refuse_rate(now, server, Some(command.kind()), room);
             return true;
         }
         let error = match server.stage(now, self.id, self.peer, &command) {
@@ -506,6 +506,36 @@ impl Connection {
             error,
         });
         true
+    }
+
+    /// Whether the line being answered is over the rate quota. A line is
+    /// charged once, even if its answer waits for other changes and is
+    /// tried again (`paid` is cleared when it is answered).
+    fn over_rate(&mut self, now: Instant) -> bool {
+        if self.paid {
+            return false;
+        }
+        let (rate, burst) = (self.config.commands_per_second, self.config.command_burst);
+        self.paid = self.bucket.take(now, rate, burst);
+        !self.paid
+    }
+
+    fn refuse_rate(
+        &mut self,
+        now: Instant,
+        server: &mut Server,
+        command: Option<CommandKind>,
+        room: Option<RoomName>,
+    ) {
+        let refusal = Refusal::Rate(self.config.commands_per_second, self.config.command_burst);
+        let code = refusal.code();
+        self.push_line(now, format_args!("ERR {code} {refusal}"));
+        server.emit(Event::Answered {
+            conn: self.id,
+            command,
+            room,
+            error: Some(code),
+        });
     }
 
     /// Answers a change: `OK` with the room as stored, or, if it could not

@@ -2067,3 +2067,29 @@ fn the_connections_quota_reply_is_one_err_quota_line() {
     );
     assert!(line.len() <= MAX_LINE);
 }
+
+#[test]
+fn a_line_is_charged_once_though_it_waits_and_bad_lines_count_too() {
+    let config = ServerConfig {
+        commands_per_second: 1,
+        command_burst: 1,
+        ..durable_config()
+    };
+    let mut host = Host::with_quotas(config, Directory::new());
+    let mut a = host.connect();
+    let mut b = host.connect();
+    assert_eq!(host.feed(&mut a, b"makeroom x 239.9.9.9 9000\n"), "");
+    // Its answer depends on a's change: it waits, and is tried again.
+    assert_eq!(host.feed(&mut b, b"makeroom x 239.9.9.9 9001\n"), "");
+    assert!(b.is_waiting());
+    b.handle_wake(host.now, &mut host.server);
+    let out = host.persist(&mut [&mut a, &mut b]);
+    assert!(out[0].starts_with("OK created x "), "{out:?}");
+    assert!(out[1].starts_with("ERR exists "), "charged once: {out:?}");
+    // The bucket is empty now: a line that is not a command is refused too.
+    assert!(
+        host.feed(&mut b, b"nonsense\n")
+            .starts_with("ERR quota rate: ")
+    );
+    assert_eq!(host.feed(&mut b, b"\n"), "", "blank lines are free");
+}
