@@ -1,9 +1,12 @@
 //! End-to-end tests of room owners and quotas: `roomcast server` over real
 //! TCP on loopback (no multicast, so no namespace).
 
+mod client_common;
+
 use std::fs;
 use std::process::Command;
 
+use client_common::ClientProcess;
 use roomcast_tests::{Crdp, ServerProcess, roomcast_bin, token_of, without_token};
 
 const ADMIN: &str = "operator-admin-token-0123456789";
@@ -203,4 +206,57 @@ fn commands_per_second_hold_at_their_edge() {
     }
     let over = c.read_line();
     assert!(over.starts_with("ERR quota rate: "), "{over}");
+}
+
+/// `roomcast client` with its own state folder (another account, as far as
+/// its tokens go), talking to the server on `port`.
+fn client_with_state(label: &str, state: &std::path::Path, port: u16) -> ClientProcess {
+    let env = format!("XDG_STATE_HOME={}", state.display());
+    let server = format!("127.0.0.1:{port}");
+    ClientProcess::start_with(label, &["env", &env], &["--server", &server])
+}
+
+#[test]
+fn the_client_keeps_its_tokens_privately_and_sends_them_with_deleteroom() {
+    let server = ServerProcess::start(&[]);
+    let ours = tempfile::tempdir().unwrap();
+    let theirs = tempfile::tempdir().unwrap();
+    let connected = format!(
+        "Connected to the directory server at 127.0.0.1:{}",
+        server.port
+    );
+
+    let mut maker = client_with_state("maker", ours.path(), server.port);
+    maker.run("connect", &connected);
+    maker.run("makeroom lobby 239.1.2.3 5000", "Room lobby created");
+    maker.run("bye", "Disconnected");
+    let file = ours.path().join("roomcast").join("tokens");
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with(&format!("127.0.0.1:{} lobby ", server.port)),
+        "{text}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+    }
+
+    // Another account has no token: refused, and told what to do.
+    let mut other = client_with_state("other", theirs.path(), server.port);
+    other.run("connect", &connected);
+    let refused = other.run("deleteroom lobby", "was not deleted");
+    assert!(
+        refused.contains("only the owner of room 'lobby'"),
+        "{refused}"
+    );
+    assert!(refused.ends_with("deleteroom lobby <token>."), "{refused}");
+
+    // The same account, on a new connection: the kept token is sent.
+    let mut again = client_with_state("again", ours.path(), server.port);
+    again.run("connect", &connected);
+    again.run("deleteroom LOBBY", "Room LOBBY deleted.");
+    assert_eq!(server.connect().request("getdir"), ["OK 0 rooms", "."]);
 }
