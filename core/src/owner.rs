@@ -114,10 +114,20 @@ impl Owner {
 }
 
 /// The server's source of owner tokens: ChaCha20 seeded by the host.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct TokenSource {
     rng: ChaCha20Rng,
     seeded: bool,
+}
+
+/// Never shows the generator's state: whoever read it could tell the next
+/// tokens.
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("seeded", &self.seeded)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TokenSource {
@@ -174,6 +184,14 @@ mod tests {
         let mut other = TokenSource::unseeded();
         other.reseed([8; 32]);
         assert_ne!(other.mint(), a);
+    }
+
+    #[test]
+    fn the_debug_form_shows_no_generator_state() {
+        let mut source = TokenSource::unseeded();
+        source.reseed([9; 32]);
+        let shown = std::format!("{source:?}");
+        assert_eq!(shown, "TokenSource { seeded: true, .. }");
     }
 
     #[test]

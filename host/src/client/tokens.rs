@@ -13,6 +13,7 @@ use std::fs;
 use std::io::{self, Read as _, Write as _};
 use std::path::PathBuf;
 
+use roomcast_core::limits::{MAX_ROOM_NAME, MAX_SERVER_ADDR, MAX_TOKEN};
 use roomcast_core::{is_valid_token, same_name};
 
 use crate::platform;
@@ -20,9 +21,10 @@ use crate::platform;
 /// The most rooms whose tokens are kept; the oldest go first.
 pub const MAX_TOKENS: usize = 4096;
 
-/// The largest tokens file read: [`MAX_TOKENS`] lines of a server address
-/// (264 bytes), a room name (32), a token (64) and separators.
-const MAX_TOKENS_FILE: u64 = (MAX_TOKENS * (264 + 1 + 32 + 1 + 64 + 1)) as u64;
+/// The largest tokens file read: [`MAX_TOKENS`] lines of a server address,
+/// a room name, a token and their separators.
+const MAX_TOKENS_FILE: u64 =
+    (MAX_TOKENS * (MAX_SERVER_ADDR + 1 + MAX_ROOM_NAME + 1 + MAX_TOKEN + 1)) as u64;
 
 /// Where the tokens file is, if `XDG_STATE_HOME` or `HOME` says.
 pub fn default_path() -> Option<PathBuf> {
