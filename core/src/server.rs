@@ -37,6 +37,19 @@
 //! address, or a directory nearly full) waits too, so no reply ever reveals
 //! a change that may still be undone.
 
+//! # Owners and quotas
+//!
+//! Each room keeps an [`Owner`](crate::Owner): the hash of the token
+//! `makeroom` answered, and (while the server runs) the connection and
+//! address that made it. `deleteroom` succeeds for that connection, for the
+//! owner token, and for the admin token ([`Server::set_admin_token`]);
+//! else `ERR denied`. Tokens come from a generator the host seeds once
+//! ([`Server::seed_random`]). Quotas: rooms per client address
+//! ([`ServerConfig::max_rooms_per_client`], for connections made with
+//! [`Connection::with_peer`]) and commands per second per connection
+//! ([`ServerConfig::commands_per_second`]); the host counts connections per
+//! address and turns the extra one away with [`connections_quota_reply`].
+
 use core::fmt::Write as _;
 use core::time::Duration;
 
