@@ -549,6 +549,16 @@ impl Client {
         }
     }
 
+    /// The directory server of the open connection, if one is open: the
+    /// key, with a room's name, of the owner tokens the host keeps
+    /// ([`Output::OwnerToken`]).
+    pub fn connected_server(&self) -> Option<&ServerAddr> {
+        match &self.conn {
+            Conn::Open { server, .. } => Some(server),
+            Conn::Connecting { .. } | Conn::None => None,
+        }
+    }
+
     fn conn_server(&self) -> ServerAddr {
         match &self.conn {
             Conn::Connecting { server, .. } | Conn::Open { server, .. } => server.clone(),

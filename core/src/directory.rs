@@ -16,9 +16,11 @@
 
 use core::cmp::Ordering;
 use core::fmt;
+use core::net::IpAddr;
 
 use crate::error::ErrorCode;
 use crate::limits::MAX_ROOMS;
+use crate::owner::Owner;
 use crate::text::{look_alike, name_hashes, same_name};
 pub use crate::wire::Room;
 
@@ -119,6 +121,8 @@ pub struct Directory {
     /// checked against every room by comparing hashes, and the keys
     /// themselves only on a match (32 KiB for 4096 rooms).
     keys: heapless::Vec<(u64, u64), MAX_ROOMS>,
+    /// Who may delete each room, same index as `rooms`.
+    owners: heapless::Vec<Owner, MAX_ROOMS>,
 }
 
 impl Directory {
@@ -127,6 +131,7 @@ impl Directory {
         Self {
             rooms: heapless::Vec::new(),
             keys: heapless::Vec::new(),
+            owners: heapless::Vec::new(),
         }
     }
 
@@ -208,9 +213,35 @@ impl Directory {
         self.rooms.get(index).map(|room| (index, room))
     }
 
-    /// Adds `room`. Refused when its name or its address/port pair is taken,
-    /// or the directory is full; the directory is then unchanged.
+    /// Who may delete each room, in the order of [`rooms`](Self::rooms).
+    pub fn owners(&self) -> &[Owner] {
+        &self.owners
+    }
+
+    /// The room [`get`](Self::get) finds for `name`, with its owner.
+    pub fn get_owned(&self, name: &str) -> Option<(&Room, &Owner)> {
+        self.find_same(name)
+            .map(|i| (&self.rooms[i], &self.owners[i]))
+    }
+
+    /// How many rooms were made from `addr` (see [`Owner::maker_addr`]).
+    pub fn count_made_from(&self, addr: IpAddr) -> usize {
+        self.owners
+            .iter()
+            .filter(|o| o.maker_addr == Some(addr))
+            .count()
+    }
+
+    /// Adds `room` without an owner (anyone may delete it); see
+    /// [`insert_owned`](Self::insert_owned).
     pub fn insert(&mut self, room: Room) -> Result<(), DirectoryError> {
+        self.insert_owned(room, Owner::default())
+    }
+
+    /// Adds `room`, owned by `owner`. Refused when its name or its
+    /// address/port pair is taken, or the directory is full; the directory
+    /// is then unchanged.
+    pub fn insert_owned(&mut self, room: Room, owner: Owner) -> Result<(), DirectoryError> {
         if let Some(i) = self.find_same(&room.name) {
             return Err(DirectoryError::NameTaken(self.rooms[i].clone()));
         }
@@ -230,17 +261,20 @@ impl Directory {
         self.rooms
             .insert(at, room)
             .map_err(|_| DirectoryError::Full)?;
-        // `keys` has the capacity of `rooms`, so this cannot fail.
+        // `keys` and `owners` have the capacity of `rooms`, so these
+        // cannot fail.
         let _ = self.keys.insert(at, key);
+        let _ = self.owners.insert(at, owner);
         Ok(())
     }
 
-    /// Adds `room` as `makeroom` makes it: like [`insert`](Self::insert),
-    /// and refused also when its port or port + 1 is one another room on
-    /// the same group uses or reserves ([`check_new`](Self::check_new)).
-    pub fn insert_new(&mut self, room: Room) -> Result<(), DirectoryError> {
+    /// Adds `room` as `makeroom` makes it: like
+    /// [`insert_owned`](Self::insert_owned), and refused also when its port
+    /// or port + 1 is one another room on the same group uses or reserves
+    /// ([`check_new`](Self::check_new)).
+    pub fn insert_new(&mut self, room: Room, owner: Owner) -> Result<(), DirectoryError> {
         self.check_new(&room)?;
-        self.insert(room)
+        self.insert_owned(room, owner)
     }
 
     /// Whether [`insert_new`](Self::insert_new) would take `room`, without
@@ -281,9 +315,16 @@ impl Directory {
     /// Removes the room called `name` (or whose name looks the same, as
     /// [`get`](Self::get) finds it) and returns it.
     pub fn remove(&mut self, name: &str) -> Result<Room, DirectoryError> {
+        self.remove_owned(name).map(|(room, _)| room)
+    }
+
+    /// Removes the room called `name`, as [`remove`](Self::remove) does, and
+    /// returns it with its owner.
+    pub fn remove_owned(&mut self, name: &str) -> Result<(Room, Owner), DirectoryError> {
         let at = self.find_same(name).ok_or(DirectoryError::NoSuchRoom)?;
         self.keys.remove(at);
-        Ok(self.rooms.remove(at))
+        let owner = self.owners.remove(at);
+        Ok((self.rooms.remove(at), owner))
     }
 }
 

@@ -40,11 +40,15 @@ pub enum ErrorCode {
     Timeout,
     /// The change could not be stored in time, so it was not made.
     Unavailable,
+    /// Only the room's owner (or the server's operator) may delete it.
+    Denied,
+    /// The client reached one of its quotas (rooms, connections, rate).
+    Quota,
 }
 
 impl ErrorCode {
     /// Every code, in the order PROTOCOL.md lists them.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::UnknownCommand,
         ErrorCode::Usage,
         ErrorCode::BadName,
@@ -59,6 +63,8 @@ impl ErrorCode {
         ErrorCode::Busy,
         ErrorCode::Timeout,
         ErrorCode::Unavailable,
+        ErrorCode::Denied,
+        ErrorCode::Quota,
     ];
 
     /// The stable wire token, e.g. `inuse`.
@@ -78,6 +84,8 @@ impl ErrorCode {
             ErrorCode::Busy => "busy",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Denied => "denied",
+            ErrorCode::Quota => "quota",
         }
     }
 

@@ -58,6 +58,7 @@ mod client;
 mod directory;
 mod error;
 pub mod limits;
+mod owner;
 mod parse;
 mod server;
 #[cfg(test)]
@@ -75,10 +76,11 @@ pub use client::{
 };
 pub use directory::{Directory, DirectoryError};
 pub use error::ErrorCode;
+pub use owner::{Owner, Token, TokenHash, is_valid_token};
 pub use parse::{ParseError, command_kind, parse_command, parse_reply_line, parse_room_line};
 pub use server::{
     ConnId, Connection, Event, PROTOCOL_VERSION, Resolved, Server, ServerConfig, Timeout,
-    busy_reply,
+    busy_reply, connections_quota_reply,
 };
 pub use text::{
     BLANK_LOOKING, NameProblem, TABLES_UNICODE_VERSION, check_room_name, display_width,

@@ -16,7 +16,8 @@ pub const MAX_ROOMS: usize = 4096;
 pub const MAX_ROOM_NAME: usize = 32;
 
 /// The most whitespace-separated words in one command line (`makeroom`
-/// takes the most: the verb and three arguments).
+/// takes the most: the verb and three arguments; `deleteroom` takes two
+/// with a token).
 pub const MAX_WORDS: usize = 4;
 
 /// How many bytes of input one connection buffers: room for the partial line
@@ -107,6 +108,43 @@ pub const PERSIST_TIMEOUT: Duration = Duration::from_secs(5);
 /// clashes with a waiting change, until some are resolved. Each connection
 /// has at most one change waiting.
 pub const MAX_PENDING_CHANGES: usize = 128;
+
+// ---- Owners and quotas ----
+
+/// How many random bytes an owner token holds: 128 bits, too many to guess.
+pub const TOKEN_BYTES: usize = 16;
+
+/// How long an owner token is as text: [`TOKEN_BYTES`] in unpadded
+/// base64url (`makeroom` answers `token=<22 characters>`).
+pub const TOKEN_TEXT: usize = 22;
+
+/// The shortest token `deleteroom` accepts (an operator's admin token must
+/// be at least this long too).
+pub const MIN_TOKEN: usize = 16;
+
+/// The longest token `deleteroom` accepts, and the longest admin token.
+pub const MAX_TOKEN: usize = 64;
+
+/// How many rooms may exist at once that were made from one client address
+/// (IP), unless the server is started with another
+/// `--max-rooms-per-client`. One more `makeroom` gets `ERR quota rooms`.
+pub const MAX_ROOMS_PER_CLIENT: usize = 64;
+
+/// How many connections one client address (IP) may hold open at once,
+/// unless the server is started with another
+/// `--max-connections-per-client`. One more gets `ERR quota connections`
+/// instead of the greeting and is closed.
+pub const MAX_CONNECTIONS_PER_CLIENT: usize = 32;
+
+/// How many commands per second a connection may send on average
+/// (`--commands-per-second`). A line over it is answered
+/// `ERR quota rate` and not run.
+pub const COMMANDS_PER_SECOND: u32 = 20;
+
+/// How many commands a connection may send at once after being quiet
+/// (`--command-burst`): the size of its token bucket, which refills at
+/// [`COMMANDS_PER_SECOND`].
+pub const COMMAND_BURST: u32 = 40;
 
 // ---- The chat client ----
 

@@ -13,7 +13,8 @@ use nom::{IResult, Parser};
 
 use crate::alloc::is_room_group;
 use crate::error::ErrorCode;
-use crate::limits::{MAX_WORDS, MIN_ROOM_PORT};
+use crate::limits::{MAX_TOKEN, MAX_WORDS, MIN_ROOM_PORT, MIN_TOKEN};
+use crate::owner::{Token, is_valid_token};
 use crate::wire::{Command, CommandKind, ReplyLine, Room, RoomName, is_valid_room_name};
 
 /// Why a line could not be read. Borrowed parts point into the line, so an
@@ -41,6 +42,9 @@ pub enum ParseError<'a> {
     NotAdminScoped(IpAddr),
     /// The port is not a number from 1024 to 65535.
     BadPort(&'a str),
+    /// The token is not [`MIN_TOKEN`](crate::limits::MIN_TOKEN) to
+    /// [`MAX_TOKEN`](crate::limits::MAX_TOKEN) printable ASCII characters.
+    BadToken(&'a str),
     /// A reply line that is neither `OK ...` nor `ERR <code> ...`.
     BadReply,
 }
@@ -53,7 +57,7 @@ impl ParseError<'_> {
             ParseError::NotUtf8 | ParseError::ControlChar | ParseError::BadReply => {
                 ErrorCode::Encoding
             }
-            ParseError::Usage(_) => ErrorCode::Usage,
+            ParseError::Usage(_) | ParseError::BadToken(_) => ErrorCode::Usage,
             ParseError::BadName(_) => ErrorCode::BadName,
             ParseError::BadAddress(_) | ParseError::NotAdminScoped(_) => ErrorCode::BadAddress,
             ParseError::BadPort(_) => ErrorCode::BadPort,
@@ -114,6 +118,12 @@ impl fmt::Display for ParseError<'_> {
                 f,
                 "{} is not a usable port; use a number from {MIN_ROOM_PORT} to 65535",
                 Quoted(port)
+            ),
+            ParseError::BadToken(token) => write!(
+                f,
+                "{} is not a token; give the token 'makeroom' answered \
+                 ({MIN_TOKEN}-{MAX_TOKEN} printable characters), or none",
+                Quoted(token)
             ),
             ParseError::BadReply => f.write_str("the server sent a line that is not a reply"),
         }
@@ -195,6 +205,14 @@ fn room_name(word: &[u8]) -> Result<RoomName, ParseError<'_>> {
     RoomName::try_from(name).map_err(|_| ParseError::BadName(name))
 }
 
+fn token(word: &[u8]) -> Result<Token, ParseError<'_>> {
+    let text = as_str(word);
+    if !is_valid_token(text) {
+        return Err(ParseError::BadToken(text));
+    }
+    Token::try_from(text).map_err(|_| ParseError::BadToken(text))
+}
+
 /// A room's group: dotted-quad IPv4, or IPv6 in any textual form
 /// (`ff15::1`, `FF15:0:0:0:0:0:0:1`; no zone, no embedded IPv4 needed),
 /// inside the scopes rooms may use ([`is_room_group`]).
@@ -245,7 +263,14 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError<'_>> {
     if kind == CommandKind::MakeRoom && args.len() == 1 {
         return Ok(Command::AllocRoom(room_name(args[0])?));
     }
-    if args.len() != kind.arity() {
+    let (least, most) = kind.arity();
+    // `makeroom` takes 1 (above) or 3 arguments, never 2.
+    let least = if kind == CommandKind::MakeRoom {
+        most
+    } else {
+        least
+    };
+    if args.len() < least || args.len() > most {
         return Err(ParseError::Usage(kind));
     }
     Ok(match kind {
@@ -253,7 +278,10 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError<'_>> {
         CommandKind::Ping => Command::Ping,
         CommandKind::Help => Command::Help,
         CommandKind::Bye => Command::Bye,
-        CommandKind::DeleteRoom => Command::DeleteRoom(room_name(args[0])?),
+        CommandKind::DeleteRoom => Command::DeleteRoom(
+            room_name(args[0])?,
+            args.get(1).map(|t| token(t)).transpose()?,
+        ),
         CommandKind::MakeRoom => Command::MakeRoom(Room {
             name: room_name(args[0])?,
             group: group_address(args[1])?,

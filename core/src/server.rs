@@ -37,25 +37,46 @@
 //! address, or a directory nearly full) waits too, so no reply ever reveals
 //! a change that may still be undone.
 
+//! # Owners and quotas
+//!
+//! Each room keeps an [`Owner`](crate::Owner): the hash of the token
+//! `makeroom` answered, and (while the server runs) the connection and
+//! address that made it. `deleteroom` succeeds for that connection, for the
+//! owner token, and for the admin token ([`Server::set_admin_token`]);
+//! else `ERR denied`. Tokens come from a generator the host seeds once
+//! ([`Server::seed_random`]). Quotas: rooms per client address
+//! ([`ServerConfig::max_rooms_per_client`], for connections made with
+//! [`Connection::with_peer`]) and commands per second per connection
+//! ([`ServerConfig::commands_per_second`]); the host counts connections per
+//! address and turns the extra one away with [`connections_quota_reply`].
+
 use core::fmt::Write as _;
 use core::time::Duration;
 
 use crate::error::ErrorCode;
-use crate::limits::{IDLE_TIMEOUT, PARTIAL_LINE_TIMEOUT, PERSIST_TIMEOUT, SEND_TIMEOUT};
+use crate::limits::{
+    COMMAND_BURST, COMMANDS_PER_SECOND, IDLE_TIMEOUT, MAX_ROOMS_PER_CLIENT, PARTIAL_LINE_TIMEOUT,
+    PERSIST_TIMEOUT, SEND_TIMEOUT,
+};
 use crate::text::Truncating;
 use crate::wire::{CommandKind, LineBuf, RoomName};
 
 mod connection;
+mod quota;
 mod shared;
 
 pub use connection::Connection;
+pub use quota::connections_quota_reply;
 pub use shared::Server;
 
 /// The protocol name and version the greeting announces.
 pub const PROTOCOL_VERSION: &str = "CRDP/1";
 
-/// Which connection something is about. The host allocates ids (and must
-/// not give a live connection's id to another); the core only compares them.
+/// Which connection something is about. The host allocates ids; the core
+/// only compares them. An id must never be given to a second connection,
+/// not even after the first one closed: the directory remembers which
+/// connection made each room (it may delete the room without the token), so
+/// a reused id would inherit that right. (The roomcast host counts them up.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u64);
 
@@ -76,6 +97,13 @@ pub struct ServerConfig {
     /// stored (see the module docs). Off by default: a server without a
     /// state file has nothing to wait for.
     pub durable_replies: bool,
+    /// See [`MAX_ROOMS_PER_CLIENT`]; counted for connections made with
+    /// [`Connection::with_peer`].
+    pub max_rooms_per_client: usize,
+    /// See [`COMMANDS_PER_SECOND`]; zero: no limit.
+    pub commands_per_second: u32,
+    /// See [`COMMAND_BURST`].
+    pub command_burst: u32,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +114,9 @@ impl Default for ServerConfig {
             send_timeout: SEND_TIMEOUT,
             persist_timeout: PERSIST_TIMEOUT,
             durable_replies: false,
+            max_rooms_per_client: MAX_ROOMS_PER_CLIENT,
+            commands_per_second: COMMANDS_PER_SECOND,
+            command_burst: COMMAND_BURST,
         }
     }
 }

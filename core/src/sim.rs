@@ -653,7 +653,7 @@ impl Net {
                     self.schedule(at, Ev::Datagram { to, group, bytes });
                 }
             }
-            Output::Show(_) | Output::Prompt(_) | Output::Exit => {}
+            Output::Show(_) | Output::Prompt(_) | Output::Exit | Output::OwnerToken { .. } => {}
         }
     }
 

@@ -7,6 +7,7 @@ use core::fmt::{self, Write as _};
 use core::net::IpAddr;
 
 use crate::limits::{MAX_ADDRESS_TEXT, MAX_LINE, MAX_ROOM_LINE, MAX_ROOM_NAME};
+use crate::owner::Token;
 
 /// A room name: 1 to [`MAX_ROOM_NAME`] bytes of visible UTF-8 without
 /// whitespace, in NFC (see [`is_valid_room_name`]).
@@ -39,8 +40,9 @@ pub enum Command {
     /// `makeroom <name>`: add a room on a group and port the server picks
     /// from its pool.
     AllocRoom(RoomName),
-    /// `deleteroom <name>`: remove a room.
-    DeleteRoom(RoomName),
+    /// `deleteroom <name> [<token>]`: remove a room; the token is the one
+    /// `makeroom` answered, or the operator's admin token.
+    DeleteRoom(RoomName, Option<Token>),
     /// `ping`: check that the server is alive; also keeps a connection open.
     Ping,
     /// `help`: list the commands and their syntax.
@@ -89,13 +91,13 @@ impl CommandKind {
         }
     }
 
-    /// How many arguments the command takes (`makeroom` also takes 1: see
-    /// [`Command::AllocRoom`]).
-    pub const fn arity(self) -> usize {
+    /// How many arguments the command takes: at least, at most (`makeroom`
+    /// takes 1, see [`Command::AllocRoom`], or 3, never 2).
+    pub const fn arity(self) -> (usize, usize) {
         match self {
-            CommandKind::MakeRoom => 3,
-            CommandKind::DeleteRoom => 1,
-            _ => 0,
+            CommandKind::MakeRoom => (1, 3),
+            CommandKind::DeleteRoom => (1, 2),
+            _ => (0, 0),
         }
     }
 
@@ -104,7 +106,7 @@ impl CommandKind {
         match self {
             CommandKind::GetDir => "getdir",
             CommandKind::MakeRoom => "makeroom <name> [<address> <port>]",
-            CommandKind::DeleteRoom => "deleteroom <name>",
+            CommandKind::DeleteRoom => "deleteroom <name> [<token>]",
             CommandKind::Ping => "ping",
             CommandKind::Help => "help",
             CommandKind::Bye => "bye",
@@ -118,7 +120,7 @@ impl CommandKind {
             CommandKind::MakeRoom => {
                 "add a room; the server picks a free address and port unless given"
             }
-            CommandKind::DeleteRoom => "remove a room",
+            CommandKind::DeleteRoom => "remove a room you made (token: the one makeroom gave)",
             CommandKind::Ping => "check the server is alive (also keeps the connection open)",
             CommandKind::Help => "show this list",
             CommandKind::Bye => "close the connection",
@@ -132,7 +134,7 @@ impl Command {
         match self {
             Command::GetDir => CommandKind::GetDir,
             Command::MakeRoom(_) | Command::AllocRoom(_) => CommandKind::MakeRoom,
-            Command::DeleteRoom(_) => CommandKind::DeleteRoom,
+            Command::DeleteRoom(..) => CommandKind::DeleteRoom,
             Command::Ping => CommandKind::Ping,
             Command::Help => CommandKind::Help,
             Command::Bye => CommandKind::Bye,
@@ -159,7 +161,8 @@ pub fn encode_command(command: &Command) -> LineBuf {
             writeln!(line, "makeroom {} {} {}", room.name, room.group, room.port)
         }
         Command::AllocRoom(name) => writeln!(line, "makeroom {name}"),
-        Command::DeleteRoom(name) => writeln!(line, "deleteroom {name}"),
+        Command::DeleteRoom(name, None) => writeln!(line, "deleteroom {name}"),
+        Command::DeleteRoom(name, Some(token)) => writeln!(line, "deleteroom {name} {token}"),
         other => writeln!(line, "{}", other.kind().verb()),
     };
     line

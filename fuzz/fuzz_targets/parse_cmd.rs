@@ -8,11 +8,14 @@
 use std::fmt::Write as _;
 
 use libfuzzer_sys::fuzz_target;
-use roomcast_core::{encode_command, limits::MAX_LINE, parse_command};
+use roomcast_core::{Command, encode_command, is_valid_token, limits::MAX_LINE, parse_command};
 
 fuzz_target!(|line: &[u8]| {
     match parse_command(line) {
         Ok(command) => {
+            if let Command::DeleteRoom(_, Some(token)) = &command {
+                assert!(is_valid_token(token), "accepted token {token:?}");
+            }
             let encoded = encode_command(&command);
             assert!(encoded.len() <= MAX_LINE, "encoding too long: {encoded:?}");
             let without_lf = encoded

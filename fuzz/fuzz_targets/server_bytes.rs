@@ -2,7 +2,12 @@
 //!
 //! Input layout: the first byte says how many "step" bytes follow (bits
 //! 0-3: 1-16) and whether the server holds replies to changes until they are
-//! stored (bit 4: `durable_replies`). The step bytes are used in turn, one
+//! stored (bit 4: `durable_replies`), and whether the quotas are tight
+//! (bit 5: two rooms per address, 5 commands a second in bursts of 3, so
+//! `ERR quota` comes up; else the defaults). Both peers come from one
+//! address and an admin token is set (`ADMIN`, in the dictionary), so
+//! `deleteroom` meets the maker, a token, the admin token and `ERR denied`.
+//! The step bytes are used in turn, one
 //! per step, and the rest of the input is the byte stream the peers send.
 //! Each step byte picks:
 //!
@@ -21,11 +26,18 @@
 //! and that the machine never stalls with input it refuses to take.
 #![no_main]
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use roomcast_core::limits::MAX_LINE;
-use roomcast_core::{ConnId, Connection, Instant, Server, ServerConfig};
+use roomcast_core::{ConnId, Connection, Instant, Server, ServerConfig, TokenHash};
+
+/// The address both peers connect from.
+const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+
+/// The operator's admin token.
+const ADMIN: &str = "fuzz-admin-token-0123";
 
 /// One peer as the host sees it, plus what it has received so far.
 struct Peer {
@@ -37,7 +49,7 @@ struct Peer {
 impl Peer {
     fn new(now: Instant, id: u64, config: &ServerConfig) -> Self {
         Self {
-            conn: Connection::new(now, ConnId(id), config),
+            conn: Connection::with_peer(now, ConnId(id), config, PEER),
             line: Vec::new(),
         }
     }
@@ -154,11 +166,21 @@ fuzz_target!(|data: &[u8]| {
     let (steps, mut input) = rest.split_at(n_steps);
     let mut config = ServerConfig::default();
     config.durable_replies = head & 0x10 != 0;
+    if head & 0x20 != 0 {
+        config.max_rooms_per_client = 2;
+        config.commands_per_second = 5;
+        config.command_burst = 3;
+    }
 
     let now = Instant::ZERO;
     let mut host = Host {
         now,
-        server: Server::new(config),
+        server: {
+            let mut server = Server::new(config);
+            server.seed_random([7; 32]);
+            server.set_admin_token(TokenHash::of(ADMIN));
+            server
+        },
         peers: [Peer::new(now, 1, &config), Peer::new(now, 2, &config)],
         serial: 2,
     };

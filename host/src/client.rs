@@ -25,6 +25,7 @@ mod config;
 mod net;
 mod style;
 mod terminal;
+mod tokens;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -146,6 +147,7 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
     let client = Client::new(config, Instant::ZERO);
     let (resolved_tx, resolved) = mpsc::channel();
     let mut host = Host {
+        tokens: tokens::Tokens::new(),
         client,
         poller,
         start,
@@ -328,6 +330,8 @@ struct Host {
     exit: bool,
     deferred: Vec<Deferred>,
     buf: Vec<u8>,
+    /// The owner tokens of rooms made from this account.
+    tokens: tokens::Tokens,
 }
 
 impl Host {
@@ -459,6 +463,21 @@ impl Host {
             }
             Output::Prompt(prompt) => self.prompt = prompt,
             Output::Exit => self.exit = true,
+            Output::OwnerToken {
+                server,
+                room,
+                token,
+            } => {
+                if let Err(e) = self.tokens.remember(&server, &room, &token) {
+                    let text = format!(
+                        "Could not keep the owner token of room {room} ({e}). To delete the \
+                         room from another connection, write it down: deleteroom {room} {token}"
+                    );
+                    let in_room = self.client.mode() == Mode::Chat;
+                    let text = self.style.notice(&text, in_room);
+                    self.terminal.print(&text, self.awaiting_line, false);
+                }
+            }
         }
     }
 
@@ -534,7 +553,19 @@ impl Host {
     fn hand_over(&mut self, input: Input) {
         let now = self.now();
         match input {
-            Input::Line(line) => self.client.handle_user_line(now, &line),
+            Input::Line(line) => {
+                // `deleteroom <name>` of a room this account made: with its
+                // token, kept when `makeroom` answered it.
+                let completed = (self.client.mode() != Mode::Chat)
+                    .then(|| self.client.connected_server())
+                    .flatten()
+                    .zip(std::str::from_utf8(&line).ok())
+                    .and_then(|(server, text)| {
+                        tokens::complete_deleteroom(text, server.as_str(), &self.tokens)
+                    });
+                let line = completed.map_or(line, String::into_bytes);
+                self.client.handle_user_line(now, &line)
+            }
             Input::LeaveChat => self.client.handle_leave_chat(now),
             Input::Interrupt => self.client.handle_interrupt(now),
             Input::Eof | Input::Closed => self.client.handle_end_of_input(now),

@@ -8,6 +8,7 @@ mod bench;
 mod client;
 mod discovery;
 mod log;
+mod owners;
 mod platform;
 mod server;
 mod state;

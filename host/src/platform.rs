@@ -682,6 +682,42 @@ pub fn special_kind(file_type: &FileType) -> Option<&'static str> {
     }
 }
 
+/// The permission bits of a file that holds a secret, if others than its
+/// owner may read or write it (any group or other bit set); `None` when it
+/// is private. Windows has no such bits: its files are private to their
+/// folder's access list, and this says `None`.
+pub fn secret_file_too_open(meta: &Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(windows)]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// Creates `dir` and its parents, the last one readable by its owner only
+/// (0700 on Unix), and makes an existing `dir` so.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(windows)]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,8 @@
 //! client still sends, for at most [`LINGER_TIMEOUT`], so that closing never
 //! resets the connection while replies are still on their way.
 
-use std::collections::BTreeSet;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -25,13 +26,15 @@ use std::time::{Duration, Instant as StdInstant};
 use polling::{Event as Interest, Events, PollMode, Poller};
 use roomcast_core::{
     AddressPool, Allocator, ConnId, Connection, Directory, Event, GroupPrefix, Instant,
-    PROTOCOL_VERSION, PortRange, Server, ServerConfig, Timeout, busy_reply, limits,
+    PROTOCOL_VERSION, PortRange, Server, ServerConfig, Timeout, busy_reply,
+    connections_quota_reply, limits,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::DEFAULT_PORT;
 use crate::discovery::{Announcement, SERVICE_TYPE};
 use crate::log::{self, Level, log};
+use crate::owners;
 use crate::platform::{self, StopSignals};
 use crate::state::StateFile;
 
@@ -163,6 +166,35 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration,
           default_value = "5s")]
     persist_timeout: Duration,
+
+    /// A file holding the operator's admin token (its first line, 16-64
+    /// printable characters): `deleteroom <name> <admin token>` deletes any
+    /// room. The file must be private to its owner (no group or other
+    /// permission bits), or the server refuses to start.
+    #[arg(long, value_name = "PATH")]
+    admin_token_file: Option<PathBuf>,
+
+    /// The most rooms that may exist at once made from one client address;
+    /// one more `makeroom` gets `ERR quota rooms`.
+    #[arg(long, value_name = "N", default_value_t = limits::MAX_ROOMS_PER_CLIENT)]
+    max_rooms_per_client: usize,
+
+    /// The most connections one client address may hold open at once; one
+    /// more gets `ERR quota connections` and is closed.
+    #[arg(long, value_name = "N", default_value_t = limits::MAX_CONNECTIONS_PER_CLIENT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections_per_client: usize,
+
+    /// How many commands a second a connection may send on average; a line
+    /// over it is answered `ERR quota rate` and not run. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = limits::COMMANDS_PER_SECOND)]
+    commands_per_second: u32,
+
+    /// How many commands a connection may send at once (after a quiet
+    /// time) before --commands-per-second holds it back.
+    #[arg(long, value_name = "N", default_value_t = limits::COMMAND_BURST,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    command_burst: u32,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -174,6 +206,14 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     config.send_timeout = args.send_timeout;
     config.persist_timeout = args.persist_timeout;
     config.durable_replies = args.state.is_some();
+    config.max_rooms_per_client = args.max_rooms_per_client;
+    config.commands_per_second = args.commands_per_second;
+    config.command_burst = args.command_burst;
+    let admin = args
+        .admin_token_file
+        .as_deref()
+        .map(owners::read_admin_token)
+        .transpose()?;
     let state = args.state.map(StateFile::open).transpose()?;
     let mut directory = Box::new(Directory::new());
     if let Some(state) = &state {
@@ -187,7 +227,16 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     let pool = address_pool(&args.group_pool, args.port_range)?;
     let pool_text = pool.to_string();
     let mut server = Box::new(Server::with_directory(config, *directory));
-    server.set_allocator(Allocator::new(pool, random_seed()));
+    // Separate draws: what allocations show says nothing of the tokens.
+    let draw = owners::random_seed()?;
+    let mut allocation_seed = [0; 8];
+    allocation_seed.copy_from_slice(&draw[..8]);
+    server.set_allocator(Allocator::new(pool, u64::from_le_bytes(allocation_seed)));
+    server.seed_random(owners::random_seed()?);
+    if let Some(admin) = admin {
+        server.set_admin_token(admin);
+        log!(Info, "the admin token may delete any room");
+    }
     let max_connections = connection_cap(args.max_connections)?;
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = listen(addr).map_err(|e| {
@@ -198,6 +247,10 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot read the listening address: {e}"))?
         .port();
     let mut host = Host::new(listener, server, state, max_connections)
+        .map(|mut host| {
+            host.max_per_client = args.max_connections_per_client;
+            host
+        })
         .map_err(|e| format!("cannot set up the event loop: {e}"))?;
     // Printed whatever the log level: people and scripts wait for it.
     log::plain(format_args!(
@@ -235,14 +288,6 @@ fn address_pool(groups: &[GroupPrefix], ports: PortRange) -> Result<AddressPool,
         return AddressPool::new(default.groups(), ports).map_err(|e| e.to_string());
     }
     AddressPool::new(groups, ports).map_err(|e| format!("--group-pool: {e}"))
-}
-
-/// A seed for the core's choice of free addresses, from the system's
-/// randomness: std's `RandomState` keys its hashers from it (no crate
-/// needed for 64 bits that only spread rooms over the pool).
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
 /// Announces the server over mDNS; a failure is logged, not fatal: the
@@ -332,6 +377,11 @@ struct Host {
     serial: u64,
     live: usize,
     max_connections: usize,
+    /// Open connections per client address, for
+    /// `--max-connections-per-client`; an address leaves when its last
+    /// connection closes.
+    per_client: HashMap<IpAddr, usize>,
+    max_per_client: usize,
     start: StdInstant,
     accept_paused_until: Option<StdInstant>,
     closed_at_stop: usize,
@@ -365,6 +415,8 @@ impl Host {
             serial: 0,
             live: 0,
             max_connections,
+            per_client: HashMap::new(),
+            max_per_client: limits::MAX_CONNECTIONS_PER_CLIENT,
             start: StdInstant::now(),
             accept_paused_until: None,
             closed_at_stop: 0,
@@ -594,6 +646,11 @@ impl Host {
             refuse_busy(stream, addr, self.max_connections);
             return;
         }
+        let from_addr = self.per_client.get(&addr.ip()).copied().unwrap_or(0);
+        if from_addr >= self.max_per_client {
+            refuse_quota(stream, addr, self.max_per_client);
+            return;
+        }
         if let Err(e) = stream
             .set_nonblocking(true)
             .and_then(|()| stream.set_nodelay(true))
@@ -620,8 +677,9 @@ impl Host {
         self.serial += 1;
         let id = ConnId(self.serial << CONN_SERIAL_SHIFT | index as u64);
         self.live += 1;
+        *self.per_client.entry(addr.ip()).or_insert(0) += 1;
         log!(Info, "client {addr} connected ({} connected)", self.live);
-        let conn = Connection::new(self.now(), id, self.server.config());
+        let conn = Connection::with_peer(self.now(), id, self.server.config(), addr.ip());
         self.peers[index] = Some(Peer {
             stream,
             addr,
@@ -825,6 +883,12 @@ impl Host {
             self.timers.remove(&(at, index));
         }
         self.live -= 1;
+        if let Entry::Occupied(mut from_addr) = self.per_client.entry(peer.addr.ip()) {
+            *from_addr.get_mut() -= 1;
+            if *from_addr.get() == 0 {
+                from_addr.remove();
+            }
+        }
         self.free.push(index);
         match why {
             Close::Orderly => log!(
@@ -916,6 +980,17 @@ fn refuse_busy(mut stream: TcpStream, addr: SocketAddr, max: usize) {
     log!(
         Warn,
         "client {addr} refused: {max} clients connected already"
+    );
+}
+
+fn refuse_quota(mut stream: TcpStream, addr: SocketAddr, max: usize) {
+    let line = connections_quota_reply(max);
+    // Best effort on a fresh socket: the kernel buffer takes one short line.
+    let _ = stream.set_nonblocking(true);
+    let _ = stream.write(line.as_bytes());
+    log!(
+        Warn,
+        "client {addr} refused: its address holds {max} connections already"
     );
 }
 

@@ -26,13 +26,23 @@
 //! opened as itself and refused, and new files take their folder's access
 //! control list.
 //!
-//! Format (UTF-8 text, one item per line, LF-terminated):
+//! Format (UTF-8 text, one item per line, LF-terminated), version 2:
 //!
 //! ```text
-//! roomcast-state 1
-//! <name> <address> <port>      one line per room, as `getdir` lists them
+//! roomcast-state 2
+//! <name> <address> <port> <owner>   one line per room, as `getdir` lists
+//!                                   them, then the SHA-256 of its owner
+//!                                   token (64 hex digits), or `-` for a
+//!                                   room without an owner
 //! end <number of rooms>
 //! ```
+//!
+//! Only the hash of a token is stored: someone who reads the file cannot
+//! delete a room with what they read (a 128-bit random token cannot be
+//! found from its hash). The server writes version 2 and reads version 1
+//! too (`roomcast-state 1`, room lines without the owner): those rooms have
+//! no owner, and anyone may delete them, as anyone could when they were
+//! made.
 //!
 //! The `end` line proves the file is whole. Anything else is corruption, and
 //! the server refuses to start rather than lose the directory. Only a
@@ -45,21 +55,32 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use roomcast_core::limits::{MAX_ROOM_LINE, MAX_ROOMS};
-use roomcast_core::{Directory, LineBuf, encode_room_line, parse_room_line};
+use roomcast_core::{Directory, LineBuf, Owner, TokenHash, encode_room_line, parse_room_line};
 
 use crate::log::log;
 use crate::platform::{self, OpenOptionsExt, TempBuilderExt};
 
-/// The first line of a state file of this version.
-const HEADER: &str = "roomcast-state 1";
+/// The first line of a state file of the version written.
+const HEADER: &str = "roomcast-state 2";
+
+/// The first line of a state file of version 1, still read: rooms without
+/// owners.
+const HEADER_V1: &str = "roomcast-state 1";
+
+/// What a version-2 room line adds to a `getdir` line: a space and the
+/// owner token's SHA-256 in hex (or `-`).
+const OWNER_FIELD: usize = 1 + 64;
 
 /// The largest state file the server reads, in bytes: the header line,
-/// [`MAX_ROOMS`] room lines of the longest kind ([`MAX_ROOM_LINE`]), and the
-/// end line. A bigger file cannot be a state file, and is refused before
-/// it is read.
-pub const MAX_STATE_FILE: u64 =
-    (HEADER.len() + 1 + MAX_ROOMS * MAX_ROOM_LINE + "end ".len() + decimal_digits(MAX_ROOMS) + 1)
-        as u64;
+/// [`MAX_ROOMS`] room lines of the longest kind ([`MAX_ROOM_LINE`] and the
+/// [`OWNER_FIELD`]), and the end line. A bigger file cannot be a state
+/// file, and is refused before it is read. (A version-1 file is smaller.)
+pub const MAX_STATE_FILE: u64 = (HEADER.len()
+    + 1
+    + MAX_ROOMS * (MAX_ROOM_LINE + OWNER_FIELD)
+    + "end ".len()
+    + decimal_digits(MAX_ROOMS)
+    + 1) as u64;
 
 /// How many symbolic links in a row are followed to find the state file
 /// (the kernel's own limit for a path).
@@ -248,11 +269,15 @@ impl StateFile {
         let mut out = BufWriter::new(tmp.as_file_mut());
         writeln!(out, "{HEADER}")?;
         let mut line = LineBuf::new();
-        for room in directory.rooms() {
+        for (room, owner) in directory.rooms().iter().zip(directory.owners()) {
             line.clear();
             // A room line is always far below the line limit.
             let _ = encode_room_line(room, &mut line);
-            out.write_all(line.as_bytes())?;
+            out.write_all(line.trim_end_matches('\n').as_bytes())?;
+            match owner.token {
+                Some(hash) => writeln!(out, " {}", hash.to_hex())?,
+                None => writeln!(out, " -")?,
+            }
         }
         writeln!(out, "end {}", directory.len())?;
         out.flush()?;
@@ -423,10 +448,11 @@ fn parse_state(bytes: &[u8], directory: &mut Directory) -> Result<(), String> {
         .split(|&b| b == b'\n')
         .enumerate()
         .map(|(i, l)| (i + 1, l));
-    match lines.next() {
-        Some((_, line)) if line == HEADER.as_bytes() => {}
-        _ => return Err(format!("line 1 is not '{HEADER}'")),
-    }
+    let with_owners = match lines.next() {
+        Some((_, line)) if line == HEADER.as_bytes() => true,
+        Some((_, line)) if line == HEADER_V1.as_bytes() => false,
+        _ => return Err(format!("line 1 is not '{HEADER}' (or '{HEADER_V1}')")),
+    };
     for (number, line) in lines {
         // `end <count>` has two words; a room line, even for a room named
         // `end`, has three.
@@ -448,9 +474,32 @@ fn parse_state(bytes: &[u8], directory: &mut Directory) -> Result<(), String> {
             }
             return Ok(());
         }
+        let (line, owner) = if with_owners {
+            let Some(at) = line.iter().rposition(|&b| b == b' ') else {
+                return Err(format!("line {number}: the room's owner is missing"));
+            };
+            let token = match &line[at + 1..] {
+                b"-" => None,
+                hex => Some(
+                    std::str::from_utf8(hex)
+                        .ok()
+                        .and_then(TokenHash::from_hex)
+                        .ok_or_else(|| {
+                            format!("line {number}: the owner is not 64 hex digits or '-'")
+                        })?,
+                ),
+            };
+            let owner = Owner {
+                token,
+                ..Owner::default()
+            };
+            (&line[..at], owner)
+        } else {
+            (line, Owner::default())
+        };
         let room = parse_room_line(line).map_err(|e| format!("line {number}: {e}"))?;
         directory
-            .insert(room)
+            .insert_owned(room, owner)
             .map_err(|e| format!("line {number}: {e}"))?;
     }
     Err("the end line is missing: the file was cut short".into())
@@ -500,9 +549,27 @@ mod tests {
         dir.insert(room("Attic", 2, 5000)).unwrap();
         // A room named like the end marker is still a room.
         dir.insert(room("end", 3, 5000)).unwrap();
+        // An owned room: its token's hash is stored, not the token, nor
+        // who made it from where (that is for this run only).
+        let hash = TokenHash::of("some-owner-token-1234");
+        let owner = Owner {
+            token: Some(hash),
+            maker: Some(roomcast_core::ConnId(7)),
+            maker_addr: Some([10, 0, 0, 1].into()),
+        };
+        dir.insert_owned(room("owned", 4, 5000), owner).unwrap();
         state.save(&dir).unwrap();
+        let text = fs::read_to_string(state.path()).unwrap();
+        assert!(text.starts_with("roomcast-state 2\n"), "{text}");
+        assert!(text.contains(&format!("owned 239.0.0.4 5000 {}\n", hash.to_hex())));
+        assert!(text.contains("lobby 239.0.0.1 5000 -\n"), "{text}");
+        assert!(!text.contains("some-owner-token"));
         assert!(state.load(&mut loaded).unwrap());
         assert_eq!(loaded.rooms(), dir.rooms());
+        let stored: Vec<_> = dir.owners().iter().map(|o| o.token).collect();
+        let read: Vec<_> = loaded.owners().iter().map(|o| o.token).collect();
+        assert_eq!(read, stored);
+        assert_eq!(loaded.get_owned("owned").unwrap().1.maker, None);
         // Saving again replaces the file.
         dir.remove("lobby").unwrap();
         state.save(&dir).unwrap();
@@ -518,15 +585,45 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_version_1_file_as_rooms_without_owners() {
+        let state = StateFile::open(temp_path("v1")).unwrap();
+        fs::write(
+            state.path(),
+            "roomcast-state 1\nlobby 239.0.0.1 5000\nend 239.0.0.2 5000\nend 2\n",
+        )
+        .unwrap();
+        let mut loaded = Box::new(Directory::new());
+        assert!(state.load(&mut loaded).unwrap());
+        assert_eq!(
+            loaded.rooms(),
+            [room("end", 2, 5000), room("lobby", 1, 5000)]
+        );
+        assert!(loaded.owners().iter().all(|o| !o.is_owned()));
+        // Written back as version 2.
+        state.save(&loaded).unwrap();
+        assert_eq!(
+            fs::read_to_string(state.path()).unwrap(),
+            "roomcast-state 2\nend 239.0.0.2 5000 -\nlobby 239.0.0.1 5000 -\nend 2\n"
+        );
+    }
+
+    #[test]
     fn refuses_damaged_files_and_says_where() {
-        let cases: [(&[u8], &str); 8] = [
+        let cases: [(&[u8], &str); 11] = [
             (b"", "complete line"),
             (
                 b"roomcast-state 1\nlobby 239.0.0.1 5000\n",
                 "end line is missing",
             ),
             (b"roomcast-state 1\nlobby 239.0.0.1 5000\nend 2\n", "line 3"),
-            (b"roomcast-state 2\nend 0\n", "line 1"),
+            (b"roomcast-state 3\nend 0\n", "line 1"),
+            // Version 2: the owner field must be there, and be a hash or -.
+            (b"roomcast-state 2\nlobby 239.0.0.1 5000\nend 1\n", "line 2"),
+            (
+                b"roomcast-state 2\nlobby 239.0.0.1 5000 abc\nend 1\n",
+                "not 64 hex digits",
+            ),
+            (b"roomcast-state 2\nlobby\nend 1\n", "owner is missing"),
             (b"roomcast-state 1\nlobby 10.0.0.1 5000\nend 1\n", "line 2"),
             (
                 b"roomcast-state 1\na 239.0.0.1 5000\nA 239.0.0.2 5000\nend 2\n",
@@ -563,8 +660,10 @@ mod tests {
 
     #[test]
     fn the_size_bound_is_the_largest_directory() {
-        // "roomcast-state 1\n" + 4096 lines of 79 bytes + "end 4096\n".
-        assert_eq!(MAX_STATE_FILE, 17 + 4096 * 79 + 9);
+        // "roomcast-state 2\n" + 4096 lines of 79 + 65 bytes (the room
+        // with an IPv6 group, a space and 64 hex digits of owner) +
+        // "end 4096\n".
+        assert_eq!(MAX_STATE_FILE, 17 + 4096 * (79 + 65) + 9);
         // The largest directory there is: every room with the longest
         // name, address and port. Its file is exactly at the bound.
         let path = temp_path("largest");
@@ -579,11 +678,18 @@ mod tests {
             let group = format!("ff15:1111:1111:1111:1111:1111:1111:{:04x}", 0x1000 + i)
                 .parse()
                 .unwrap();
-            dir.insert(roomcast_core::Room {
-                name: name.as_str().try_into().unwrap(),
-                group,
-                port: 10000,
-            })
+            let owner = Owner {
+                token: Some(TokenHash::of(&name)),
+                ..Owner::default()
+            };
+            dir.insert_owned(
+                roomcast_core::Room {
+                    name: name.as_str().try_into().unwrap(),
+                    group,
+                    port: 10000,
+                },
+                owner,
+            )
             .unwrap();
         }
         state.save(&dir).unwrap();

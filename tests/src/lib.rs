@@ -348,3 +348,33 @@ impl Crdp {
         rest
     }
 }
+
+/// A `makeroom` reply without its owner token: `OK created lobby 239.1.2.3
+/// 5000 token=...` becomes `OK created lobby 239.1.2.3 5000` (anything else
+/// is returned as it is). For tests about rooms, not owners.
+pub fn without_token(reply: &str) -> String {
+    match reply.split_once(" token=") {
+        Some((head, token)) if head.starts_with("OK created ") => {
+            assert_eq!(
+                token.len(),
+                OWNER_TOKEN_LEN,
+                "a token is 22 characters: {reply:?}"
+            );
+            head.to_string()
+        }
+        _ => reply.to_string(),
+    }
+}
+
+/// The owner token of a `makeroom` reply (`OK created ... token=<token>`).
+pub fn token_of(reply: &str) -> String {
+    let (_, token) = reply
+        .split_once(" token=")
+        .unwrap_or_else(|| panic!("no token in {reply:?}"));
+    assert_eq!(token.len(), OWNER_TOKEN_LEN, "{reply:?}");
+    token.to_string()
+}
+
+/// The length of an owner token: 128 bits in unpadded base64url
+/// (`roomcast_core::limits::TOKEN_TEXT`, not a dependency of this library).
+const OWNER_TOKEN_LEN: usize = 22;

@@ -35,6 +35,10 @@ impl Server {
                 "--port",
                 "0",
                 "--no-announce",
+                // Thousands of pings, a hundred per write, to fill the log:
+                // not about the rate quota.
+                "--commands-per-second",
+                "0",
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -6,7 +6,7 @@ use std::thread;
 use std::time::Duration;
 
 use roomcast_core::limits::MAX_LINE;
-use roomcast_tests::{Crdp, ServerProcess};
+use roomcast_tests::{Crdp, ServerProcess, token_of, without_token};
 
 #[test]
 fn announces_itself_and_logs_connections() {
@@ -30,12 +30,11 @@ fn makes_lists_and_deletes_rooms() {
     let server = ServerProcess::start(&[]);
     let mut c = server.connect();
     assert_eq!(c.request("getdir"), ["OK 0 rooms", "."]);
+    let made = c.ask("makeroom lobby 239.1.1.1 5000");
+    assert_eq!(without_token(&made), "OK created lobby 239.1.1.1 5000");
+    let token = token_of(&made);
     assert_eq!(
-        c.ask("makeroom lobby 239.1.1.1 5000"),
-        "OK created lobby 239.1.1.1 5000"
-    );
-    assert_eq!(
-        c.ask("makeroom Attic 239.1.1.2 5000"),
+        without_token(&c.ask("makeroom Attic 239.1.1.2 5000")),
         "OK created Attic 239.1.1.2 5000"
     );
     assert_eq!(
@@ -47,9 +46,13 @@ fn makes_lists_and_deletes_rooms() {
             "."
         ]
     );
-    // Another connection sees the same directory.
+    // Another connection sees the same directory, and deletes with the
+    // owner's token.
     let mut other = server.connect();
-    assert_eq!(other.ask("deleteroom LOBBY"), "OK deleted lobby");
+    assert_eq!(
+        other.ask(&format!("deleteroom LOBBY {token}")),
+        "OK deleted lobby"
+    );
     assert_eq!(
         c.request("getdir"),
         ["OK 1 room", "Attic 239.1.1.2 5000", "."]
@@ -149,7 +152,8 @@ fn overlong_lines_are_refused_at_the_limit() {
 
 #[test]
 fn pipelined_commands_are_answered_in_order() {
-    let server = ServerProcess::start(&[]);
+    // A thousand commands in one write: about order, not the rate quota.
+    let server = ServerProcess::start(&["--commands-per-second", "0"]);
     let mut c = server.connect();
     let mut batch = String::new();
     let mut expected = Vec::new();
@@ -181,14 +185,23 @@ fn pipelined_commands_are_answered_in_order() {
     }
     c.send_raw(batch.as_bytes());
     for want in &expected {
-        assert_eq!(&c.read_line(), want);
+        assert_eq!(&without_token(&c.read_line()), want);
     }
     assert_eq!(c.request("getdir"), ["OK 0 rooms", "."]);
 }
 
 #[test]
 fn a_hundred_concurrent_clients_make_and_delete_rooms() {
-    let server = ServerProcess::start(&["--log-level", "warn"]);
+    // A hundred clients from one address, a thousand rooms: about
+    // concurrency, not the per-address quotas.
+    let server = ServerProcess::start(&[
+        "--log-level",
+        "warn",
+        "--max-connections-per-client",
+        "100",
+        "--max-rooms-per-client",
+        "4096",
+    ]);
     let addr = server.addr();
     let workers: Vec<_> = (0..100)
         .map(|i| {
@@ -197,7 +210,10 @@ fn a_hundred_concurrent_clients_make_and_delete_rooms() {
                 for round in 0..20 {
                     let name = format!("c{i}r{round}");
                     let made = c.ask(&format!("makeroom {name} 239.3.{i}.{round} 7000"));
-                    assert_eq!(made, format!("OK created {name} 239.3.{i}.{round} 7000"));
+                    assert_eq!(
+                        without_token(&made),
+                        format!("OK created {name} 239.3.{i}.{round} 7000")
+                    );
                     if round % 2 == 0 {
                         assert_eq!(
                             c.ask(&format!("deleteroom {name}")),
@@ -262,7 +278,7 @@ fn a_client_that_vanishes_mid_line_does_not_disturb_the_others() {
     let mut all = String::new();
     quick.read_to_string(&mut all).unwrap();
     assert!(
-        all.ends_with("OK created quick 239.1.1.1 5000\n"),
+        all.contains("OK created quick 239.1.1.1 5000 token="),
         "{all:?}"
     );
     assert_eq!(
@@ -273,7 +289,16 @@ fn a_client_that_vanishes_mid_line_does_not_disturb_the_others() {
 
 #[test]
 fn a_stalled_client_does_not_delay_the_others() {
-    let server = ServerProcess::start(&["--log-level", "warn"]);
+    // 200 rooms and 100 listings in one write each: about a stalled peer,
+    // not the quotas.
+    let server = ServerProcess::start(&[
+        "--log-level",
+        "warn",
+        "--commands-per-second",
+        "0",
+        "--max-rooms-per-client",
+        "200",
+    ]);
     let mut c = server.connect();
     let mut batch = String::new();
     for i in 0..200 {
@@ -343,7 +368,7 @@ fn room_names_that_look_empty_or_alike_are_refused() {
     let server = ServerProcess::start(&[]);
     let mut c = server.connect();
     assert_eq!(
-        c.ask("makeroom lobby 239.1.1.1 5000"),
+        without_token(&c.ask("makeroom lobby 239.1.1.1 5000")),
         "OK created lobby 239.1.1.1 5000"
     );
     for name in [
@@ -371,7 +396,7 @@ fn room_names_that_look_empty_or_alike_are_refused() {
         );
     }
     assert_eq!(
-        c.ask("makeroom \u{e0} 239.1.1.2 5000"),
+        without_token(&c.ask("makeroom \u{e0} 239.1.1.2 5000")),
         "OK created \u{e0} 239.1.1.2 5000"
     );
     assert_eq!(

@@ -30,7 +30,7 @@ fn fill(alloc: &mut Allocator, directory: &mut Directory, max: usize) -> usize {
         let mut name = heapless::String::<32>::new();
         core::fmt::Write::write_fmt(&mut name, format_args!("r{i}")).unwrap();
         directory
-            .insert_new(Room { name, group, port })
+            .insert_new(Room { name, group, port }, crate::Owner::default())
             .expect("an allocated endpoint is free");
     }
     max
@@ -226,7 +226,7 @@ proptest! {
                     prop_assert!(v4.octets()[3] < 4);
                     prop_assert!(port >= first && port < last);
                     let made = Room { name: format!("n{i}").as_str().try_into().unwrap(), group, port };
-                    prop_assert!(directory.insert_new(made).is_ok());
+                    prop_assert!(directory.insert_new(made, crate::Owner::default()).is_ok());
                 }
             }
         }

@@ -8,7 +8,8 @@ use crate::limits::{
     CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, LISTING_TIMEOUT, MAX_DATAGRAM, MAX_KNOWN_SERVER_NAME,
     MAX_KNOWN_SERVERS, MAX_TEXT, REPLY_TIMEOUT,
 };
-use crate::wire::LineBuf;
+use crate::owner::Token;
+use crate::wire::{LineBuf, RoomName};
 
 use super::names::{ChatName, ServerAddr};
 use super::render::{Message, Prompt};
@@ -135,4 +136,15 @@ pub enum Output {
     Prompt(Prompt),
     /// Stop: the user quit.
     Exit,
+    /// Keep this owner token of `room` on `server` (`makeroom` answered
+    /// it), so a later `deleteroom` from this account can show it: see
+    /// [`Client::connected_server`](super::Client::connected_server).
+    OwnerToken {
+        /// The directory server, as the client named it.
+        server: ServerAddr,
+        /// The room, as the server made it.
+        room: RoomName,
+        /// Its owner token.
+        token: Token,
+    },
 }

@@ -148,7 +148,8 @@ impl Client {
                  makeroom <name>         create a room; the server picks its address\n  \
                  makeroom <name> <address> <port>\n                          \
                  create a room on this group (239.0.0.0/8, ff14/ff15/ff18::/16)\n  \
-                 deleteroom <name>       delete a room\n  \
+                 deleteroom <name> [<token>]\n                          \
+                 delete a room you made (its token is sent for you)\n  \
                  chat <room>             enter a chat room\n  \
                  name [NAME]             show or set your chat name (now {})\n  \
                  bye                     close the connection to the server\n  \
@@ -320,7 +321,7 @@ impl Client {
                     Command::GetDir => Request::GetDir,
                     Command::MakeRoom(room) => Request::MakeRoom(room.name.clone()),
                     Command::AllocRoom(name) => Request::MakeRoom(name.clone()),
-                    Command::DeleteRoom(name) => Request::DeleteRoom(name.clone()),
+                    Command::DeleteRoom(name, _) => Request::DeleteRoom(name.clone()),
                     Command::Ping => Request::Ping,
                     // `help` and `bye` are the client's own; never here.
                     Command::Help | Command::Bye => return,

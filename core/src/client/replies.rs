@@ -3,14 +3,16 @@
 
 use core::fmt::Write as _;
 
+use crate::error::ErrorCode;
 use crate::limits::{MAX_ROOM_LINE, MAX_ROOM_NAME, MAX_ROOMS};
+use crate::owner::Token;
 use crate::parse::{parse_reply_line, parse_room_line};
 use crate::server::PROTOCOL_VERSION;
 use crate::time::Instant;
 use crate::wire::{Command, ReplyLine};
 
 use super::render::{Clean, fmt_len};
-use super::{Client, Conn, Listing, Pending, Purpose, Request};
+use super::{Client, Conn, Listing, Output, Pending, Purpose, Request};
 use crate::text;
 
 impl Client {
@@ -40,8 +42,33 @@ impl Client {
         }
         let _ = self.pending.pop_front();
         match reply {
-            ReplyLine::Ok(text) => self.reply_ok(request, sent, text),
+            ReplyLine::Ok(text) => {
+                self.keep_owner_token(&request, text);
+                self.reply_ok(request, sent, text)
+            }
             ReplyLine::Err { token, message, .. } => self.reply_err(request, token, message),
+        }
+    }
+
+    /// A `makeroom` answered with an owner token (`OK created <name>
+    /// <address> <port> token=<token>`): the host stores it.
+    fn keep_owner_token(&mut self, request: &Request, text: &str) {
+        let Request::MakeRoom(name) = request else {
+            return;
+        };
+        let Some((_, token)) = text.rsplit_once(" token=") else {
+            return;
+        };
+        if !crate::owner::is_valid_token(token) {
+            return;
+        }
+        if let Ok(token) = Token::try_from(token) {
+            let server = self.conn_server();
+            self.emit(Output::OwnerToken {
+                server,
+                room: name.clone(),
+                token,
+            });
         }
     }
 
@@ -158,6 +185,14 @@ impl Client {
             Request::MakeRoom(name) => {
                 say!(self, "Room {} was not created: {message}", Clean(&name))
             }
+            Request::DeleteRoom(name) if token == ErrorCode::Denied.token() => say!(
+                self,
+                "Room {} was not deleted: {message}. This client sends the token of a room \
+                 it made from this account by itself; from elsewhere, give the token \
+                 'makeroom' answered: deleteroom {} <token>.",
+                Clean(&name),
+                Clean(&name)
+            ),
             Request::DeleteRoom(name) => {
                 say!(self, "Room {} was not deleted: {message}", Clean(&name))
             }

@@ -42,7 +42,7 @@ fn every_command_parses_to_its_exact_value() {
     assert_eq!(parse("bye"), Ok(Command::Bye));
     assert_eq!(
         parse("deleteroom Lobby"),
-        Ok(Command::DeleteRoom(name("Lobby")))
+        Ok(Command::DeleteRoom(name("Lobby"), None))
     );
     assert_eq!(
         parse("makeroom Lobby 239.1.2.3 5000"),
@@ -59,7 +59,7 @@ fn verbs_ignore_ascii_case_but_names_keep_theirs() {
     assert_eq!(parse("Bye"), Ok(Command::Bye));
     assert_eq!(
         parse("DELETEROOM LoBbY"),
-        Ok(Command::DeleteRoom(name("LoBbY")))
+        Ok(Command::DeleteRoom(name("LoBbY"), None))
     );
     assert_eq!(
         parse("MakeRoom MiXeD 239.0.0.1 1024"),
@@ -79,7 +79,10 @@ fn blanks_are_spaces_and_tabs_in_any_number() {
 #[test]
 fn one_trailing_cr_is_a_terminator() {
     assert_eq!(parse("ping\r"), Ok(Command::Ping));
-    assert_eq!(parse("deleteroom x\r"), Ok(Command::DeleteRoom(name("x"))));
+    assert_eq!(
+        parse("deleteroom x\r"),
+        Ok(Command::DeleteRoom(name("x"), None))
+    );
     assert_eq!(
         parse("makeroom x 239.1.1.1 1024\r"),
         Ok(Command::MakeRoom(room("x", [239, 1, 1, 1], 1024)))
@@ -120,7 +123,7 @@ fn wrong_argument_counts_are_usage_errors_for_every_command() {
         ("bye now", CommandKind::Bye),
         ("deleteroom", CommandKind::DeleteRoom),
         ("deleteroom  \t ", CommandKind::DeleteRoom),
-        ("deleteroom a b", CommandKind::DeleteRoom),
+        ("deleteroom a b c", CommandKind::DeleteRoom),
         ("makeroom", CommandKind::MakeRoom),
         ("makeroom a 239.1.1.1", CommandKind::MakeRoom),
         // A missing name is not an empty name: the words just shift.
@@ -151,7 +154,7 @@ fn wrong_argument_counts_are_usage_errors_for_every_command() {
 fn the_arity_is_checked_before_the_arguments() {
     // Too many words wins over a bad name: the user gets the syntax.
     let long = "n".repeat(40);
-    let line = std::format!("deleteroom {long} extra");
+    let line = std::format!("deleteroom {long} extra-token-that-is-long enough");
     assert_eq!(
         parse(&line),
         Err(ParseError::Usage(CommandKind::DeleteRoom))
@@ -164,7 +167,7 @@ fn room_names_are_1_to_32_bytes_of_printable_non_blank_text() {
     let n33 = "a".repeat(MAX_ROOM_NAME + 1);
     assert_eq!(
         parse(&std::format!("deleteroom {n32}")),
-        Ok(Command::DeleteRoom(name(&n32)))
+        Ok(Command::DeleteRoom(name(&n32), None))
     );
     assert_eq!(
         parse(&std::format!("deleteroom {n33}")),
@@ -181,7 +184,7 @@ fn room_names_are_1_to_32_bytes_of_printable_non_blank_text() {
     assert_eq!(edge.len(), 32);
     assert_eq!(
         parse(&std::format!("deleteroom {edge}")),
-        Ok(Command::DeleteRoom(name(&edge)))
+        Ok(Command::DeleteRoom(name(&edge), None))
     );
     let over = std::format!("{}é", "a".repeat(31));
     assert_eq!((over.len(), over.chars().count()), (33, 32));
@@ -193,7 +196,7 @@ fn room_names_are_1_to_32_bytes_of_printable_non_blank_text() {
     let emoji = "🦀".repeat(8);
     assert_eq!(
         parse(&std::format!("deleteroom {emoji}")),
-        Ok(Command::DeleteRoom(name(&emoji)))
+        Ok(Command::DeleteRoom(name(&emoji), None))
     );
     let emoji9 = "🦀".repeat(9);
     assert_eq!(
@@ -594,7 +597,7 @@ fn encoded_commands_end_in_one_lf() {
     assert_eq!(encode_command(&Command::Help).as_str(), "help\n");
     assert_eq!(encode_command(&Command::Bye).as_str(), "bye\n");
     assert_eq!(
-        encode_command(&Command::DeleteRoom(name("x"))).as_str(),
+        encode_command(&Command::DeleteRoom(name("x"), None)).as_str(),
         "deleteroom x\n"
     );
     assert_eq!(
@@ -633,7 +636,11 @@ fn arb_command() -> impl Strategy<Value = Command> {
         Just(Command::Ping),
         Just(Command::Help),
         Just(Command::Bye),
-        arb_name().prop_map(Command::DeleteRoom),
+        (
+            arb_name(),
+            proptest::option::of("[!-~]{16,64}".prop_map(|t| Token::try_from(t.as_str()).unwrap()))
+        )
+            .prop_map(|(name, token)| Command::DeleteRoom(name, token)),
         arb_room().prop_map(Command::MakeRoom),
     ]
 }

@@ -1,6 +1,7 @@
 //! One client connection: its line framing, its replies and its timers.
 
 use core::fmt::{self, Write as _};
+use core::net::IpAddr;
 
 use crate::error::ErrorCode;
 use crate::limits::{CONN_RECV_BUF, CONN_SEND_BUF, MAX_LINE, MAX_LISTING_LINE, MAX_ROOM_LINE};
@@ -8,6 +9,7 @@ use crate::parse::{ParseError, command_kind, parse_command};
 use crate::time::Instant;
 use crate::wire::{Command, CommandKind, LineBuf, RoomName, room_line};
 
+use super::quota::{Refusal, TokenBucket};
 use super::shared::{Change, Staging};
 use super::{ConnId, Event, PROTOCOL_VERSION, Resolved, Server, ServerConfig, Timeout, Truncating};
 
@@ -68,12 +70,31 @@ pub struct Connection {
     /// Closing after a timeout: dropped at this instant whatever happens,
     /// so a peer reading a byte at a time cannot keep it open.
     close_by: Option<Instant>,
+    /// The peer's address, for the rooms-per-client quota; `None`: no quota.
+    peer: Option<IpAddr>,
+    /// Commands it may still send now (see [`ServerConfig::commands_per_second`]).
+    bucket: TokenBucket,
+    /// The line being answered was charged to `bucket` already.
+    paid: bool,
 }
 
 impl Connection {
     /// A new connection with the id the host gave it, and a copy of the
     /// server's configuration; its greeting is queued.
+    ///
+    /// Without a peer address the rooms-per-client quota does not apply;
+    /// a host passes it with [`with_peer`](Self::with_peer).
     pub fn new(now: Instant, id: ConnId, config: &ServerConfig) -> Self {
+        Self::make(now, id, config, None)
+    }
+
+    /// A new connection from `peer`: its rooms count toward that address's
+    /// quota ([`ServerConfig::max_rooms_per_client`]).
+    pub fn with_peer(now: Instant, id: ConnId, config: &ServerConfig, peer: IpAddr) -> Self {
+        Self::make(now, id, config, Some(peer))
+    }
+
+    fn make(now: Instant, id: ConnId, config: &ServerConfig, peer: Option<IpAddr>) -> Self {
         let mut conn = Self {
             id,
             config: *config,
@@ -90,6 +111,9 @@ impl Connection {
             awaiting: None,
             stalled: false,
             close_by: None,
+            peer,
+            bucket: TokenBucket::full(now, config.command_burst),
+            paid: false,
         };
         conn.push_line(
             now,
@@ -362,6 +386,7 @@ impl Connection {
                 self.stalled = true;
                 return;
             }
+            self.paid = false;
             self.consume(end + 1);
         }
     }
@@ -432,6 +457,11 @@ impl Connection {
                 let command = command_kind(&self.recv[..end]);
                 let mut line = Truncating(LineBuf::new());
                 let _ = write!(line, "ERR {code} {error}");
+                // A line that is not a command costs the same as one that is.
+                if self.over_rate(now) {
+                    self.refuse_rate(now, server, command, None);
+                    return true;
+                }
                 self.push_line(now, format_args!("{}", line.0));
                 server.emit(Event::Answered {
                     conn: self.id,
@@ -444,10 +474,14 @@ impl Connection {
         };
         let room = match &command {
             Command::MakeRoom(room) => Some(room.name.clone()),
-            Command::AllocRoom(name) | Command::DeleteRoom(name) => Some(name.clone()),
+            Command::AllocRoom(name) | Command::DeleteRoom(name, _) => Some(name.clone()),
             _ => None,
         };
-        let error = match server.stage(now, self.id, &command) {
+        if self.over_rate(now) {
+            self.refuse_rate(now, server, Some(command.kind()), room);
+            return true;
+        }
+        let error = match server.stage(now, self.id, self.peer, &command) {
             Staging::Wait => return false,
             Staging::Held(seq, change) => {
                 // Answered (and logged) once resolved.
@@ -474,19 +508,52 @@ impl Connection {
         true
     }
 
+    /// Whether the line being answered is over the rate quota. A line is
+    /// charged once, even if its answer waits for other changes and is
+    /// tried again (`paid` is cleared when it is answered).
+    fn over_rate(&mut self, now: Instant) -> bool {
+        if self.paid {
+            return false;
+        }
+        let (rate, burst) = (self.config.commands_per_second, self.config.command_burst);
+        self.paid = self.bucket.take(now, rate, burst);
+        !self.paid
+    }
+
+    fn refuse_rate(
+        &mut self,
+        now: Instant,
+        server: &mut Server,
+        command: Option<CommandKind>,
+        room: Option<RoomName>,
+    ) {
+        let refusal = Refusal::Rate(self.config.commands_per_second, self.config.command_burst);
+        let code = refusal.code();
+        self.push_line(now, format_args!("ERR {code} {refusal}"));
+        server.emit(Event::Answered {
+            conn: self.id,
+            command,
+            room,
+            error: Some(code),
+        });
+    }
+
     /// Answers a change: `OK` with the room as stored, or, if it could not
     /// be stored, `ERR unavailable`. Returns the error code, if any.
     fn reply_change(&mut self, now: Instant, change: &Change, stored: bool) -> Option<ErrorCode> {
         let room = change.room();
         match (stored, change) {
-            (true, Change::Made(_)) => {
+            (true, Change::Made(_, _, token)) => {
                 self.push_line(
                     now,
-                    format_args!("OK created {} {} {}", room.name, room.group, room.port),
+                    format_args!(
+                        "OK created {} {} {} token={token}",
+                        room.name, room.group, room.port
+                    ),
                 );
                 None
             }
-            (true, Change::Deleted(_)) => {
+            (true, Change::Deleted(..)) => {
                 self.push_line(now, format_args!("OK deleted {}", room.name));
                 None
             }
@@ -518,7 +585,7 @@ impl Connection {
             }
             // A change that succeeded is answered by `reply_change`, with
             // the room as stored.
-            Command::MakeRoom(_) | Command::AllocRoom(_) | Command::DeleteRoom(_) => {
+            Command::MakeRoom(_) | Command::AllocRoom(_) | Command::DeleteRoom(..) => {
                 self.push_line(now, format_args!("OK"));
             }
             Command::Ping => self.push_line(now, format_args!("OK pong")),

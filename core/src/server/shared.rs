@@ -1,32 +1,38 @@
 //! What every connection shares: the directory as clients see it, the
 //! changes staged for the disk, and the event queue.
 
+use core::net::IpAddr;
+
 use crate::alloc::{AddressPool, Allocator};
 use crate::directory::{Directory, DirectoryError};
 use crate::limits::{EVENT_QUEUE, MAX_PENDING_CHANGES, MAX_ROOMS};
+use crate::owner::{Owner, Token, TokenHash, TokenSource};
 use crate::time::Instant;
 use crate::wire::{Command, CommandKind, Room};
 
+use super::quota::Refusal;
 use super::{ConnId, Event, Resolved, ServerConfig};
 
-/// A change to the directory, with the room as stored.
+/// A change to the directory, with the room as stored and its owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Change {
-    Made(Room),
-    Deleted(Room),
+    /// A room made, with the token its maker is told (only its hash is in
+    /// `Owner`).
+    Made(Room, Owner, Token),
+    Deleted(Room, Owner),
 }
 
 impl Change {
     pub(super) fn room(&self) -> &Room {
         match self {
-            Change::Made(room) | Change::Deleted(room) => room,
+            Change::Made(room, ..) | Change::Deleted(room, _) => room,
         }
     }
 
     pub(super) fn kind(&self) -> CommandKind {
         match self {
-            Change::Made(_) => CommandKind::MakeRoom,
-            Change::Deleted(_) => CommandKind::DeleteRoom,
+            Change::Made(..) => CommandKind::MakeRoom,
+            Change::Deleted(..) => CommandKind::DeleteRoom,
         }
     }
 
@@ -34,15 +40,15 @@ impl Change {
         // Staged changes never clash (a clashing command waits), so these
         // cannot fail; if one did, the directory would stay as it is.
         let _ = match self {
-            Change::Made(room) => directory.insert(room.clone()),
-            Change::Deleted(room) => directory.remove(&room.name).map(drop),
+            Change::Made(room, owner, _) => directory.insert_owned(room.clone(), *owner),
+            Change::Deleted(room, _) => directory.remove(&room.name).map(drop),
         };
     }
 
     fn undo(&self, directory: &mut Directory) {
         let _ = match self {
-            Change::Made(room) => directory.remove(&room.name).map(drop),
-            Change::Deleted(room) => directory.insert(room.clone()),
+            Change::Made(room, ..) => directory.remove(&room.name).map(drop),
+            Change::Deleted(room, owner) => directory.insert_owned(room.clone(), *owner),
         };
     }
 }
@@ -60,7 +66,7 @@ struct Pending {
 pub(super) enum Staging {
     /// Answered now: the change made (with the room as stored), none for
     /// a query, or the refusal.
-    Done(Result<Option<Change>, DirectoryError>),
+    Done(Result<Option<Change>, Refusal>),
     /// Staged: the answer comes with its [`Resolved`].
     Held(u64, Change),
     /// Its answer depends on changes still waiting: try again later.
@@ -87,6 +93,10 @@ pub struct Server {
     now: Instant,
     /// Picks the group and port of `makeroom <name>`.
     allocator: Allocator,
+    /// Where owner tokens come from.
+    tokens: TokenSource,
+    /// The hash of the operator's admin token, if one was set.
+    admin: Option<TokenHash>,
 }
 
 impl Server {
@@ -109,6 +119,8 @@ impl Server {
             stored: 0,
             now: Instant::ZERO,
             allocator: Allocator::default(),
+            tokens: TokenSource::unseeded(),
+            admin: None,
         }
     }
 
@@ -122,6 +134,24 @@ impl Server {
     /// The pool `makeroom <name>` allocates from.
     pub fn address_pool(&self) -> &AddressPool {
         self.allocator.pool()
+    }
+
+    /// Seeds the generator of owner tokens with 32 bytes from the operating
+    /// system's random source. A host must call this before serving: until
+    /// then the tokens follow a fixed sequence (tests may rely on it).
+    pub fn seed_random(&mut self, seed: [u8; 32]) {
+        self.tokens.reseed(seed);
+    }
+
+    /// Whether [`seed_random`](Self::seed_random) was called.
+    pub fn is_seeded(&self) -> bool {
+        self.tokens.is_seeded()
+    }
+
+    /// Sets the operator's admin token (its hash is kept): `deleteroom
+    /// <name> <admin token>` deletes any room.
+    pub fn set_admin_token(&mut self, hash: TokenHash) {
+        self.admin = Some(hash);
     }
 
     /// The configuration the server was made with (copy it into each
@@ -242,13 +272,19 @@ impl Server {
     }
 
     /// Runs one command against the directory (see [`Staging`]).
-    pub(super) fn stage(&mut self, now: Instant, conn: ConnId, command: &Command) -> Staging {
+    pub(super) fn stage(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        peer: Option<IpAddr>,
+        command: &Command,
+    ) -> Staging {
         let now = self.clock(now);
         let durable = self.config.durable_replies;
         if durable
             && matches!(
                 command,
-                Command::MakeRoom(_) | Command::AllocRoom(_) | Command::DeleteRoom(_)
+                Command::MakeRoom(_) | Command::AllocRoom(_) | Command::DeleteRoom(..)
             )
             && self.pending.len() + self.resolved.len() >= MAX_PENDING_CHANGES
         {
@@ -274,10 +310,12 @@ impl Server {
                     // A pending change undone could free a slot.
                     None if !settled => return Staging::Wait,
                     None => {
-                        return Staging::Done(Err(match self.directory.get(name) {
-                            Some(holder) => DirectoryError::NameTaken(holder.clone()),
-                            None => DirectoryError::PoolFull,
-                        }));
+                        return Staging::Done(Err(Refusal::Directory(
+                            match self.directory.get(name) {
+                                Some(holder) => DirectoryError::NameTaken(holder.clone()),
+                                None => DirectoryError::PoolFull,
+                            },
+                        )));
                     }
                 }
             }
@@ -285,13 +323,30 @@ impl Server {
         };
         let change = match command {
             Command::MakeRoom(room) => {
-                let staged = self.staged.insert_new(room.clone());
+                if let Some(addr) = peer {
+                    let limit = self.config.max_rooms_per_client;
+                    let over_staged = self.staged.count_made_from(addr) >= limit;
+                    let over_seen = self.directory.count_made_from(addr) >= limit;
+                    match (over_staged, over_seen) {
+                        (true, true) => return Staging::Done(Err(Refusal::Rooms(limit))),
+                        (false, false) => {}
+                        // Depends on changes still waiting.
+                        _ => return Staging::Wait,
+                    }
+                }
+                let token = self.tokens.mint();
+                let owner = Owner {
+                    token: Some(TokenHash::of(&token)),
+                    maker: Some(conn),
+                    maker_addr: peer,
+                };
+                let staged = self.staged.insert_new(room.clone(), owner);
                 if !settled {
                     let now_seen = check_insert(&self.directory, room);
                     let pending_made = self
                         .pending
                         .iter()
-                        .filter(|p| matches!(p.change, Change::Made(_)))
+                        .filter(|p| matches!(p.change, Change::Made(..)))
                         .count();
                     let same = match (&staged, &now_seen) {
                         // Room enough even if every pending room is made.
@@ -308,17 +363,22 @@ impl Server {
                     }
                 }
                 match staged {
-                    Ok(()) => Change::Made(room.clone()),
-                    Err(refusal) => return Staging::Done(Err(refusal)),
+                    Ok(()) => Change::Made(room.clone(), owner, token),
+                    Err(refusal) => return Staging::Done(Err(Refusal::Directory(refusal))),
                 }
             }
-            Command::DeleteRoom(name) => {
-                if !settled && self.staged.get(name) != self.directory.get(name) {
+            Command::DeleteRoom(name, token) => {
+                if !settled && self.staged.get_owned(name) != self.directory.get_owned(name) {
                     return Staging::Wait;
                 }
-                match self.staged.remove(name) {
-                    Ok(room) => Change::Deleted(room),
-                    Err(refusal) => return Staging::Done(Err(refusal)),
+                if let Some((room, owner)) = self.staged.get_owned(name)
+                    && !self.may_delete(conn, owner, token.as_deref())
+                {
+                    return Staging::Done(Err(Refusal::Denied(room.name.clone())));
+                }
+                match self.staged.remove_owned(name) {
+                    Ok((room, owner)) => Change::Deleted(room, owner),
+                    Err(refusal) => return Staging::Done(Err(Refusal::Directory(refusal))),
                 }
             }
             Command::GetDir
@@ -344,6 +404,27 @@ impl Server {
             change: change.clone(),
         });
         Staging::Held(seq, change)
+    }
+}
+
+impl Server {
+    /// Whether `conn`, showing `token` if any, may delete a room owned by
+    /// `owner`: its maker, anyone with its token or the admin token, and
+    /// anyone at all for a room without an owner (made before owners).
+    fn may_delete(&self, conn: ConnId, owner: &Owner, token: Option<&str>) -> bool {
+        let Some(hash) = owner.token else {
+            return true;
+        };
+        if owner.maker == Some(conn) {
+            return true;
+        }
+        let Some(token) = token else {
+            return false;
+        };
+        // Both compared, in constant time, whatever the first says.
+        let by_owner = hash.matches(token);
+        let by_admin = self.admin.is_some_and(|admin| admin.matches(token));
+        by_owner | by_admin
     }
 }
 

@@ -52,7 +52,28 @@ fn directory_of(n: usize) -> Directory {
     dir
 }
 
+/// The server's output as text, with the owner token cut from each `OK
+/// created` line (`token=` and 22 base64url characters), so the scripts
+/// read as the replies' fixed part; the tokens have tests of their own
+/// (`raw_text`).
 fn text(bytes: Vec<u8>) -> String {
+    let raw = raw_text(bytes);
+    let mut out = String::new();
+    for line in raw.split_inclusive('\n') {
+        match line.split_once(" token=") {
+            Some((head, tail)) if head.starts_with("OK created ") => {
+                let token = tail.trim_end_matches('\n');
+                assert_eq!(token.len(), crate::limits::TOKEN_TEXT, "{line:?}");
+                out.push_str(head);
+                out.push_str(&tail[token.len()..]);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
+fn raw_text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).expect("the server sent invalid UTF-8")
 }
 
@@ -72,7 +93,15 @@ impl Host {
         Self::with(ServerConfig::default(), Directory::new())
     }
 
-    fn with(config: ServerConfig, directory: Directory) -> Self {
+    /// A host whose connections have no rate quota: the scripts send many
+    /// commands at one instant. The quotas have tests of their own
+    /// ([`Host::with_quotas`]).
+    fn with(mut config: ServerConfig, directory: Directory) -> Self {
+        config.commands_per_second = 0;
+        Self::with_quotas(config, directory)
+    }
+
+    fn with_quotas(config: ServerConfig, directory: Directory) -> Self {
         Self {
             server: Box::new(Server::with_directory(config, directory)),
             now: Instant::ZERO,
@@ -527,7 +556,7 @@ fn events_say_what_was_answered() {
     );
     assert_eq!(
         s.send("deleteroom\r\nDELETEROOM\n"),
-        "ERR usage usage: deleteroom <name>\n".repeat(2)
+        "ERR usage usage: deleteroom <name> [<token>]\n".repeat(2)
     );
     assert_eq!(
         s.events(),
@@ -1310,7 +1339,8 @@ fn commands_that_depend_on_a_waiting_change_wait_for_it() {
             "makeroom y 239.9.9.9 9000",
             "ERR inuse ",
         ),
-        ("makeroom x 239.9.9.9 9000", "deleteroom X", "OK deleted x"),
+        // Not the maker and no token: once x is stored, refused.
+        ("makeroom x 239.9.9.9 9000", "deleteroom X", "ERR denied "),
         (
             "deleteroom r0000",
             "makeroom r0000 239.7.7.7 7000",
@@ -1397,7 +1427,10 @@ fn a_change_waiting_for_the_disk_does_not_run_the_connection_timers() {
     assert!(resolved.is_stored());
     assert_eq!(resolved.conn, conn.id());
     conn.handle_resolved(host.now, &mut host.server, resolved);
-    assert_eq!(conn.poll_transmit(), b"OK created a 239.1.1.1 5000\n");
+    assert_eq!(
+        text(conn.poll_transmit().to_vec()),
+        "OK created a 239.1.1.1 5000\n"
+    );
     // From now on the peer has the usual time to read it.
     host.timeout(&mut conn, before(secs(60) + SEND_TIMEOUT));
     assert!(!conn.is_finished());
@@ -1421,10 +1454,16 @@ fn an_outcome_for_another_connection_or_change_is_ignored() {
     assert!(b.is_waiting());
     assert_eq!(b.poll_transmit(), b"");
     b.handle_resolved(host.now, &mut host.server, for_b);
-    assert_eq!(b.poll_transmit(), b"OK created b 239.1.1.2 5000\n");
+    assert_eq!(
+        text(b.poll_transmit().to_vec()),
+        "OK created b 239.1.1.2 5000\n"
+    );
     // Twice: ignored.
     b.handle_resolved(host.now, &mut host.server, for_b);
-    assert_eq!(b.poll_transmit(), b"OK created b 239.1.1.2 5000\n");
+    assert_eq!(
+        text(b.poll_transmit().to_vec()),
+        "OK created b 239.1.1.2 5000\n"
+    );
 }
 
 #[test]
@@ -1629,6 +1668,13 @@ fn check_replies(out: &str, seen: &Directory, model: &mut BTreeSet<String>, repl
             assert!(
                 visible.contains(&name),
                 "exists for unstored {name}: {line}"
+            );
+        } else if line.starts_with("ERR denied") {
+            // Another connection's room: refused only once it is stored.
+            let name = quoted.unwrap();
+            assert!(
+                visible.contains(&name),
+                "denied for unstored {name}: {line}"
             );
         } else if line.starts_with("ERR inuse") {
             let name = line.rsplit('\'').nth(1).unwrap().to_ascii_lowercase();
@@ -1897,4 +1943,262 @@ fn allocation_with_changes_waiting_keeps_clear_of_them() {
         "{}",
         out[1]
     );
+}
+
+// ---- owners and quotas ----
+
+/// The token in an `OK created ... token=<token>` line.
+fn token_of(reply: &str) -> String {
+    let line = reply.lines().next().unwrap();
+    assert!(line.starts_with("OK created "), "{line}");
+    let token = line.rsplit_once(" token=").unwrap().1;
+    assert_eq!(token.len(), crate::limits::TOKEN_TEXT);
+    token.into()
+}
+
+fn feed_raw(host: &mut Host, conn: &mut Connection, line: &str) -> String {
+    conn.handle_bytes(host.now, &mut host.server, line.as_bytes());
+    host.drain_events();
+    raw_text(host.drain_by(conn, usize::MAX))
+}
+
+#[test]
+fn makeroom_answers_a_token_and_only_the_owner_may_delete() {
+    let mut host = Host::new();
+    host.server.seed_random([42; 32]);
+    let mut maker = host.connect();
+    let mut other = host.connect();
+    let reply = feed_raw(&mut host, &mut maker, "makeroom lobby 239.1.2.3 5000\n");
+    assert!(reply.starts_with("OK created lobby 239.1.2.3 5000 token="));
+    let token = token_of(&reply);
+    // The directory keeps the hash, never the token.
+    let (_, owner) = host.server.directory().get_owned("lobby").unwrap();
+    assert_eq!(owner.token, Some(crate::TokenHash::of(&token)));
+
+    let denied = "ERR denied only the owner of room 'lobby' may delete it: the connection \
+                  that made it, or with the token 'makeroom' gave ('deleteroom lobby <token>'), \
+                  or the server's operator with the admin token\n";
+    assert_eq!(host.feed(&mut other, b"deleteroom lobby\n"), denied);
+    let wrong = format!("deleteroom LOBBY {}x\n", &token[..21]);
+    assert_eq!(host.feed(&mut other, wrong.as_bytes()), denied);
+    assert_eq!(
+        host.feed(&mut other, b"deleteroom lobby short\n"),
+        "ERR usage 'short' is not a token; give the token 'makeroom' answered \
+         (16-64 printable characters), or none\n"
+    );
+    let right = format!("deleteroom Lobby {token}\n");
+    assert_eq!(
+        host.feed(&mut other, right.as_bytes()),
+        "OK deleted lobby\n"
+    );
+    assert!(host.server.directory().is_empty());
+    assert_eq!(
+        error_of(host.take_events().last().unwrap()),
+        None,
+        "the delete is logged as done"
+    );
+}
+
+#[test]
+fn the_connection_that_made_a_room_deletes_it_without_the_token() {
+    let mut s = Session::new();
+    assert_eq!(
+        s.send("makeroom lobby 239.1.2.3 5000\ndeleteroom lobby\n"),
+        "OK created lobby 239.1.2.3 5000\nOK deleted lobby\n"
+    );
+}
+
+#[test]
+fn the_admin_token_deletes_any_room_and_nothing_else_does() {
+    let admin = "operator-secret-0123456789";
+    let mut host = Host::new();
+    host.server.set_admin_token(crate::TokenHash::of(admin));
+    let mut maker = host.connect();
+    let mut other = host.connect();
+    host.feed(
+        &mut maker,
+        b"makeroom a 239.1.1.1 5000\nmakeroom b 239.1.1.2 5000\n",
+    );
+    let line = format!("deleteroom a {admin}\n");
+    assert_eq!(host.feed(&mut other, line.as_bytes()), "OK deleted a\n");
+    let line = format!("deleteroom b {admin}X\n");
+    assert!(
+        host.feed(&mut other, line.as_bytes())
+            .starts_with("ERR denied ")
+    );
+    // Without an admin token set, no token but the owner's works.
+    let mut plain = Host::new();
+    let mut maker = plain.connect();
+    let mut other = plain.connect();
+    plain.feed(&mut maker, b"makeroom a 239.1.1.1 5000\n");
+    let line = format!("deleteroom a {admin}\n");
+    assert!(
+        plain
+            .feed(&mut other, line.as_bytes())
+            .starts_with("ERR denied ")
+    );
+}
+
+#[test]
+fn a_room_without_an_owner_may_be_deleted_by_anyone() {
+    // Loaded from a state file written before owners existed.
+    let mut s = Session::with_directory(directory_of(1));
+    assert_eq!(s.send("deleteroom r0000\n"), "OK deleted r0000\n");
+}
+
+#[test]
+fn tokens_come_from_the_seed() {
+    let first_token = |seed: Option<[u8; 32]>| {
+        let mut host = Host::new();
+        if let Some(seed) = seed {
+            host.server.seed_random(seed);
+        }
+        assert_eq!(host.server.is_seeded(), seed.is_some());
+        let mut conn = host.connect();
+        token_of(&feed_raw(
+            &mut host,
+            &mut conn,
+            "makeroom a 239.1.1.1 5000\n",
+        ))
+    };
+    assert_eq!(first_token(Some([1; 32])), first_token(Some([1; 32])));
+    assert_ne!(first_token(Some([1; 32])), first_token(Some([2; 32])));
+    assert_ne!(first_token(Some([1; 32])), first_token(None));
+    // Two rooms, two tokens.
+    let mut host = Host::new();
+    let mut conn = host.connect();
+    let a = token_of(&feed_raw(
+        &mut host,
+        &mut conn,
+        "makeroom a 239.1.1.1 5000\n",
+    ));
+    let b = token_of(&feed_raw(
+        &mut host,
+        &mut conn,
+        "makeroom b 239.1.1.2 5000\n",
+    ));
+    assert_ne!(a, b);
+}
+
+#[test]
+fn rooms_per_client_address_hold_at_their_edge() {
+    use crate::limits::MAX_ROOMS_PER_CLIENT;
+    let config = ServerConfig {
+        commands_per_second: 0,
+        ..ServerConfig::default()
+    };
+    assert_eq!(config.max_rooms_per_client, MAX_ROOMS_PER_CLIENT);
+    let mut host = Host::with_quotas(config, Directory::new());
+    let addr = |last: u8| core::net::IpAddr::from([10, 0, 0, last]);
+    let mut one = Connection::with_peer(host.now, ConnId(100), &config, addr(1));
+    let mut again = Connection::with_peer(host.now, ConnId(101), &config, addr(1));
+    let mut two = Connection::with_peer(host.now, ConnId(102), &config, addr(2));
+    let mut unknown = Connection::new(host.now, ConnId(103), &config);
+    for conn in [&mut one, &mut again, &mut two, &mut unknown] {
+        assert_eq!(host.drain(conn), GREETING);
+    }
+    for i in 0..MAX_ROOMS_PER_CLIENT {
+        let conn = if i % 2 == 0 { &mut one } else { &mut again };
+        let line = format!("makeroom a{i} 239.1.0.{i} 5000\n");
+        assert!(host.feed(conn, line.as_bytes()).starts_with("OK created"));
+    }
+    let over = format!(
+        "ERR quota rooms: your address has made {MAX_ROOMS_PER_CLIENT} rooms, the most it may \
+         have at once; delete one first\n"
+    );
+    // Counted per address, over every connection from it.
+    assert_eq!(host.feed(&mut one, b"makeroom z 239.2.0.0 5000\n"), over);
+    assert_eq!(host.feed(&mut again, b"makeroom z 239.2.0.0 5000\n"), over);
+    assert_eq!(
+        error_of(host.take_events().last().unwrap()),
+        Some(ErrorCode::Quota)
+    );
+    // Another address, and a connection with no address, are not held.
+    assert!(
+        host.feed(&mut two, b"makeroom y 239.2.0.1 5000\n")
+            .starts_with("OK created")
+    );
+    assert!(
+        host.feed(&mut unknown, b"makeroom x 239.2.0.2 5000\n")
+            .starts_with("OK created")
+    );
+    // Deleting one makes room for one.
+    assert_eq!(host.feed(&mut one, b"deleteroom a0\n"), "OK deleted a0\n");
+    assert!(
+        host.feed(&mut again, b"makeroom z 239.2.0.0 5000\n")
+            .starts_with("OK created")
+    );
+    assert_eq!(host.feed(&mut one, b"makeroom w 239.2.0.3 5000\n"), over);
+}
+
+#[test]
+fn commands_per_second_hold_at_their_edge() {
+    use crate::limits::{COMMAND_BURST, COMMANDS_PER_SECOND};
+    let config = ServerConfig::default();
+    assert_eq!(
+        (config.commands_per_second, config.command_burst),
+        (COMMANDS_PER_SECOND, COMMAND_BURST)
+    );
+    let mut host = Host::with_quotas(config, Directory::new());
+    host.now = secs(10);
+    let mut conn = host.connect();
+    let burst = usize::try_from(COMMAND_BURST).unwrap();
+    let over = format!(
+        "ERR quota rate: more than {COMMANDS_PER_SECOND} commands a second (bursts of \
+         {COMMAND_BURST}); the command was not run, slow down and send it again\n"
+    );
+    for _ in 0..burst {
+        assert_eq!(host.feed(&mut conn, b"ping\n"), "OK pong\n");
+    }
+    // Blank lines cost nothing.
+    assert_eq!(host.feed(&mut conn, b"\n  \n"), "");
+    assert_eq!(host.feed(&mut conn, b"makeroom a 239.1.1.1 5000\n"), over);
+    assert!(host.server.directory().is_empty(), "not run");
+    // One command's worth of time later: exactly one more.
+    let step = Duration::from_secs(1) / COMMANDS_PER_SECOND;
+    host.now = before(secs(10) + step);
+    assert_eq!(host.feed(&mut conn, b"ping\n"), over);
+    host.now = secs(10) + step;
+    assert_eq!(host.feed(&mut conn, b"ping\n"), "OK pong\n");
+    assert_eq!(host.feed(&mut conn, b"ping\n"), over);
+    // Each connection has its own bucket.
+    let mut fresh = host.connect();
+    assert_eq!(host.feed(&mut fresh, b"ping\n"), "OK pong\n");
+}
+
+#[test]
+fn the_connections_quota_reply_is_one_err_quota_line() {
+    let line = connections_quota_reply(32);
+    assert_eq!(
+        line.as_str(),
+        "ERR quota connections: your address holds 32 connections to this server, the most \
+         it may; close one and try again\n"
+    );
+    assert!(line.len() <= MAX_LINE);
+}
+
+#[test]
+fn a_line_is_charged_once_though_it_waits_and_bad_lines_count_too() {
+    let config = ServerConfig {
+        commands_per_second: 1,
+        command_burst: 1,
+        ..durable_config()
+    };
+    let mut host = Host::with_quotas(config, Directory::new());
+    let mut a = host.connect();
+    let mut b = host.connect();
+    assert_eq!(host.feed(&mut a, b"makeroom x 239.9.9.9 9000\n"), "");
+    // Its answer depends on a's change: it waits, and is tried again.
+    assert_eq!(host.feed(&mut b, b"makeroom x 239.9.9.9 9001\n"), "");
+    assert!(b.is_waiting());
+    b.handle_wake(host.now, &mut host.server);
+    let out = host.persist(&mut [&mut a, &mut b]);
+    assert!(out[0].starts_with("OK created x "), "{out:?}");
+    assert!(out[1].starts_with("ERR exists "), "charged once: {out:?}");
+    // The bucket is empty now: a line that is not a command is refused too.
+    assert!(
+        host.feed(&mut b, b"nonsense\n")
+            .starts_with("ERR quota rate: ")
+    );
+    assert_eq!(host.feed(&mut b, b"\n"), "", "blank lines are free");
 }

@@ -263,9 +263,11 @@ pub fn run(args: LoadArgs) -> Result<(), String> {
         idle: args.idle,
     });
 
-    if args.rooms > 0 {
-        prefill(addr, args.rooms)?;
-    }
+    let prefilled = if args.rooms > 0 {
+        prefill(addr, args.rooms)?
+    } else {
+        Vec::new()
+    };
     let rss_before = args.server_pid.map(rss_kib).transpose()?;
 
     // Every thread connects, then waits at the barrier until all are set
@@ -324,7 +326,7 @@ pub fn run(args: LoadArgs) -> Result<(), String> {
         stats.merge(thread_stats);
     }
     if args.rooms > 0 {
-        unfill(addr, args.rooms)?;
+        unfill(addr, &prefilled)?;
     }
 
     match idle_report {
@@ -558,8 +560,9 @@ fn report_idle(
     }
 }
 
-/// Adds rooms `benchroom0000`... on one blocking connection, pipelined.
-fn prefill(addr: SocketAddr, rooms: u32) -> Result<(), String> {
+/// Adds rooms `benchroom0000`... on one blocking connection, pipelined;
+/// returns the `makeroom` replies (with the owner tokens).
+fn prefill(addr: SocketAddr, rooms: u32) -> Result<Vec<String>, String> {
     let lines = (0..rooms).map(|i| {
         format!(
             "makeroom benchroom{i:04} 239.1.{}.{} 5000\n",
@@ -567,25 +570,29 @@ fn prefill(addr: SocketAddr, rooms: u32) -> Result<(), String> {
             i % 256
         )
     });
-    let (ok, errors) = blocking_batch(addr, lines)?;
-    if ok + errors < u64::from(rooms) {
+    let replies = blocking_batch(addr, lines)?;
+    if replies.len() < rooms as usize {
         return Err("the server closed the connection while rooms were being added".into());
     }
-    Ok(())
+    Ok(replies)
 }
 
-/// Deletes the rooms [`prefill`] added.
-fn unfill(addr: SocketAddr, rooms: u32) -> Result<(), String> {
-    let lines = (0..rooms).map(|i| format!("deleteroom benchroom{i:04}\n"));
+/// Deletes the rooms [`prefill`] added (from another connection: with the
+/// owner token each `makeroom` answered).
+fn unfill(addr: SocketAddr, made: &[String]) -> Result<(), String> {
+    let lines = made.iter().enumerate().filter_map(|(i, reply)| {
+        let (_, token) = reply.trim_end().rsplit_once(" token=")?;
+        Some(format!("deleteroom benchroom{i:04} {token}\n"))
+    });
     blocking_batch(addr, lines).map(|_| ())
 }
 
-/// Sends CRDP lines (single-line replies) in batches of 64 and counts the
-/// `OK` and `ERR` replies.
+/// Sends CRDP lines (single-line replies) in batches of 64 and returns the
+/// replies, in order (fewer if the server closed the connection).
 fn blocking_batch(
     addr: SocketAddr,
     lines: impl Iterator<Item = String>,
-) -> Result<(u64, u64), String> {
+) -> Result<Vec<String>, String> {
     use std::io::{BufRead, BufReader};
     let fail = |e: io::Error| format!("setting up rooms on {addr}: {e}");
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(fail)?;
@@ -601,24 +608,20 @@ fn blocking_batch(
             "{addr} greeted with {line:?}: not a roomcast server?"
         ));
     }
-    let (mut ok, mut errors) = (0, 0);
+    let mut replies = Vec::new();
     let lines: Vec<String> = lines.collect();
     for chunk in lines.chunks(64) {
         writer.write_all(chunk.concat().as_bytes()).map_err(fail)?;
         for _ in chunk {
             line.clear();
             if reader.read_line(&mut line).map_err(fail)? == 0 {
-                return Ok((ok, errors));
+                return Ok(replies);
             }
-            if line.starts_with("OK") {
-                ok += 1;
-            } else {
-                errors += 1;
-            }
+            replies.push(line.clone());
         }
     }
     let _ = writer.write_all(b"bye\n");
-    Ok((ok, errors))
+    Ok(replies)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

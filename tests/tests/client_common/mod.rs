@@ -43,6 +43,7 @@ impl ClientProcess {
         };
         let mut child = command
             .env("XDG_CONFIG_HOME", no_config_home())
+            .env("XDG_STATE_HOME", state_home())
             .arg("client")
             .args(args)
             .stdin(Stdio::piped())
@@ -171,6 +172,14 @@ impl<R: Read> Read for Tee<R> {
 /// (a test that wants one sets its own).
 pub fn no_config_home() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-config-home")
+}
+
+/// The state folder of the clients under test, for `XDG_STATE_HOME`: the
+/// owner tokens they keep go there, not into the home of the user running
+/// the tests. All clients share it, as one user's clients do (the demo's
+/// second client deletes the first one's room with the token kept there).
+pub fn state_home() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("state-home")
 }
 
 /// Waits until `check` holds, up to [`WAIT`].

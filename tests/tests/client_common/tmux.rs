@@ -65,6 +65,7 @@ impl Tmux {
             // The tmux server, and so the client in its pane, reads no
             // config file of the user running the tests.
             .env("XDG_CONFIG_HOME", super::no_config_home())
+            .env("XDG_STATE_HOME", super::state_home())
             .output()
             .expect("run tmux")
     }

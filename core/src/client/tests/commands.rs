@@ -451,7 +451,25 @@ fn makeroom_and_deleteroom() {
     let (mut net, c) = pair_with(7, &[]);
     say(&mut net, c, "connect");
     let out = say(&mut net, c, "makeroom lobby 239.1.1.1 5000");
-    assert_eq!(actions(&out), [line("makeroom lobby 239.1.1.1 5000\n")]);
+    let acts = actions(&out);
+    assert_eq!(acts[0], line("makeroom lobby 239.1.1.1 5000\n"));
+    // The token the server answered goes to the host to keep.
+    match &acts[1..] {
+        [
+            Output::OwnerToken {
+                server,
+                room,
+                token,
+            },
+        ] => {
+            assert_eq!(
+                (server.as_str(), room.as_str()),
+                ("localhost:5577", "lobby")
+            );
+            assert!(crate::owner::is_valid_token(token), "{token}");
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         all_shown(&out),
         "Room lobby created: multicast group 239.1.1.1 port 5000. Type 'chat lobby' to enter it."
@@ -476,7 +494,13 @@ fn makeroom_and_deleteroom() {
     // With a name only, the server picks the address; the client says
     // which, from the OK line.
     let out = say(&mut net, c, "makeroom den");
-    assert_eq!(actions(&out), [line("makeroom den\n")]);
+    let acts = actions(&out);
+    assert_eq!(acts[0], line("makeroom den\n"));
+    // Its token is kept as for a room made with an address.
+    assert!(
+        matches!(&acts[1..], [Output::OwnerToken { room, .. }] if room.as_str() == "den"),
+        "{acts:?}"
+    );
     let shown = all_shown(&out);
     assert!(
         shown.starts_with("Room den created: multicast group 239.255.")
@@ -562,4 +586,33 @@ fn replies_may_come_in_any_pieces() {
             "(2 rooms)"
         ]
     );
+}
+
+#[test]
+fn a_refused_deleteroom_says_what_to_do() {
+    let (mut net, alice) = pair_with(9, &[]);
+    let bob = net.add_client(ClientConfig::new(
+        addr(SERVER),
+        5577,
+        ChatName::new("Bob").unwrap(),
+    ));
+    say(&mut net, alice, "connect");
+    say(&mut net, bob, "connect");
+    say(&mut net, alice, "makeroom lobby 239.1.1.1 5000");
+    let out = say(&mut net, bob, "deleteroom lobby");
+    let shown = all_shown(&out);
+    assert!(
+        shown.starts_with("Room lobby was not deleted: only the owner of room 'lobby'"),
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with(
+            "This client sends the token of a room it made from this account by itself; \
+             from elsewhere, give the token 'makeroom' answered: deleteroom lobby <token>."
+        ),
+        "{shown}"
+    );
+    // The maker needs no token.
+    let out = say(&mut net, alice, "deleteroom lobby");
+    assert_eq!(all_shown(&out), "Room lobby deleted.");
 }

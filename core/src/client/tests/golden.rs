@@ -21,6 +21,9 @@ fn render(outputs: &[Output]) -> String {
                 s.push_str(&format!("[datagram {:?}]\n", String::from_utf8_lossy(d)))
             }
             Output::Exit => s.push_str("[exit]\n"),
+            Output::OwnerToken { server, room, .. } => {
+                s.push_str(&format!("[keep the token of {room} on {server}]\n"))
+            }
         }
     }
     s
@@ -59,6 +62,7 @@ Connecting to localhost:5577...
 Connected to the directory server at localhost:5577. Type 'help' for its commands, 'bye' to disconnect.
 <prompt \"roomcast [localhost:5577]> \">
 [send \"makeroom lobby 239.1.1.1 5000\\n\"]
+[keep the token of lobby on localhost:5577]
 Room lobby created: multicast group 239.1.1.1 port 5000. Type 'chat lobby' to enter it.
 [send \"getdir\\n\"]
 ROOM   ADDRESS    PORT
