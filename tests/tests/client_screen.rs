@@ -2,7 +2,8 @@
 //! times, stable colours per sender (none with NO_COLOR or `--color
 //! never`), `/me` actions and the datagram plain clients get, the chat log
 //! (neutralised, private), and the config file (honoured, overridden by an
-//! option, a bad one refused with its line).
+//! option, a bad one refused with its line), and tables aligned by
+//! display width (CJK, emoji, combining marks).
 //!
 //! Every test that chats runs in a private network namespace of its own
 //! (`netns::isolated`): multicast on loopback only.
@@ -19,6 +20,7 @@ use client_common::tmux::Tmux;
 use client_common::{ClientProcess, eventually};
 use roomcast_tests::{ServerProcess, WAIT, netns, roomcast_bin};
 use socket2::{Domain, Protocol, Socket, Type};
+use unicode_width::UnicodeWidthStr;
 
 /// A server with one room, `lobby` at `group`:`port`.
 fn server_with_lobby(group: &str, port: u16) -> ServerProcess {
@@ -415,4 +417,94 @@ fn the_config_file_is_honoured_and_options_override_it() {
             "{help}"
         );
     });
+}
+
+#[test]
+fn getdir_aligns_wide_and_combining_names_by_display_width() {
+    // Only TCP to the server on loopback (no multicast): no namespace.
+    let server = ServerProcess::start(&[]);
+    // Display widths 6, 2, 3 and 5 columns; 3, 1, 4 and 5 characters (and
+    // 9, 4, 5, 5 bytes), so a table aligned by characters or bytes puts
+    // the address at different columns on different rows.
+    let rooms = [
+        ("会議室", "239.77.6.1", "47601"),
+        ("😀", "239.77.16.2", "47602"),
+        ("ab\u{316}c", "239.77.6.3", "47603"),
+        ("lobby", "239.77.106.4", "47604"),
+    ];
+    let mut crdp = server.connect();
+    for (name, group, port) in rooms {
+        let reply = crdp.ask(&format!("makeroom {name} {group} {port}"));
+        assert!(reply.starts_with("OK"), "{name}: {reply}");
+    }
+    drop(crdp);
+
+    let command = format!(
+        "{} client --server 127.0.0.1:{} --iface 127.0.0.1 --name Alice",
+        roomcast_bin().display(),
+        server.port
+    );
+    let tmux = Tmux::start(&command);
+    tmux.wait_last_line("roomcast>");
+    tmux.type_text("connect");
+    tmux.press("Enter");
+    tmux.wait_last_line(&format!("roomcast [127.0.0.1:{}]>", server.port));
+    tmux.type_text("getdir");
+    tmux.press("Enter");
+    let screen = tmux.wait_screen("the table", |s| s.iter().any(|l| l == "(4 rooms)"));
+
+    let header_at = screen
+        .iter()
+        .position(|l| l.starts_with("ROOM "))
+        .unwrap_or_else(|| panic!("no header:\n{}", screen.join("\n")));
+    let end_at = screen.iter().position(|l| l == "(4 rooms)").unwrap();
+    let header = &screen[header_at];
+    let rows = &screen[header_at + 1..end_at];
+    assert_eq!(rows.len(), rooms.len(), "{}", screen.join("\n"));
+
+    // The column (counted from 0, in terminal cells) where `needle` starts
+    // on `line`: the display width of what comes before it. tmux draws a
+    // wide character in two cells and a combining mark in none, as
+    // unicode-width measures them.
+    let column = |line: &str, needle: &str| {
+        let at = line
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} on {line:?}"));
+        line[..at].width()
+    };
+    // The widest name, 会議室, takes 6 columns; two spaces follow it.
+    let address_column = 6 + 2;
+    assert_eq!(column(header, "ADDRESS"), address_column, "{header:?}");
+    let port_column = column(header, "PORT");
+    assert_eq!(
+        port_column,
+        address_column + "239.77.106.4".len() + 2,
+        "{header:?}"
+    );
+
+    // Each room made is on exactly one row, as made, its address and port
+    // at the header's columns.
+    for (name, group, port) in rooms {
+        let row: Vec<&String> = rows
+            .iter()
+            .filter(|l| l.split_whitespace().next() == Some(name))
+            .collect();
+        assert_eq!(row.len(), 1, "rows for {name:?}: {rows:#?}");
+        let row = row[0];
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            [name, group, port],
+            "{row:?}"
+        );
+        assert_eq!(
+            column(row, &format!("  {group}  ")) + 2,
+            address_column,
+            "{name:?}: the address is not under ADDRESS:\n{header}\n{row}"
+        );
+        assert_eq!(
+            column(row, &format!("  {port}")) + 2,
+            port_column,
+            "{name:?}: the port is not under PORT:\n{header}\n{row}"
+        );
+    }
 }
