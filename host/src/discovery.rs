@@ -63,7 +63,7 @@ impl Announcement {
                 .map_err(|e| format!("cannot limit mDNS to loopback: {e}"))?;
         }
         let host = this_host();
-        let instance = instance_name(&host);
+        let instance = instance_name(&host, port);
         let hostname = format!("{}.local.", dns_label(&host));
         let addresses: Vec<IpAddr> = if bind.is_unspecified() {
             Vec::new()
@@ -147,13 +147,17 @@ pub fn browse(wait: Duration) -> Result<Vec<Found>, String> {
         }
         match events.recv_timeout(left) {
             Ok(ServiceEvent::ServiceResolved(service)) => {
-                let name = instance_of(&service.fullname);
-                let entry = found.entry(name.clone()).or_insert_with(|| Found {
-                    name,
-                    addresses: Vec::new(),
-                    port: service.port,
-                    protocol: None,
-                });
+                // Whatever the LAN announces, what is shown and typed is
+                // one safe word: no escape sequence reaches the terminal.
+                let name = one_word(&instance_of(&service.fullname));
+                let entry = found
+                    .entry(service.fullname.clone())
+                    .or_insert_with(|| Found {
+                        name,
+                        addresses: Vec::new(),
+                        port: service.port,
+                        protocol: None,
+                    });
                 entry.port = service.port;
                 entry.protocol = service
                     .txt_properties
@@ -168,7 +172,7 @@ pub fn browse(wait: Duration) -> Result<Vec<Found>, String> {
                 entry.addresses.sort_by_key(|ip| (ip.is_ipv6(), *ip));
             }
             Ok(ServiceEvent::ServiceRemoved(_, fullname)) => {
-                found.remove(&instance_of(&fullname));
+                found.remove(&fullname);
             }
             Ok(_) => {}
             Err(_) => break,
@@ -177,10 +181,44 @@ pub fn browse(wait: Duration) -> Result<Vec<Found>, String> {
     if let Ok(done) = daemon.shutdown() {
         let _ = done.recv_timeout(GOODBYE_WAIT);
     }
-    Ok(found
+    let mut found: Vec<Found> = found
         .into_values()
         .filter(|f| !f.addresses.is_empty())
-        .collect())
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    distinct_names(&mut found);
+    Ok(found)
+}
+
+/// Gives servers whose names became the same word (`a.b` and `a-b`) each a
+/// name of its own, `-2`, `-3`... after the first, so `connect NAME` picks
+/// one.
+fn distinct_names(found: &mut [Found]) {
+    for i in 1..found.len() {
+        let mut n = 2;
+        while found[..i].iter().any(|f| f.name == found[i].name) {
+            let base = found[i]
+                .name
+                .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+            found[i].name = format!("{base}-{n}");
+            n += 1;
+        }
+    }
+}
+
+/// `name` as one word a person can see safely and type: letters, digits
+/// and `-` (anything else becomes `-`), at most [`MAX_INSTANCE_NAME`] bytes.
+fn one_word(name: &str) -> String {
+    let word: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(MAX_INSTANCE_NAME)
+        .collect();
+    if word.is_empty() {
+        "server".to_owned()
+    } else {
+        word
+    }
 }
 
 /// This host's name, as the system knows it.
@@ -193,10 +231,18 @@ fn this_host() -> String {
     }
 }
 
-/// The instance name announced for a server on `host`: the host's name as
-/// one word, so that a client can type `connect NAME`.
-fn instance_name(host: &str) -> String {
-    dns_label(host)
+/// The instance name announced for a server on `host` listening on `port`:
+/// the host's name as one word, so that a client can type `connect NAME`,
+/// with the port after a `-` unless it is the default one, so that two
+/// servers on one host have two names.
+fn instance_name(host: &str, port: u16) -> String {
+    let label = dns_label(host);
+    if port == crate::DEFAULT_PORT {
+        return label;
+    }
+    let suffix = format!("-{port}");
+    let keep = MAX_INSTANCE_NAME - suffix.len();
+    format!("{}{suffix}", &label[..label.len().min(keep)])
 }
 
 /// `host` made a DNS label: letters, digits and `-`, at most 63 bytes.
@@ -243,10 +289,35 @@ mod tests {
     #[test]
     fn instance_names_are_bounded_and_unescaped() {
         let long = "h".repeat(200);
-        assert_eq!(instance_name(&long).len(), MAX_INSTANCE_NAME);
-        assert_eq!(instance_name("lab.example.org"), "lab");
+        assert_eq!(instance_name(&long, 5577).len(), MAX_INSTANCE_NAME);
+        assert_eq!(instance_name(&long, 7301).len(), MAX_INSTANCE_NAME);
+        assert!(instance_name(&long, 7301).ends_with("hhh-7301"));
+        assert_eq!(instance_name("lab.example.org", 5577), "lab");
+        assert_eq!(instance_name("lab.example.org", 7301), "lab-7301");
         assert_eq!(instance_of("lab\\.pc._crdp._tcp.local."), "lab.pc");
         assert_eq!(instance_of("odd"), "odd");
+    }
+
+    #[test]
+    fn hostile_instance_names_become_one_safe_word() {
+        let evil = "\u{1b}]0;PWNED\u{7}\u{1b}[31mEVIL \u{202e}olleh (2)";
+        let word = one_word(evil);
+        assert!(
+            word.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "{word:?}"
+        );
+        assert_eq!(one_word("vm (2)"), "vm--2-");
+        assert_eq!(one_word(""), "server");
+        let found = |name: &str| Found {
+            name: name.to_owned(),
+            addresses: Vec::new(),
+            port: 1,
+            protocol: None,
+        };
+        let mut list = [found("a-b"), found("a-b"), found("a-b"), found("c")];
+        distinct_names(&mut list);
+        let names: Vec<&str> = list.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a-b", "a-b-2", "a-b-3", "c"]);
     }
 
     #[test]

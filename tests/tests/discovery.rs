@@ -138,7 +138,8 @@ fn several_servers_are_listed_and_connect_picks_one_by_name() {
             alpha.contains(&format!("{}:5577", lan.host("one").v4)),
             "{alpha}"
         );
-        let beta = c.stdout.wait_for("  beta ");
+        // Not on the default port: the port is part of its name.
+        let beta = c.stdout.wait_for("  beta-6000 ");
         assert!(
             beta.contains(&format!("{}:6000", lan.host("two").v4)),
             "{beta}"
@@ -151,7 +152,7 @@ fn several_servers_are_listed_and_connect_picks_one_by_name() {
         );
         // The name reaches the address and port that server announced.
         c.run(
-            "connect beta",
+            "connect beta-6000",
             &format!(
                 "Connected to the directory server at {}:6000",
                 lan.host("two").v4
@@ -185,7 +186,7 @@ fn a_third_party_browser_sees_the_announcement_and_its_withdrawal() {
         let seen = String::from_utf8_lossy(&out.stdout);
         let added = seen
             .lines()
-            .find(|l| l.starts_with("added announced._crdp._tcp.local."))
+            .find(|l| l.starts_with("added announced-5599._crdp._tcp.local."))
             .unwrap_or_else(|| panic!("the browser did not see the server:\n{seen}"));
         assert!(added.contains(" 5599 "), "{added}");
         assert!(added.contains("('protocol', 'CRDP/1')"), "{added}");
@@ -194,7 +195,7 @@ fn a_third_party_browser_sees_the_announcement_and_its_withdrawal() {
         // not when the record would expire.
         assert!(
             seen.lines()
-                .any(|l| l.starts_with("removed announced._crdp._tcp.local.")),
+                .any(|l| l.starts_with("removed announced-5599._crdp._tcp.local.")),
             "no withdrawal seen after the server stopped:\n{seen}"
         );
     });
