@@ -249,6 +249,11 @@ impl StateFile {
         if text.len() as u64 > MAX_STATE_FILE {
             return Err(too_big(text.len() as u64));
         }
+        if text.is_empty() {
+            // Made empty on purpose (`install -m 0640 /dev/null PATH`, to
+            // choose its permissions): no rooms yet, kept as they are.
+            return Ok(false);
+        }
         parse_state(&text, into).map(|()| true).map_err(|why| {
             format!(
                 "the state file {shown} is damaged ({why}). The server will not start \
@@ -610,7 +615,7 @@ mod tests {
     #[test]
     fn refuses_damaged_files_and_says_where() {
         let cases: [(&[u8], &str); 11] = [
-            (b"", "complete line"),
+            (b"roomcast-state 2", "complete line"),
             (
                 b"roomcast-state 1\nlobby 239.0.0.1 5000\n",
                 "end line is missing",
@@ -648,6 +653,24 @@ mod tests {
             // The damaged file is left as it was.
             assert_eq!(fs::read(&state.path).unwrap(), bytes);
         }
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn an_empty_file_is_a_directory_with_no_rooms_and_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = temp_path("empty");
+        fs::write(&path, b"").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let state = StateFile::open(path.clone()).unwrap();
+        let mut loaded = Box::new(Directory::new());
+        assert!(!state.load(&mut loaded).unwrap());
+        assert!(loaded.is_empty());
+        let mut dir = Box::new(Directory::new());
+        dir.insert(room("lobby", 1, 5000)).unwrap();
+        state.save(&dir).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "the mode chosen beforehand is kept");
     }
 
     #[test]
