@@ -135,7 +135,8 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
     let iface = args.iface.or(file.iface);
     let chatlog = args
         .log_dir
-        .clone()
+        .as_deref()
+        .map(config::expand_home)
         .or(file.log_dir.clone())
         .map(ChatLog::new);
     let poller = Arc::new(Poller::new().map_err(|e| format!("cannot start: {e}"))?);

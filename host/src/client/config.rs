@@ -86,6 +86,34 @@ pub fn help_text() -> String {
     )
 }
 
+/// The longest config file read: a few settings need far less.
+pub const MAX_CONFIG_FILE: u64 = 64 * 1024;
+
+/// Reads `path` if it is a regular file of at most [`MAX_CONFIG_FILE`]
+/// bytes of UTF-8; a FIFO or device is refused before it is opened, so it
+/// can neither hang the start nor fill memory.
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "it is not a regular file (a folder, a FIFO or a device?)",
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CONFIG_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_CONFIG_FILE {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("it is longer than {MAX_CONFIG_FILE} bytes"),
+        ));
+    }
+    Ok(text)
+}
+
 /// Reads the config file: `explicit` (from `--config`) must exist; the
 /// default one may be missing.
 pub fn load(explicit: Option<&Path>) -> Result<FileConfig, String> {
@@ -96,7 +124,7 @@ pub fn load(explicit: Option<&Path>) -> Result<FileConfig, String> {
             None => return Ok(FileConfig::default()),
         },
     };
-    let text = match std::fs::read_to_string(&path) {
+    let text = match read_bounded(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
             return Ok(FileConfig::default());
@@ -131,8 +159,9 @@ pub fn parse(text: &str) -> Result<FileConfig, String> {
     Ok(config)
 }
 
-/// `~/x` as `$HOME/x` (a config file is not seen by a shell).
-fn expand_home(path: &Path) -> PathBuf {
+/// `~/x` as `$HOME/x`: a config file is not seen by a shell, and neither
+/// is `--log-dir=~/x` (shells expand `~` only at the start of a word).
+pub fn expand_home(path: &Path) -> PathBuf {
     match (path.strip_prefix("~"), std::env::var_os("HOME")) {
         (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => path.to_path_buf(),
@@ -142,6 +171,32 @@ fn expand_home(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(unix)]
+    fn only_a_regular_file_of_bounded_size_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.toml");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        for path in [fifo.as_path(), Path::new("/dev/zero"), dir.path()] {
+            let err = load(Some(path)).unwrap_err();
+            assert!(err.contains("not a regular file"), "{err}");
+        }
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, "# x\n".repeat(20_000)).unwrap();
+        let err = load(Some(&big)).unwrap_err();
+        assert!(err.contains("longer than 65536 bytes"), "{err}");
+        let edge = dir.path().join("edge.toml");
+        let line = "# padding to the edge\n";
+        let mut text = line.repeat(MAX_CONFIG_FILE as usize / line.len());
+        text.push_str(&"#".repeat(MAX_CONFIG_FILE as usize - text.len()));
+        std::fs::write(&edge, &text).unwrap();
+        assert!(
+            load(Some(&edge)).is_ok(),
+            "a file of exactly the bound is read"
+        );
+    }
 
     #[test]
     fn every_setting_is_read() {
