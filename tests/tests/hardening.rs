@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -683,4 +683,43 @@ fn every_reply_before_bye_arrives_though_more_input_follows_it() {
     assert_eq!(lines.len(), 2 + 2000 + 2, "{} lines", lines.len());
     assert_eq!(lines[2002], ".");
     assert_eq!(lines[2003], "OK bye");
+}
+
+#[test]
+fn every_reply_before_bye_arrives_though_the_client_half_closes() {
+    // The review's scenario: a full directory, more lines after `bye`, then
+    // the client shuts its writing down and reads slowly. The server's own
+    // FIN plus the client's makes the poller report a hang-up while the
+    // lines after `bye` are still unread: closing then would reset.
+    let server = ServerProcess::start(&[&["--log-level", "warn"], NO_QUOTAS].concat());
+    // The most rooms a directory holds (the core's `MAX_ROOMS`).
+    let rooms = 4096;
+    make_rooms(&server, rooms);
+    let mut stream = small_window(&server, 8 * 1024);
+    let mut request = b"getdir\nbye\n".to_vec();
+    request.extend("ping\n".repeat(400).as_bytes());
+    stream.write_all(&request).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // Slowly at first, so the server is done long before the client.
+        if all.len() < 64 * 1024 {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let n = stream
+            .read(&mut buf)
+            .expect("the connection was reset: replies were lost");
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8(all).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("OK CRDP/1"), "{}", lines[0]);
+    assert_eq!(lines[1], format!("OK {rooms} rooms"));
+    assert_eq!(lines.len(), 2 + rooms + 2, "{} lines", lines.len());
+    assert_eq!(lines[rooms + 2], ".");
+    assert_eq!(lines[rooms + 3], "OK bye");
 }
