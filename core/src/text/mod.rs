@@ -169,6 +169,17 @@ pub fn check_room_name(name: &str) -> Result<(), NameProblem> {
     if name.len() > MAX_ROOM_NAME {
         return Err(NameProblem::TooLong);
     }
+    check_name_text(name)
+}
+
+/// Checks the characters of a name of any length, as [`check_room_name`]
+/// does: [`is_name_char`] characters, not beginning with a combining mark,
+/// at least one column wide. The client's chat names check each of their
+/// words with it.
+pub fn check_name_text(name: &str) -> Result<(), NameProblem> {
+    if name.is_empty() {
+        return Err(NameProblem::Empty);
+    }
     match name.chars().find(|&c| !is_name_char(c)) {
         None => match name.chars().next() {
             Some(first) if is_mark(first) => Err(NameProblem::StartsWithMark(first)),
