@@ -548,14 +548,22 @@ impl Host {
             // Without a state file the core never stages changes.
             return;
         };
+        let before = file_stamp(state.path());
         if let Err(e) = state.save(self.server.staged()) {
             log!(
                 Error,
-                "cannot save the directory to {}: {e}; retrying in {SAVE_RETRY:?}; changes not \
-                 stored within {:?} are undone and answered ERR unavailable",
+                "cannot save the directory to {}: {e}; retrying in {}; changes not \
+                 stored within {} are undone and answered ERR unavailable",
                 state.path().display(),
-                self.server.config().persist_timeout,
+                humantime::format_duration(SAVE_RETRY),
+                humantime::format_duration(self.server.config().persist_timeout),
             );
+            // A save replaces the file last (a rename): if the file is as it
+            // was, the failure came before, and once every waiting change is
+            // undone there is nothing left to store (no retry for ever on a
+            // full disk). If it may have changed, the undo is stored too.
+            let untouched = file_stamp(state.path()) == before;
+            self.server.handle_persist_failed(untouched);
             self.retry_save_at = Some(now + SAVE_RETRY);
             return;
         }
@@ -905,6 +913,14 @@ impl Host {
             ),
         }
     }
+}
+
+/// What tells one version of the state file from another: its length
+/// and when it was last written (a save writes a new file and renames it
+/// over the old one). `None` if there is none (or it cannot be read).
+fn file_stamp(path: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
 }
 
 /// What [`discard_input`] found.

@@ -557,12 +557,25 @@ fn a_change_that_cannot_be_stored_is_invisible_then_undone_and_the_server_goes_o
         // The other makeroom was staged after the undo, and fails the same way.
         let refused = other.read_line();
         assert!(refused.starts_with("ERR unavailable "), "{refused}");
+        assert!(refused.contains(" stored within 2s,"), "{refused}");
         // The server goes on serving.
         assert_eq!(
             maker.request("getdir"),
             ["OK 1 room", "first 239.1.1.1 5000", "."]
         );
-        server.stdout.wait_for("undone, answered ERR unavailable");
+        let undone = "undone, answered ERR unavailable";
+        let (first_undo, _) = server.stdout.wait_for_from(0, undone);
+        server.stdout.wait_for_from(first_undo + 1, undone);
+        // Everything undone: what is staged is what is stored, so the
+        // server stops trying to save (it retried every second for ever).
+        let failures = server.logged("cannot save the directory");
+        thread::sleep(Duration::from_millis(3500));
+        assert_eq!(
+            server.logged("cannot save the directory"),
+            failures,
+            "{}",
+            server.log()
+        );
         // The disk comes back: changes are stored and answered again.
         fs::create_dir_all(&folder).unwrap();
         assert_eq!(
