@@ -515,8 +515,14 @@ impl Host {
             };
             peer.timer = None;
             if peer.linger_until.is_some() {
-                // The client kept sending (or never closed): enough.
-                self.close(index, Close::Orderly);
+                // The client kept sending (or never closed): enough. What
+                // it sent last is dropped first: unread input at the close
+                // would make it a reset.
+                let why = match discard_input(&mut peer.stream) {
+                    Discarded::Failed(e) => Close::Failed(e),
+                    _ => Close::Orderly,
+                };
+                self.close(index, why);
                 continue;
             }
             peer.conn.handle_timeout(core_now, &mut self.server);
@@ -542,14 +548,22 @@ impl Host {
             // Without a state file the core never stages changes.
             return;
         };
+        let before = file_stamp(state.path());
         if let Err(e) = state.save(self.server.staged()) {
             log!(
                 Error,
-                "cannot save the directory to {}: {e}; retrying in {SAVE_RETRY:?}; changes not \
-                 stored within {:?} are undone and answered ERR unavailable",
+                "cannot save the directory to {}: {e}; retrying in {}; changes not \
+                 stored within {} are undone and answered ERR unavailable",
                 state.path().display(),
-                self.server.config().persist_timeout,
+                humantime::format_duration(SAVE_RETRY),
+                humantime::format_duration(self.server.config().persist_timeout),
             );
+            // A save replaces the file last (a rename): if the file is as it
+            // was, the failure came before, and once every waiting change is
+            // undone there is nothing left to store (no retry for ever on a
+            // full disk). If it may have changed, the undo is stored too.
+            let untouched = file_stamp(state.path()) == before;
+            self.server.handle_persist_failed(untouched);
             self.retry_save_at = Some(now + SAVE_RETRY);
             return;
         }
@@ -698,24 +712,26 @@ impl Host {
         let Some(Some(peer)) = self.peers.get_mut(index) else {
             return;
         };
+        // A lingering peer only has its input read and dropped, whatever
+        // the event: a hang-up is also reported once both sides have shut
+        // writing down (our FIN, then the client's half-close) while the
+        // client's last lines are still unread, and closing before they are
+        // read would reset the replies it has yet to read.
+        if peer.linger_until.is_some() {
+            let hung_up = event.is_err() == Some(true) || event.is_interrupt();
+            self.drain_lingering(index, hung_up);
+            return;
+        }
         // A reset (or both directions shut): nothing can be sent or read any
         // more, whatever the connection still waits for. Closed at once, so
         // the level-triggered event is not reported again and again.
         if event.is_err() == Some(true) || event.is_interrupt() {
-            if peer.linger_until.is_some() {
-                self.close(index, Close::Orderly);
-                return;
-            }
             let error = match peer.stream.take_error() {
                 Ok(Some(e)) => e,
                 Ok(None) => io::Error::from(ErrorKind::ConnectionReset),
                 Err(e) => e,
             };
             self.close(index, Close::Failed(error));
-            return;
-        }
-        if peer.linger_until.is_some() {
-            self.drain_lingering(index);
             return;
         }
         if event.readable && !peer.read_closed {
@@ -763,28 +779,20 @@ impl Host {
         }
     }
 
-    /// Reads and drops what a lingering peer still sends; closes it at its
-    /// EOF or on an error.
-    fn drain_lingering(&mut self, index: usize) {
+    /// Reads and drops what a lingering peer still sends, within
+    /// [`READ_BUDGET`]; closes it at its EOF or on an error, or, after a
+    /// hang-up, once nothing is left to read (the hang-up would otherwise
+    /// be reported again and again). The budget spent, the level-triggered
+    /// poller reports what is left.
+    fn drain_lingering(&mut self, index: usize, hung_up: bool) {
         let Some(Some(peer)) = self.peers.get_mut(index) else {
             return;
         };
-        let mut sink = [0u8; limits::CONN_RECV_BUF];
-        let mut budget = READ_BUDGET;
-        while budget > 0 {
-            match peer.stream.read(&mut sink) {
-                Ok(0) => {
-                    self.close(index, Close::Orderly);
-                    return;
-                }
-                Ok(n) => budget = budget.saturating_sub(n),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.close(index, Close::Failed(e));
-                    return;
-                }
-            }
+        match discard_input(&mut peer.stream) {
+            Discarded::Eof => self.close(index, Close::Orderly),
+            Discarded::Failed(e) => self.close(index, Close::Failed(e)),
+            Discarded::Empty if hung_up => self.close(index, Close::Orderly),
+            Discarded::Empty | Discarded::Budget => {}
         }
     }
 
@@ -905,6 +913,42 @@ impl Host {
             ),
         }
     }
+}
+
+/// What tells one version of the state file from another: its length
+/// and when it was last written (a save writes a new file and renames it
+/// over the old one). `None` if there is none (or it cannot be read).
+fn file_stamp(path: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// What [`discard_input`] found.
+enum Discarded {
+    /// The peer's EOF: nothing more will come.
+    Eof,
+    /// Nothing left to read for now.
+    Empty,
+    /// [`READ_BUDGET`] spent with input left.
+    Budget,
+    /// Reading failed (a reset).
+    Failed(io::Error),
+}
+
+/// Reads and drops the peer's input, at most [`READ_BUDGET`] bytes.
+fn discard_input(stream: &mut TcpStream) -> Discarded {
+    let mut sink = [0u8; limits::CONN_RECV_BUF];
+    let mut budget = READ_BUDGET;
+    while budget > 0 {
+        match stream.read(&mut sink) {
+            Ok(0) => return Discarded::Eof,
+            Ok(n) => budget = budget.saturating_sub(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Discarded::Empty,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Discarded::Failed(e),
+        }
+    }
+    Discarded::Budget
 }
 
 /// Writes the peer's pending output until the socket is full or this turn's

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -557,12 +557,25 @@ fn a_change_that_cannot_be_stored_is_invisible_then_undone_and_the_server_goes_o
         // The other makeroom was staged after the undo, and fails the same way.
         let refused = other.read_line();
         assert!(refused.starts_with("ERR unavailable "), "{refused}");
+        assert!(refused.contains(" stored within 2s,"), "{refused}");
         // The server goes on serving.
         assert_eq!(
             maker.request("getdir"),
             ["OK 1 room", "first 239.1.1.1 5000", "."]
         );
-        server.stdout.wait_for("undone, answered ERR unavailable");
+        let undone = "undone, answered ERR unavailable";
+        let (first_undo, _) = server.stdout.wait_for_from(0, undone);
+        server.stdout.wait_for_from(first_undo + 1, undone);
+        // Everything undone: what is staged is what is stored, so the
+        // server stops trying to save (it retried every second for ever).
+        let failures = server.logged("cannot save the directory");
+        thread::sleep(Duration::from_millis(3500));
+        assert_eq!(
+            server.logged("cannot save the directory"),
+            failures,
+            "{}",
+            server.log()
+        );
         // The disk comes back: changes are stored and answered again.
         fs::create_dir_all(&folder).unwrap();
         assert_eq!(
@@ -683,4 +696,43 @@ fn every_reply_before_bye_arrives_though_more_input_follows_it() {
     assert_eq!(lines.len(), 2 + 2000 + 2, "{} lines", lines.len());
     assert_eq!(lines[2002], ".");
     assert_eq!(lines[2003], "OK bye");
+}
+
+#[test]
+fn every_reply_before_bye_arrives_though_the_client_half_closes() {
+    // The review's scenario: a full directory, more lines after `bye`, then
+    // the client shuts its writing down and reads slowly. The server's own
+    // FIN plus the client's makes the poller report a hang-up while the
+    // lines after `bye` are still unread: closing then would reset.
+    let server = ServerProcess::start(&[&["--log-level", "warn"], NO_QUOTAS].concat());
+    // The most rooms a directory holds (the core's `MAX_ROOMS`).
+    let rooms = 4096;
+    make_rooms(&server, rooms);
+    let mut stream = small_window(&server, 8 * 1024);
+    let mut request = b"getdir\nbye\n".to_vec();
+    request.extend("ping\n".repeat(400).as_bytes());
+    stream.write_all(&request).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // Slowly at first, so the server is done long before the client.
+        if all.len() < 64 * 1024 {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let n = stream
+            .read(&mut buf)
+            .expect("the connection was reset: replies were lost");
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8(all).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("OK CRDP/1"), "{}", lines[0]);
+    assert_eq!(lines[1], format!("OK {rooms} rooms"));
+    assert_eq!(lines.len(), 2 + rooms + 2, "{} lines", lines.len());
+    assert_eq!(lines[rooms + 2], ".");
+    assert_eq!(lines[rooms + 3], "OK bye");
 }

@@ -4,6 +4,7 @@
 use core::fmt::{self, Write as _};
 
 use crate::limits::{MAX_CHAT_NAME, MAX_SERVER_ADDR};
+use crate::text::{self, NameProblem};
 
 use super::render::is_unsafe_char;
 
@@ -11,8 +12,11 @@ use super::render::is_unsafe_char;
 /// HOST is a name, an IPv4 address or a bracketed IPv6 address.
 pub type ServerAddr = heapless::String<MAX_SERVER_ADDR>;
 
-/// A chat name: 1 to [`MAX_CHAT_NAME`] printable characters (spaces inside
-/// are fine; leading and trailing ones are dropped).
+/// A chat name: 1 to [`MAX_CHAT_NAME`] characters, words of the characters
+/// a room name may hold (the core's text rule: visible, not blank, in
+/// composed form, not beginning with a combining mark) with single spaces
+/// between them (leading and trailing spaces are dropped), and no `: `,
+/// where receivers split `Name: text`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ChatName(heapless::String<{ 4 * MAX_CHAT_NAME }>);
 
@@ -26,6 +30,14 @@ pub enum NameError {
     TooLong,
     /// A control or invisible formatting character.
     NotPrintable,
+    /// Holds `: ` (receivers would read the name as ending at the colon).
+    ColonSpace,
+    /// Two spaces in a row (a name that looks like another).
+    DoubleSpace,
+    /// A character the text rule refuses in names (blank, ignorable, not
+    /// composed, a space other than U+0020), or a word beginning with a
+    /// combining mark or showing as blank.
+    Refused(NameProblem),
 }
 
 impl fmt::Display for NameError {
@@ -38,6 +50,16 @@ impl fmt::Display for NameError {
             ),
             NameError::NotPrintable => {
                 f.write_str("a chat name holds printable characters only; choose another")
+            }
+            NameError::ColonSpace => f.write_str(
+                "a chat name cannot hold ': ' (a colon then a space): others would see \
+                 the name end at the colon; choose another",
+            ),
+            NameError::DoubleSpace => {
+                f.write_str("a chat name has single spaces between words; choose another")
+            }
+            NameError::Refused(problem) => {
+                write!(f, "in a chat name, {problem}; choose another")
             }
         }
     }
@@ -55,6 +77,15 @@ impl ChatName {
         }
         if name.chars().count() > MAX_CHAT_NAME {
             return Err(NameError::TooLong);
+        }
+        if name.contains(": ") {
+            return Err(NameError::ColonSpace);
+        }
+        if name.contains("  ") {
+            return Err(NameError::DoubleSpace);
+        }
+        for word in name.split(' ') {
+            text::check_name_text(word).map_err(NameError::Refused)?;
         }
         // At most MAX_CHAT_NAME chars of at most 4 bytes each: it fits.
         heapless::String::try_from(name)

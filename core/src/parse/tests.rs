@@ -772,9 +772,35 @@ fn names_that_look_empty_or_hold_invisible_characters_are_badname() {
             .to_string()
             .contains("U+0300 is not in composed form (NFC)")
     );
+    // Marks alone, or first, show as blank or sit on what comes before.
+    for name in [
+        "\u{E47}\u{E47}\u{E47}",
+        "\u{332}\u{332}\u{332}",
+        "\u{332}lobby",
+    ] {
+        for line in [
+            std::format!("makeroom {name} 239.1.1.1 5000"),
+            std::format!("deleteroom {name}"),
+        ] {
+            assert_eq!(parse(&line), Err(ParseError::BadName(name)), "{line:?}");
+        }
+        assert!(parse_room_line(std::format!("{name} 239.1.1.1 5000").as_bytes()).is_err());
+        let message = ParseError::BadName(name).to_string();
+        assert!(
+            message.contains("is a combining mark and cannot begin a name"),
+            "{message}"
+        );
+    }
+    let message = ParseError::BadName("\u{D4E}").to_string();
+    assert!(
+        message.contains("(the name would show as blank)"),
+        "{message}"
+    );
     // Composed, visible names in any script are fine.
     for name in [
         "\u{e0}",
+        "\u{E01}\u{E47}",
+        "lobby\u{332}",
         "caf\u{e9}",
         "\u{4f1a}\u{8b70}\u{5ba4}",
         "\u{d55c}",

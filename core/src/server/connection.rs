@@ -559,11 +559,11 @@ impl Connection {
             }
             (false, _) => {
                 let code = ErrorCode::Unavailable;
-                let within = self.config.persist_timeout;
+                let within = crate::time::HumanDuration(self.config.persist_timeout);
                 self.push_line(
                     now,
                     format_args!(
-                        "ERR {code} the change could not be stored within {within:?}, \
+                        "ERR {code} the change could not be stored within {within}, \
                          so it was not made; try again later"
                     ),
                 );

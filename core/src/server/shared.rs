@@ -89,6 +89,10 @@ pub struct Server {
     version: u64,
     /// The version the host last stored.
     stored: u64,
+    /// A save that failed may have replaced the stored file anyway (the
+    /// host said so): what is on disk may differ from `directory` until
+    /// the next successful store.
+    disk_unsure: bool,
     /// The latest `now` passed in.
     now: Instant,
     /// Picks the group and port of `makeroom <name>`.
@@ -117,6 +121,7 @@ impl Server {
             dropped_events: 0,
             version: 0,
             stored: 0,
+            disk_unsure: false,
             now: Instant::ZERO,
             allocator: Allocator::default(),
             tokens: TokenSource::unseeded(),
@@ -174,6 +179,10 @@ impl Server {
     /// The version the host must store [`staged`](Self::staged) for, if it
     /// changed since the last store. Ask once per event-loop turn, after
     /// handling every event of the turn, so one write covers them all.
+    /// Once every waiting change was undone, `staged` is the stored
+    /// directory again and there is nothing to store (unless a failed save
+    /// may have changed the file: see
+    /// [`handle_persist_failed`](Self::handle_persist_failed)).
     #[must_use]
     pub fn poll_persist(&self) -> Option<u64> {
         (self.version > self.stored).then_some(self.version)
@@ -186,12 +195,26 @@ impl Server {
         self.clock(now);
         let version = version.min(self.version);
         self.stored = self.stored.max(version);
+        // Saves are whole files: this one replaced whatever a failed one
+        // may have left.
+        self.disk_unsure = false;
         while self.pending.front().is_some_and(|p| p.seq <= version) {
             let Some(pending) = self.pending.pop_front() else {
                 break;
             };
             pending.change.apply(&mut self.directory);
             self.resolve(pending, true);
+        }
+    }
+
+    /// The host could not store [`staged`](Self::staged). `file_untouched`:
+    /// the failure left the stored file as it was (it came before the file
+    /// was replaced). When it may not have, an undo that brings `staged`
+    /// back to the stored directory must still be stored, to be sure the
+    /// undone changes are not on disk.
+    pub fn handle_persist_failed(&mut self, file_untouched: bool) {
+        if !file_untouched {
+            self.disk_unsure = true;
         }
     }
 
@@ -228,6 +251,12 @@ impl Server {
         }
         if undone > 0 {
             self.emit(Event::Undone(undone));
+            // Every waiting change undone: `staged` is what is stored, so
+            // there is nothing to save (and no save to retry for ever while
+            // the disk is full).
+            if self.pending.is_empty() && !self.disk_unsure {
+                self.stored = self.version;
+            }
         }
     }
 

@@ -1280,8 +1280,9 @@ fn a_change_not_stored_in_time_is_undone_and_answered_unavailable() {
     assert_eq!(out, ["", "", ""]);
     let out = host.server_timeout(deadline, &mut [&mut maker, &mut deleter, &mut other]);
     let unavailable = format!(
-        "ERR unavailable the change could not be stored within {PERSIST_TIMEOUT:?}, so it \
-         was not made; try again later\n"
+        "ERR unavailable the change could not be stored within {}, so it \
+         was not made; try again later\n",
+        crate::time::HumanDuration(PERSIST_TIMEOUT)
     );
     assert_eq!(out[0], format!("{unavailable}OK pong\n"));
     assert_eq!(out[1], unavailable);
@@ -1315,9 +1316,12 @@ fn an_undo_is_stored_even_when_nothing_else_changes() {
     let mut maker = host.connect();
     host.feed(&mut maker, b"makeroom x 239.9.9.9 9000\n");
     let staged = host.server.poll_persist().unwrap();
+    // The save that failed may have reached the disk after all (it failed
+    // after replacing the file): the directory without x must be stored
+    // again.
+    host.server.handle_persist_failed(false);
+    host.server.handle_persist_failed(true);
     host.server_timeout(Instant::ZERO + PERSIST_TIMEOUT, &mut [&mut maker]);
-    // The save that failed may have reached the disk after all: the
-    // directory without x must be stored again.
     let undone = host.server.poll_persist().unwrap();
     assert!(undone > staged);
     assert!(host.server.staged().is_empty());
@@ -1327,6 +1331,73 @@ fn an_undo_is_stored_even_when_nothing_else_changes() {
     assert!(host.server.poll_resolved().is_none());
     host.server.handle_persisted(host.now, undone);
     assert_eq!(host.server.poll_persist(), None);
+}
+
+#[test]
+fn nothing_is_stored_once_every_waiting_change_is_undone() {
+    // The disk is full: every save fails before the file is replaced.
+    let mut host = Host::with(durable_config(), directory_of(1));
+    let mut maker = host.connect();
+    let mut deleter = host.connect();
+    host.feed(&mut maker, b"makeroom x 239.9.9.9 9000\n");
+    host.feed(&mut deleter, b"deleteroom r0000\n");
+    assert!(host.server.poll_persist().is_some());
+    host.server.handle_persist_failed(true);
+    let out = host.server_timeout(
+        Instant::ZERO + PERSIST_TIMEOUT,
+        &mut [&mut maker, &mut deleter],
+    );
+    assert!(
+        out.iter().all(|o| o.starts_with("ERR unavailable")),
+        "{out:?}"
+    );
+    // Staged is the stored directory again: no save to retry for ever.
+    assert_eq!(Host::names(host.server.staged()), ["r0000"]);
+    assert_eq!(host.server.poll_persist(), None);
+    assert_eq!(host.server.poll_timeout(), None);
+    // A later change is stored as usual.
+    host.feed(&mut maker, b"makeroom y 239.9.9.8 9000\n");
+    assert!(host.server.poll_persist().is_some());
+    assert_eq!(
+        host.persist(&mut [&mut maker]),
+        ["OK created y 239.9.9.8 9000\n"]
+    );
+    assert_eq!(host.server.poll_persist(), None);
+}
+
+#[test]
+fn an_undo_with_changes_still_waiting_is_stored_with_them() {
+    let mut host = Host::with(durable_config(), Directory::new());
+    let mut first = host.connect();
+    let mut second = host.connect();
+    host.feed(&mut first, b"makeroom x 239.9.9.9 9000\n");
+    host.now = secs(1);
+    host.feed(&mut second, b"makeroom y 239.9.9.8 9000\n");
+    host.server.handle_persist_failed(true);
+    host.server_timeout(
+        Instant::ZERO + PERSIST_TIMEOUT,
+        &mut [&mut first, &mut second],
+    );
+    // y still waits: staged (y alone) is not what is stored (nothing).
+    assert_eq!(Host::names(host.server.staged()), ["y"]);
+    assert!(host.server.poll_persist().is_some());
+}
+
+#[test]
+fn the_timeout_is_shown_for_people() {
+    let mut config = durable_config();
+    config.persist_timeout = Duration::ZERO;
+    let mut host = Host::with(config, Directory::new());
+    let mut maker = host.connect();
+    host.feed(&mut maker, b"makeroom x 239.9.9.9 9000\n");
+    let out = host.server_timeout(Instant::ZERO, &mut [&mut maker]);
+    assert_eq!(
+        out,
+        [
+            "ERR unavailable the change could not be stored within 0s, so it was not made; \
+          try again later\n"
+        ]
+    );
 }
 
 #[test]
@@ -1482,7 +1553,9 @@ fn the_servers_timer_is_never_in_the_past_and_spurious_calls_are_no_ops() {
     );
     host.server.handle_timeout(secs(1001));
     assert!(host.server.poll_resolved().is_none());
-    // The host was late: the deadline is now, not in the past.
+    // The host was late: the deadline is now, not in the past. (A failed
+    // save may have reached the disk, so the undo is to be stored.)
+    host.server.handle_persist_failed(false);
     host.server.handle_timeout(secs(3000));
     let resolved = host.server.poll_resolved().unwrap();
     assert!(!resolved.is_stored());

@@ -16,7 +16,11 @@
 //! (variation selectors, U+034F, Hangul fillers, tags, ...: drawn as
 //! nothing), not one of the [`BLANK_LOOKING`] characters, and is
 //! `NFC_Quick_Check=Yes` (so a name is in composed form, NFC). A name is 1 to
-//! [`MAX_ROOM_NAME`] bytes of such characters ([`check_room_name`]).
+//! [`MAX_ROOM_NAME`] bytes of such characters ([`check_room_name`]) that
+//! does not begin with a combining mark (general category Mn, Mc or Me: it
+//! would sit on whatever is drawn before the name) and takes at least one
+//! column on a terminal ([`display_width`]): a name of marks alone, or of
+//! zero-width letters, would show as blank in a table.
 //!
 //! **The same room**: a name is taken when it is the [`same_name`] as a
 //! room's (equal UTS #39 confusable skeletons of the full case folds:
@@ -107,6 +111,20 @@ pub enum NameProblem {
     /// The name holds a character that is not in composed form (NFC), or a
     /// combining mark that could compose with the character before it.
     NotComposed(char),
+    /// The name begins with a combining mark.
+    StartsWithMark(char),
+    /// The name would take no column on a terminal (it shows as blank).
+    NoWidth,
+}
+
+/// Whether `c` is a combining mark (general category Mn, Mc or Me).
+pub fn is_mark(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::NonspacingMark
+            | GeneralCategory::SpacingMark
+            | GeneralCategory::EnclosingMark
+    )
 }
 
 impl fmt::Display for NameProblem {
@@ -118,17 +136,32 @@ impl fmt::Display for NameProblem {
             NameProblem::Invisible(c) => {
                 write!(f, "U+{:04X} is invisible or blank", u32::from(c))
             }
-            NameProblem::NotComposed(c) => write!(
+            NameProblem::NotComposed(c) if is_mark(c) => write!(
                 f,
                 "U+{:04X} is not in composed form (NFC); type the accented letter itself",
                 u32::from(c)
             ),
+            // A singleton such as U+212A KELVIN SIGN, U+2126 OHM SIGN or
+            // U+212B ANGSTROM SIGN: NFC turns it into another character.
+            NameProblem::NotComposed(c) => write!(
+                f,
+                "U+{:04X} is a duplicate of a usual character and not in composed form (NFC); \
+                 type the usual letter or sign instead",
+                u32::from(c)
+            ),
+            NameProblem::StartsWithMark(c) => write!(
+                f,
+                "U+{:04X} is a combining mark and cannot begin a name",
+                u32::from(c)
+            ),
+            NameProblem::NoWidth => f.write_str("the name would show as blank"),
         }
     }
 }
 
 /// Checks that `name` may name a room: 1 to [`MAX_ROOM_NAME`] bytes of
-/// [`is_name_char`] characters.
+/// [`is_name_char`] characters, not beginning with a combining mark
+/// ([`is_mark`]), at least one column wide ([`display_width`]).
 pub fn check_room_name(name: &str) -> Result<(), NameProblem> {
     if name.is_empty() {
         return Err(NameProblem::Empty);
@@ -136,8 +169,23 @@ pub fn check_room_name(name: &str) -> Result<(), NameProblem> {
     if name.len() > MAX_ROOM_NAME {
         return Err(NameProblem::TooLong);
     }
+    check_name_text(name)
+}
+
+/// Checks the characters of a name of any length, as [`check_room_name`]
+/// does: [`is_name_char`] characters, not beginning with a combining mark,
+/// at least one column wide. The client's chat names check each of their
+/// words with it.
+pub fn check_name_text(name: &str) -> Result<(), NameProblem> {
+    if name.is_empty() {
+        return Err(NameProblem::Empty);
+    }
     match name.chars().find(|&c| !is_name_char(c)) {
-        None => Ok(()),
+        None => match name.chars().next() {
+            Some(first) if is_mark(first) => Err(NameProblem::StartsWithMark(first)),
+            _ if display_width(name) == 0 => Err(NameProblem::NoWidth),
+            _ => Ok(()),
+        },
         Some(c) if c.is_whitespace() => Err(NameProblem::Space(c)),
         Some(c) if in_ranges(tables::NFC_QC_NOT_YES, c) && is_shown_as_is(c) => {
             Err(NameProblem::NotComposed(c))

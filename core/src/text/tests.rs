@@ -47,7 +47,16 @@ fn every_code_point_agrees_between_the_two_rules() {
         if is_name_char(c) {
             allowed += 1;
             assert!(is_shown_as_is(c), "U+{:04X} in names but hidden", c as u32);
-            assert_eq!(check_room_name(one), Ok(()), "U+{:04X}", c as u32);
+            // Alone, a mark cannot begin a name, and a character that
+            // takes no column would be a blank name.
+            let want = if is_mark(c) {
+                Err(NameProblem::StartsWithMark(c))
+            } else if display_width(one) == 0 {
+                Err(NameProblem::NoWidth)
+            } else {
+                Ok(())
+            };
+            assert_eq!(check_room_name(one), want, "U+{:04X}", c as u32);
         }
         if is_shown_as_is(c) {
             assert_eq!(out, *one, "U+{:04X}", c as u32);
@@ -194,6 +203,76 @@ fn names_are_nfc() {
     assert!(check_room_name("\u{1112}\u{1161}").is_err());
     let text = NameProblem::NotComposed('\u{300}').to_string();
     assert!(text.contains("U+0300") && text.contains("NFC"), "{text}");
+}
+
+#[test]
+fn names_of_marks_or_beginning_with_one_are_refused() {
+    // The review's examples: three U+0E47, three U+0332, U+0332 + `lobby`,
+    // and an enclosing and a spacing mark first.
+    for (name, mark) in [
+        ("\u{E47}\u{E47}\u{E47}", '\u{E47}'),
+        ("\u{332}\u{332}\u{332}", '\u{332}'),
+        ("\u{332}lobby", '\u{332}'),
+        ("\u{20DD}lobby", '\u{20DD}'),
+        ("\u{903}lobby", '\u{903}'),
+    ] {
+        assert_eq!(
+            check_room_name(name),
+            Err(NameProblem::StartsWithMark(mark)),
+            "{name:?}"
+        );
+    }
+    let text = NameProblem::StartsWithMark('\u{332}').to_string();
+    assert_eq!(text, "U+0332 is a combining mark and cannot begin a name");
+    // A mark after a letter is fine (Thai, underlined letters).
+    assert_eq!(check_room_name("\u{E01}\u{E47}"), Ok(()));
+    assert_eq!(check_room_name("lobby\u{332}"), Ok(()));
+}
+
+#[test]
+fn names_that_take_no_column_are_refused() {
+    // Characters that are neither marks nor ignorable yet take no column:
+    // U+0D4E MALAYALAM LETTER DOT REPH, the archaic Hangul vowel jamo
+    // (U+1176...). A name of them alone shows as blank.
+    let blank: Vec<char> = (0..=0x10FFFFu32)
+        .filter_map(char::from_u32)
+        .filter(|&c| {
+            is_name_char(c) && !is_mark(c) && display_width(c.encode_utf8(&mut [0; 4])) == 0
+        })
+        .collect();
+    assert!(
+        blank.contains(&'\u{D4E}') && blank.contains(&'\u{1176}'),
+        "{blank:?}"
+    );
+    for &c in &blank {
+        let name = format!("{c}{c}");
+        assert_eq!(
+            check_room_name(&name),
+            Err(NameProblem::NoWidth),
+            "{name:?}"
+        );
+        assert_eq!(check_room_name(&format!("x{c}")), Ok(()));
+    }
+    assert_eq!(
+        NameProblem::NoWidth.to_string(),
+        "the name would show as blank"
+    );
+}
+
+#[test]
+fn singleton_duplicates_get_their_own_reason() {
+    for c in ['\u{212A}', '\u{2126}', '\u{212B}'] {
+        let name = format!("{c}");
+        assert_eq!(check_room_name(&name), Err(NameProblem::NotComposed(c)));
+        let text = NameProblem::NotComposed(c).to_string();
+        assert!(
+            text.contains("type the usual letter or sign instead"),
+            "{text}"
+        );
+        assert!(!text.contains("accented"), "{text}");
+    }
+    let text = NameProblem::NotComposed('\u{301}').to_string();
+    assert!(text.contains("type the accented letter itself"), "{text}");
 }
 
 #[test]
