@@ -40,15 +40,19 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "_sim"))]
 extern crate std;
 
+pub mod chat;
 mod client;
 mod directory;
 mod error;
 pub mod limits;
 mod parse;
 mod server;
+#[cfg(any(test, feature = "_sim"))]
+#[doc(hidden)]
+pub mod sim;
 mod time;
 mod wire;
 
