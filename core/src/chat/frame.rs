@@ -71,6 +71,9 @@ pub struct Nak {
     pub first: u32,
     /// How many, 1 to [`MAX_NAK_RANGE`].
     pub count: u8,
+    /// Which request this is for the first message, from 1. Members other
+    /// than the origin answer a first request only if the origin is gone.
+    pub attempt: u8,
 }
 
 /// What a member knows of one sender, carried in heartbeats.
@@ -243,6 +246,7 @@ pub fn decode(data: &[u8]) -> Result<(MemberId, Frame<'_>), FrameError> {
             let origin = MemberId(r.u64()?);
             let first = r.u32()?;
             let count = r.u8()?;
+            let attempt = r.u8()?;
             if first == 0 || count == 0 || !r.0.is_empty() {
                 return Err(FrameError::Malformed);
             }
@@ -250,6 +254,7 @@ pub fn decode(data: &[u8]) -> Result<(MemberId, Frame<'_>), FrameError> {
                 origin,
                 first,
                 count: count.min(MAX_NAK_RANGE),
+                attempt,
             })
         }
         KIND_HEARTBEAT => {
@@ -321,6 +326,7 @@ pub fn encode_nak(sender: MemberId, nak: &Nak) -> FrameBuf {
     let _ = out.extend_from_slice(&nak.origin.0.to_be_bytes());
     let _ = out.extend_from_slice(&nak.first.to_be_bytes());
     let _ = out.push(nak.count.clamp(1, MAX_NAK_RANGE));
+    let _ = out.push(nak.attempt);
     out
 }
 

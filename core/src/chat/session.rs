@@ -998,6 +998,13 @@ impl Session {
                 self.naks[j].tries = tries;
                 self.naks[j].due = now + delay;
             }
+            // On a first request, leave the answer to the origin if it is
+            // here: others answer when it is gone or its repair was lost.
+            let origin_here =
+                n.origin != self.me && self.find(n.origin).is_some_and(|i| self.members[i].present);
+            if origin_here && n.attempt < 2 {
+                continue;
+            }
             let held = self
                 .store
                 .iter()
@@ -1164,6 +1171,11 @@ impl Session {
             }
             count += 1;
         }
+        let attempt = self
+            .naks
+            .iter()
+            .find(|e| e.origin == origin && e.seq == seq)
+            .map_or(1, |e| e.tries.saturating_add(1));
         for k in 0..self.naks.len() {
             let e = self.naks[k];
             if e.origin == origin && !e.gave_up && e.seq.wrapping_sub(seq) < u32::from(count) {
@@ -1179,6 +1191,7 @@ impl Session {
                 origin,
                 first: seq,
                 count,
+                attempt,
             },
         );
         if self.transmit(Channel::Control, frame) {

@@ -80,6 +80,7 @@ fn frames_round_trip() {
         origin: MemberId(7),
         first: 3,
         count: 5,
+        attempt: 1,
     };
     assert_eq!(
         decode(&encode_nak(MemberId(1), &n)),
@@ -139,6 +140,7 @@ fn every_truncation_of_a_frame_is_refused() {
                 origin: MemberId(2),
                 first: 1,
                 count: 1,
+                attempt: 1,
             },
         )
         .to_vec(),
@@ -185,10 +187,12 @@ fn limits_of_the_codec() {
             origin: MemberId(2),
             first: 1,
             count: 1,
+            attempt: 1,
         },
     )
     .to_vec();
-    *nak.last_mut().expect("a count") = 255;
+    let len = nak.len();
+    nak[len - 2] = 255;
     let Ok((_, Frame::Nak(n))) = decode(&nak) else {
         panic!("a request");
     };
@@ -297,6 +301,7 @@ fn hearing_anothers_request_suppresses_mine() {
             origin: MemberId(1),
             first: 1,
             count: 1,
+            attempt: 1,
         },
     );
     b.handle_datagram(at(10), addr(3), Channel::Control, &other);
@@ -312,6 +317,41 @@ fn hearing_anothers_request_suppresses_mine() {
 
 #[test]
 fn hearing_a_repair_cancels_mine() {
+    // Bo holds Ann's message; Cy asks a second time; Bo would repair it
+    // (control), unless it hears Dee's repair first.
+    for heard in [false, true] {
+        let mut b = session(2, "Bo");
+        let _ = drain(&mut b);
+        b.handle_datagram(at(0), addr(1), Channel::Control, &data(1, 1, "one"));
+        let _ = drain(&mut b);
+        let nak = encode_nak(
+            MemberId(3),
+            &Nak {
+                origin: MemberId(1),
+                first: 1,
+                count: 1,
+                attempt: 2,
+            },
+        );
+        b.handle_datagram(at(500), addr(3), Channel::Control, &nak);
+        let _ = drain(&mut b);
+        if heard {
+            let mut rep = data(1, 1, "one");
+            rep[13] = FLAG_REPAIR;
+            b.handle_datagram(at(501), addr(4), Channel::Control, &rep);
+            let _ = drain(&mut b);
+        }
+        b.handle_timeout(at(2000));
+        let (t, _) = drain(&mut b);
+        let repaired = t
+            .iter()
+            .any(|x| matches!(decode(&x.data), Ok((_, Frame::Data(_)))));
+        assert_eq!(repaired, !heard);
+    }
+}
+
+#[test]
+fn a_first_request_is_left_to_the_origin_while_it_is_here() {
     let mut b = session(2, "Bo");
     let _ = drain(&mut b);
     b.handle_datagram(at(0), addr(1), Channel::Control, &data(1, 1, "one"));
@@ -322,14 +362,10 @@ fn hearing_a_repair_cancels_mine() {
             origin: MemberId(1),
             first: 1,
             count: 1,
+            attempt: 1,
         },
     );
     b.handle_datagram(at(500), addr(3), Channel::Control, &nak);
-    let _ = drain(&mut b);
-    let mut rep = data(1, 1, "one");
-    rep[13] = FLAG_REPAIR;
-    b.handle_datagram(at(501), addr(4), Channel::Control, &rep);
-    let _ = drain(&mut b);
     b.handle_timeout(at(2000));
     let (t, _) = drain(&mut b);
     assert!(
@@ -355,6 +391,7 @@ fn a_flood_of_requests_gets_bounded_repairs() {
                     origin: MemberId(1),
                     first,
                     count: 1,
+                    attempt: 1,
                 },
             );
             a.handle_datagram(at(1000 + ms), addr(9), Channel::Control, &nak);

@@ -13,7 +13,7 @@ use std::vec;
 
 use proptest::prelude::*;
 
-use super::{Churn, Scenario, Sim, run_seed};
+use super::{Churn, SEC, Scenario, Sim, run_seed};
 
 /// Seeds the default run checks.
 const SIM_SEEDS: u64 = 60;
@@ -88,4 +88,88 @@ fn unrecoverable_message_is_reported_lost() {
         r.reported_lost, 2,
         "each of n1 and n2 reports the second lost"
     );
+}
+
+/// The simulation figures of BENCHMARKS.md:
+/// `cargo test --release -p roomcast-core --lib sim::tests::bench -- --ignored --nocapture`
+#[test]
+#[ignore = "a benchmark: prints figures, run by hand"]
+fn bench() {
+    fn pct(v: &mut [u64], p: f64) -> f64 {
+        v.sort_unstable();
+        if v.is_empty() {
+            return 0.0;
+        }
+        let i = ((v.len() - 1) as f64 * p).round() as usize;
+        v[i] as f64 / 1000.0
+    }
+    let (n, count) = (50, 400);
+    for loss in [0.01, 0.1, 0.2] {
+        let mut total = super::Report::default();
+        for seed in 0..3 {
+            let r = Sim::new(Scenario::bench(seed, n, count, loss))
+                .run()
+                .unwrap_or_else(|f| panic!("{f}"));
+            total.messages += r.messages;
+            total.receiver_losses += r.receiver_losses;
+            total.messages_lost_somewhere += r.messages_lost_somewhere;
+            total.naks += r.naks;
+            total.repairs += r.repairs;
+            total.delivered += r.delivered;
+            total.reported_lost += r.reported_lost;
+            total.repair_delays.extend(r.repair_delays);
+            total.direct_delays.extend(r.direct_delays);
+            total.data_frame_bytes += r.data_frame_bytes;
+            total.data_text_bytes += r.data_text_bytes;
+        }
+        let t = &mut total;
+        let lost = t.messages_lost_somewhere.max(1) as f64;
+        println!(
+            "{n} members, {:.0} % loss, {} messages (3 seeds): {} receiver losses, \
+             {} messages lost somewhere; requests {} ({:.2} per message lost somewhere, \
+             {:.2} per receiver loss); repairs {} ({:.2} / {:.2}); delivered {} of {}, \
+             reported lost {}; delay ms direct p50 {:.1} p99 {:.1}, repaired p50 {:.1} \
+             p99 {:.1} max {:.1}",
+            loss * 100.0,
+            t.messages,
+            t.receiver_losses,
+            t.messages_lost_somewhere,
+            t.naks,
+            t.naks as f64 / lost,
+            t.naks as f64 / t.receiver_losses.max(1) as f64,
+            t.repairs,
+            t.repairs as f64 / lost,
+            t.repairs as f64 / t.receiver_losses.max(1) as f64,
+            t.delivered,
+            t.messages * (n as u64 - 1),
+            t.reported_lost,
+            pct(&mut t.direct_delays, 0.5),
+            pct(&mut t.direct_delays, 0.99),
+            pct(&mut t.repair_delays, 0.5),
+            pct(&mut t.repair_delays, 0.99),
+            pct(&mut t.repair_delays, 1.0),
+        );
+        println!(
+            "  bytes per message: data frame {:.1} over the text, plain copy 2 + name",
+            (t.data_frame_bytes - t.data_text_bytes) as f64 / t.messages as f64
+        );
+    }
+    // Quiet members: nobody speaks for 120 s.
+    for (n, spoke) in [(2, 0), (50, 0), (50, 50)] {
+        let mut sc = Scenario::bench(9, n, spoke, 0.0);
+        // Everybody speaks once in the first 2 s, then silence.
+        for (k, m) in sc.messages.iter_mut().enumerate() {
+            *m = (1_000_000, k % n, 40);
+        }
+        sc.end = 122 * SEC;
+        sc.fault_end = 0;
+        let r = Sim::new(sc).run().unwrap_or_else(|f| panic!("{f}"));
+        println!(
+            "quiet room of {n} ({spoke} spoke once at 1 s): {:.1} heartbeat bytes/s per member \
+             ({:.2} heartbeats/s, {:.0} bytes each)",
+            r.heartbeat_bytes as f64 / n as f64 / 122.0,
+            r.heartbeats as f64 / n as f64 / 122.0,
+            r.heartbeat_bytes as f64 / r.heartbeats.max(1) as f64,
+        );
+    }
 }
