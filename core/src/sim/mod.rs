@@ -152,7 +152,11 @@ impl Scenario {
     /// the churn and the messages.
     pub fn from_seed(seed: u64) -> Self {
         let mut r = SimRng::new(seed ^ 0x5EED);
-        let n = r.range(2, 8) as usize;
+        let n = if r.chance(0.1) {
+            r.range(9, 24)
+        } else {
+            r.range(2, 8)
+        } as usize;
         let mut joins = vec![0; n];
         let mut churn = Vec::new();
         let fault_end = 25 * SEC;
@@ -863,6 +867,26 @@ impl Sim {
                         qs.len()
                     )));
                 }
+            }
+        }
+        // Presence: after the quiet phase each survivor lists exactly the
+        // other survivors (the others said goodbye or timed out).
+        for &j in &survivors {
+            let Some(s) = self.nodes[j].session.as_ref() else {
+                continue;
+            };
+            let listed: BTreeSet<MemberId> = s.members().filter_map(|m| m.id).collect();
+            let expected: BTreeSet<MemberId> = survivors
+                .iter()
+                .filter(|&&k| k != j)
+                .map(|&k| self.ids[k])
+                .collect();
+            if listed != expected {
+                return Err(self.fail(format!(
+                    "n{j} lists {} members, expected {}",
+                    listed.len(),
+                    expected.len()
+                )));
             }
         }
         // Bounded repair traffic: at most a few repairs per receiver loss,
