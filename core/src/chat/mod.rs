@@ -27,7 +27,7 @@ mod session;
 pub use frame::{FrameError, MemberId};
 pub use session::{
     CONTROL_PORT_OFFSET, Channel, Event, MemberInfo, MessageText, Name, Session, Stats, Transmit,
-    UsageError,
+    UsageError, control_port,
 };
 
 #[cfg(test)]

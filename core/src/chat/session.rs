@@ -36,6 +36,12 @@ pub enum Channel {
 /// The control port of a room is its port plus this (the same group).
 pub const CONTROL_PORT_OFFSET: u16 = 1;
 
+/// The control port of a room on `room_port`; `None` for port 65535, which
+/// has no control port (such a room is plain only).
+pub fn control_port(room_port: u16) -> Option<u16> {
+    room_port.checked_add(CONTROL_PORT_OFFSET)
+}
+
 /// A datagram the host must send to the room's group, on the port of
 /// `channel`, from the socket it sends everything from (one source address
 /// for both ports: receivers recognise a member's plain copies by it).
@@ -308,7 +314,8 @@ fn fnv1a(data: &[u8]) -> u64 {
 ///
 /// Every call does work bounded by the named limits of
 /// [`crate::chat::limits`]; the session's memory is fixed at creation. No
-/// datagram can make it panic. It is about 160 KiB: a host keeps it boxed.
+/// datagram can make it panic. It is about 230 KiB (mostly the stored
+/// messages and the outgoing queue): a host keeps it boxed.
 #[derive(Clone, Debug)]
 pub struct Session {
     me: MemberId,
@@ -835,6 +842,10 @@ impl Session {
             self.stats.dropped += 1;
             return;
         };
+        if self.members[oi].name.is_empty() {
+            // Known so far only from digests: the frame names it.
+            let _ = self.members[oi].name.push_str(d.name);
+        }
         let sent = self.now_us() - i64::from(d.age_ms) * 1000;
         if !self.members[oi].started {
             self.start(oi, d.seq, sent);

@@ -632,3 +632,15 @@ fn time_going_backwards_is_clamped() {
     let _ = drain(&mut a);
     assert!(a.poll_timeout().expect("a deadline") >= at(5000));
 }
+
+#[test]
+fn control_port_is_the_next_one() {
+    assert_eq!(super::control_port(5000), Some(5001));
+    assert_eq!(super::control_port(u16::MAX), None);
+}
+
+#[test]
+fn a_session_is_of_bounded_size() {
+    let size = core::mem::size_of::<Session>();
+    assert!(size < 256 * 1024, "{size} bytes");
+}

@@ -164,7 +164,7 @@ impl Scenario {
             if r.chance(0.2) {
                 *join = r.range(1, 15) * SEC + r.range(0, SEC);
             }
-            if i >= 2 && r.chance(0.15) {
+            if i >= 2 && r.chance(0.25) {
                 let how = if r.chance(0.5) {
                     Churn::Leave
                 } else {
@@ -207,9 +207,20 @@ impl Scenario {
         }
         messages.sort();
         let mut blackout = Vec::new();
-        for &(_, i, how) in &churn {
-            if how == Churn::Vanish && per_sender[i] > 0 && r.chance(0.5) {
-                blackout.push((i, r.range(1, per_sender[i] as u64) as u32));
+        for &(gone, i, how) in &churn {
+            // The messages it sends while in the room are numbered 1, 2, …
+            let sent = messages
+                .iter()
+                .filter(|&&(t, s, _)| s == i && t >= joins[i] && t < gone)
+                .count() as u64;
+            if how == Churn::Vanish && sent > 0 && r.chance(0.7) {
+                // Often its last one: the lost-last-message case.
+                let seq = if r.chance(0.5) {
+                    sent
+                } else {
+                    r.range(1, sent)
+                };
+                blackout.push((i, seq as u32));
             }
         }
         Scenario {
