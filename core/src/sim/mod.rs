@@ -136,6 +136,9 @@ pub struct Scenario {
     pub faults: Faults,
     /// Partitions: (start, end, members on side B as a bit mask).
     pub partitions: Vec<(u64, u64, u64)>,
+    /// Members that are plain clients: they only send and read `Name: text`
+    /// on the room's port (the original assignment's clients).
+    pub plain: Vec<bool>,
     /// Messages whose first transmission every receiver loses: (sender,
     /// number). With a sender that vanishes, they are unrecoverable.
     pub blackout: Vec<(usize, u32)>,
@@ -206,6 +209,10 @@ impl Scenario {
             messages.push((t, s, len));
         }
         messages.sort();
+        let mut plain = vec![false; n];
+        if r.chance(0.25) {
+            plain[r.range(1, n as u64 - 1) as usize] = true;
+        }
         let mut blackout = Vec::new();
         for &(gone, i, how) in &churn {
             // The messages it sends while in the room are numbered 1, 2, …
@@ -228,6 +235,7 @@ impl Scenario {
             joins,
             churn,
             messages,
+            plain,
             blackout,
             faults: Faults {
                 loss,
@@ -270,6 +278,7 @@ impl Scenario {
                 jitter_us: 2000,
             },
             partitions: Vec::new(),
+            plain: vec![false; n],
             blackout: Vec::new(),
             fault_end: 65 * SEC,
             end: 125 * SEC,
@@ -313,6 +322,13 @@ pub struct Report {
     pub data_text_bytes: u64,
     /// Steps taken.
     pub steps: u64,
+    /// Messages plain clients sent, and how often roomcast members showed
+    /// one.
+    pub plain_sent: u64,
+    /// See `plain_sent`.
+    pub plain_shown: u64,
+    /// Plain copies of roomcast messages that plain clients received.
+    pub plain_copies_received: u64,
 }
 
 /// A failed run: the seed, what broke, and the last steps.
@@ -382,6 +398,8 @@ struct Node {
     missed: BTreeSet<(usize, u32)>,
     /// Plain copies shown: (sender, seq).
     plain_shown: BTreeSet<(usize, u32)>,
+    /// Plain clients' messages shown, with how many times.
+    from_plain: BTreeMap<(usize, u32), u32>,
 }
 
 /// One sent message.
@@ -400,6 +418,8 @@ pub struct Sim {
     nodes: Vec<Node>,
     ids: Vec<MemberId>,
     sent: BTreeMap<(usize, u32), Sent>,
+    /// Plain clients' messages: when each was sent.
+    plain_sent: BTreeMap<(usize, u32), u64>,
     next_seq: Vec<u32>,
     trace: VecDeque<String>,
     report: Report,
@@ -429,6 +449,7 @@ impl Sim {
                 bad: vec![false; n],
                 missed: BTreeSet::new(),
                 plain_shown: BTreeSet::new(),
+                from_plain: BTreeMap::new(),
             })
             .collect();
         let mut sim = Sim {
@@ -439,6 +460,7 @@ impl Sim {
             nodes,
             ids,
             sent: BTreeMap::new(),
+            plain_sent: BTreeMap::new(),
             next_seq: vec![1; n],
             trace: VecDeque::new(),
             report: Report::default(),
@@ -526,6 +548,11 @@ impl Sim {
     fn event(&mut self, ev: Ev) -> Result<(), Failure> {
         let now = Instant::from_micros(self.now);
         match ev {
+            Ev::Join(i) if self.sc.plain[i] => {
+                self.nodes[i].state = State::In;
+                self.nodes[i].joined = self.now;
+                self.log(format!("n{i} (plain) joins"));
+            }
             Ev::Join(i) => {
                 let seed = self.rng.next_u64();
                 let name = format!("n{i}");
@@ -547,6 +574,15 @@ impl Sim {
                 let mut text = format!("{i}:{seq}:");
                 while text.len() < len {
                     text.push('x');
+                }
+                if self.sc.plain[i] {
+                    self.next_seq[i] += 1;
+                    self.plain_sent.insert((i, seq), self.now);
+                    self.report.plain_sent += 1;
+                    self.log(format!("n{i} (plain) sends {seq}"));
+                    let datagram = format!("n{i}: {text}");
+                    self.fan_out(i, Channel::Plain, datagram.as_bytes());
+                    return Ok(());
                 }
                 let s = self.nodes[i]
                     .session
@@ -591,6 +627,12 @@ impl Sim {
                 original,
             } => {
                 if self.nodes[to].state != State::In {
+                    return Ok(());
+                }
+                if self.sc.plain[to] {
+                    if channel == Channel::Plain && from != to {
+                        self.report.plain_copies_received += 1;
+                    }
                     return Ok(());
                 }
                 if let Some(key) = original {
@@ -677,6 +719,14 @@ impl Sim {
                 let Some((s, q)) = parsed.filter(|&(s, _)| addr(s) == *from) else {
                     return Err(self.fail(format!("n{i} shows a stray plain datagram {text:?}")));
                 };
+                if self.sc.plain[s] {
+                    if !self.plain_sent.contains_key(&(s, q)) {
+                        return Err(self.fail(format!("n{i} shows {s}:{q}, never sent")));
+                    }
+                    *self.nodes[i].from_plain.entry((s, q)).or_default() += 1;
+                    self.report.plain_shown += 1;
+                    return Ok(());
+                }
                 // A plain datagram has no number: one the network
                 // duplicates is shown twice, as by any plain client.
                 self.nodes[i].plain_shown.insert((s, q));
@@ -763,7 +813,9 @@ impl Sim {
         }
         let mut lost_somewhere = false;
         for to in 0..self.nodes.len() {
-            if self.nodes[to].state != State::In {
+            if self.nodes[to].state != State::In
+                || (self.sc.plain[to] && channel == Channel::Control)
+            {
                 continue;
             }
             let delay = self.sc.faults.delay_us;
@@ -839,7 +891,7 @@ impl Sim {
         let survivors: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| self.nodes[i].state == State::In)
             .collect();
-        for &j in &survivors {
+        for &j in survivors.iter().filter(|&&j| !self.sc.plain[j]) {
             let joined = self.nodes[j].joined;
             let mut missing: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
             for (&(s, q), sent) in &self.sent {
@@ -889,7 +941,7 @@ impl Sim {
             let listed: BTreeSet<MemberId> = s.members().filter_map(|m| m.id).collect();
             let expected: BTreeSet<MemberId> = survivors
                 .iter()
-                .filter(|&&k| k != j)
+                .filter(|&&k| k != j && !self.sc.plain[k])
                 .map(|&k| self.ids[k])
                 .collect();
             if listed != expected {
@@ -898,6 +950,24 @@ impl Sim {
                     listed.len(),
                     expected.len()
                 )));
+            }
+        }
+        // On a clean network, each plain client's message is shown once by
+        // every roomcast member that was in the room.
+        let clean = self.sc.faults.loss == 0.0
+            && self.sc.faults.burst.is_none()
+            && self.sc.faults.dup == 0.0
+            && self.sc.partitions.is_empty();
+        if clean {
+            for (&(s, q), &at) in &self.plain_sent {
+                for &j in survivors.iter().filter(|&&j| !self.sc.plain[j]) {
+                    let shown = self.nodes[j].from_plain.get(&(s, q)).copied().unwrap_or(0);
+                    if self.nodes[j].joined <= at && shown != 1 {
+                        return Err(self.fail(format!(
+                            "n{j} showed plain client n{s}'s message {q} {shown} times"
+                        )));
+                    }
+                }
             }
         }
         // Bounded repair traffic: at most a few repairs per receiver loss,

@@ -84,6 +84,7 @@ fn unrecoverable_message_is_reported_lost() {
         messages: vec![(1_000_000, 0, 5), (2_000_000, 0, 5)],
         faults: super::Faults::none(),
         partitions: vec![],
+        plain: vec![false; 3],
         blackout: vec![(0, 2)],
         fault_end: 3_000_000,
         end: 80_000_000,
@@ -178,4 +179,25 @@ fn bench() {
             r.heartbeat_bytes as f64 / r.heartbeats.max(1) as f64,
         );
     }
+}
+
+#[test]
+fn plain_clients_and_roomcast_members_hear_each_other() {
+    let mut sc = Scenario::bench(4, 4, 30, 0.0);
+    sc.faults.jitter_us = 0;
+    sc.plain[3] = true;
+    let r = Sim::new(sc.clone()).run().unwrap_or_else(|f| panic!("{f}"));
+    let from_plain = sc.messages.iter().filter(|m| m.1 == 3).count() as u64;
+    assert!(from_plain > 0);
+    assert_eq!(r.plain_sent, from_plain);
+    assert_eq!(
+        r.plain_shown,
+        3 * from_plain,
+        "each of 3 members shows each once"
+    );
+    assert_eq!(
+        r.plain_copies_received, r.messages,
+        "one plain copy per message"
+    );
+    assert_eq!(r.delivered, 2 * r.messages, "reliable among the 3 members");
 }
