@@ -96,16 +96,17 @@ pub const NAK_DELAY: Duration = Duration::from_millis(20);
 pub const NAK_SPREAD: Duration = Duration::from_millis(100);
 
 /// After a request (its own, or one heard from another member for the same
-/// message) a member waits a random time in `[NAK_RETRY, 2 * NAK_RETRY]`,
-/// doubled per try up to [`NAK_RETRY_MAX`], before asking again.
+/// message) a member waits a random time in `[b, 2b]` before asking again,
+/// with `b = NAK_RETRY * 2^tries` (tries so far, counting this one), at
+/// most [`NAK_RETRY_MAX`].
 pub const NAK_RETRY: Duration = Duration::from_millis(250);
 
 /// The longest wait between two requests for one message.
 pub const NAK_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// After this many requests (own or heard) without the message, it is
-/// given up and reported lost: about 16 s with the back-off, longer than a
-/// partition the simulator heals.
+/// given up and reported lost: 20 to 40 s with the back-off, longer than
+/// any partition the simulator heals.
 pub const NAK_TRIES: u8 = 12;
 
 /// The original sender answers a request after a random time in

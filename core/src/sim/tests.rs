@@ -201,3 +201,25 @@ fn plain_clients_and_roomcast_members_hear_each_other() {
     );
     assert_eq!(r.delivered, 2 * r.messages, "reliable among the 3 members");
 }
+
+#[test]
+fn a_late_joiner_gets_the_history_of_a_member_who_left() {
+    // n0 says three things and leaves; n2 comes in later and learns of
+    // them from n1's heartbeat digest, and n1 serves them as history.
+    let sc = Scenario {
+        seed: 5,
+        joins: vec![0, 0, 10 * SEC],
+        churn: vec![(3 * SEC, 0, Churn::Leave)],
+        messages: vec![(SEC, 0, 5), (SEC + 1, 0, 5), (2 * SEC, 0, 5)],
+        faults: super::Faults::none(),
+        partitions: vec![],
+        plain: vec![false; 3],
+        blackout: vec![],
+        fault_end: 0,
+        end: 40 * SEC,
+    };
+    let r = Sim::new(sc).run().unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(r.delivered, 3, "n1 got them live");
+    assert_eq!(r.history, 3, "n2 got them as history");
+    assert_eq!(r.reported_lost, 0);
+}
