@@ -50,17 +50,19 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "_sim"))]
 extern crate std;
 
+pub mod chat;
 mod client;
 mod directory;
 mod error;
 pub mod limits;
 mod parse;
 mod server;
-#[cfg(test)]
-mod sim;
+#[cfg(any(test, feature = "_sim"))]
+#[doc(hidden)]
+pub mod sim;
 mod text;
 mod time;
 mod wire;

@@ -1,4 +1,10 @@
-//! A deterministic network for tests: real machines, virtual time.
+//! Deterministic networks for tests: real machines, virtual time (test and
+//! `_sim` feature only; not part of the public API).
+//!
+//! Two harnesses live here: this module's pair harness ([`Net`]: clients
+//! and the directory server over TCP and multicast), and [`room`], the
+//! seeded simulator of the room protocol (many chat sessions over a lossy
+//! multicast LAN).
 //!
 //! [`Net`] runs the real [`Client`] machines against the real [`Server`]
 //! machine in memory. Nothing reads a clock: time is a virtual [`Instant`]
@@ -37,6 +43,7 @@ use std::vec::Vec;
 use std::{format, vec};
 
 mod rng;
+pub mod room;
 mod server;
 
 use core::net::Ipv4Addr;
