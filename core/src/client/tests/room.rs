@@ -134,3 +134,78 @@ fn a_late_member_gets_the_history_marked() {
     assert!(text.ends_with("s ago] Mel: before you came"), "{text}");
     assert_eq!(count(&out, "Mel: before you came"), 0);
 }
+
+#[test]
+fn two_members_with_one_name_are_told_apart() {
+    let mut directory = Directory::new();
+    directory.insert(lobby()).unwrap();
+    let mut net = Net::new(9);
+    net.add_server(SERVER, ServerConfig::default(), directory);
+    let mel = net.add_client(member("Mel", 1));
+    let ann = net.add_client(member("Ann", 2));
+    let other_ann = net.add_client(member("Ann", 3));
+    for c in [mel, ann, other_ann] {
+        say(&mut net, c, "chat lobby");
+    }
+    net.advance(Duration::from_secs(1));
+    let out = all_shown(&net.since(mel, 0));
+    let joins: Vec<&str> = out.lines().filter(|l| l.ends_with(" joined")).collect();
+    assert_eq!(joins.len(), 2, "{out}");
+    assert_eq!(joins[0], "Ann joined");
+    assert!(
+        joins[1].starts_with("Ann #") && joins[1].len() == "Ann #1a2b joined".len(),
+        "{joins:?}"
+    );
+    let mark = net.mark(mel);
+    say(&mut net, mel, "/who");
+    let who = all_shown(&net.since(mel, mark));
+    assert_eq!(who.matches("\n  Ann #").count(), 2, "{who}");
+}
+
+#[test]
+fn what_cannot_be_recovered_is_said_and_a_silent_member_leaves() {
+    use crate::chat::frame::{Data, encode_data, encode_heartbeat};
+    let net = room_of_two();
+    let mut mel = net.into_client(0);
+    let eve = crate::chat::MemberId(0xe7e0_0000_0000_0001);
+    let from = core::net::SocketAddr::new(Ipv4Addr::new(10, 9, 9, 7).into(), 40000);
+    let mut now = t(2_000);
+    let data = Data {
+        flags: 0,
+        origin: eve,
+        seq: 1,
+        age_ms: 0,
+        name: "Eve",
+        text: "first",
+    };
+    let frame = encode_data(eve, &data).unwrap();
+    mel.handle_datagram_from(now, Channel::Control, from, &frame);
+    assert_eq!(shown(&drain(&mut mel)), ["Eve joined", "Eve: first"]);
+    // Eve claims 199 more: all but the last 50 are given up at once.
+    now = t(2_100);
+    let hb = encode_heartbeat(eve, "Eve", 200, 0, 150, &[]).unwrap();
+    mel.handle_datagram_from(now, Channel::Control, from, &hb);
+    assert_eq!(
+        shown(&drain(&mut mel)),
+        ["[149 messages from Eve could not be recovered]"]
+    );
+    // Then Eve falls silent (and so does Ann: the client is out of the
+    // network); after MEMBER_TIMEOUT the user is told.
+    let timeout = crate::chat::limits::MEMBER_TIMEOUT;
+    let mut left = Vec::new();
+    for ms in (2_200..2_200 + u64::try_from(timeout.as_millis()).unwrap() + 40_000).step_by(100) {
+        now = t(ms);
+        if mel.poll_timeout().is_some_and(|at| at <= now) {
+            mel.handle_timeout(now);
+        }
+        left.extend(
+            shown(&drain(&mut mel))
+                .into_iter()
+                .filter(|s| s.contains(" left")),
+        );
+    }
+    assert!(
+        left.contains(&"Eve left (not heard from for 15 s)".to_string()),
+        "{left:?}"
+    );
+}
