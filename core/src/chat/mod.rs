@@ -19,6 +19,33 @@
 //! [`Session`] is one member's machine in one room; PROTOCOL.md ("The room
 //! protocol") specifies the frames and timers, [`limits`] every bound.
 //! Nothing here knows about terminals or the directory.
+//!
+//! # Owning a session (for the client)
+//!
+//! A client owns one boxed [`Session`] while it is in a room:
+//!
+//! 1. on entering, take 16 random bytes from the host: 8 for the
+//!    [`MemberId`], 8 for the seed; [`Session::new`];
+//! 2. receive on the room's group at its port ([`Channel::Plain`]) and at
+//!    [`control_port`] ([`Channel::Control`]), and send what
+//!    [`Session::poll_transmit`] gives to the port of its channel, **from one
+//!    socket** (one source address for both, see PROTOCOL.md);
+//! 3. a typed line goes to [`Session::handle_send`] (the user's own line is
+//!    not echoed back as an event);
+//! 4. after every `handle_*` call drain `poll_transmit` and
+//!    [`Session::poll_event`], and wake at [`Session::poll_timeout`];
+//! 5. show events: [`Event::Message`] as `Name: text` (nothing if
+//!    `already_shown`), [`Event::History`] marked as history with its age,
+//!    [`Event::Lost`] as `[2 messages from Ann could not be recovered]`,
+//!    [`Event::Joined`] / [`Event::Left`] as `Ann joined`, `Ann left`,
+//!    `Ann left (not heard from for 15 s)`, [`Event::Plain`] as today's plain
+//!    datagrams. Text from the network is untrusted: neutralise control
+//!    characters before display, as for plain datagrams;
+//! 6. `who` lists [`Session::members`] (name, address, idle since
+//!    `last_heard`; `id: None` is a plain client); two members with one name
+//!    are told apart by their id ([`MemberId`] displays 4 hex digits);
+//! 7. on leaving, [`Session::handle_leave`], drain (a goodbye goes out),
+//!    then drop the session.
 
 pub mod frame;
 pub mod limits;

@@ -194,7 +194,13 @@ impl Scenario {
                 partitions.push((start, start + len, mask));
             }
         }
-        let count = r.range(1, 60) as usize;
+        // Now and then more messages than a member stores (MAX_STORED), so
+        // that old ones fall out of every store.
+        let count = if n >= 6 && r.chance(0.15) {
+            r.range(150, 240)
+        } else {
+            r.range(1, 60)
+        } as usize;
         let mut per_sender = vec![0usize; n];
         let mut messages = Vec::new();
         for _ in 0..count {

@@ -15,8 +15,8 @@ use proptest::prelude::*;
 
 use super::{Churn, SEC, Scenario, Sim, run_seed};
 
-/// Seeds the default run checks (about 5 s in a debug build).
-const SIM_SEEDS: u64 = 200;
+/// Seeds the default run checks (about 10 s in a debug build).
+const SIM_SEEDS: u64 = 100;
 
 /// Seeds that once found a bug (or that a mutation of the session fails),
 /// always run: a plain copy before any frame of its member (223), a plain
