@@ -61,6 +61,9 @@
 //! `commands` (the user's lines), `replies` (the server's lines and
 //! listings) and `render` (prompts, messages, text made safe to show).
 use core::fmt::Write as _;
+use core::net::{Ipv4Addr, SocketAddr};
+
+use crate::chat::Channel;
 
 use crate::limits::{
     CLIENT_OUTPUT_QUEUE, CLIENT_RECV_BUF, LISTING_BUFFER, MAX_DATAGRAM, MAX_LINE, OWN_ECHO_MEMORY,
@@ -98,6 +101,7 @@ mod commands;
 mod names;
 mod render;
 mod replies;
+mod room;
 
 // ---------------------------------------------------------------------------
 // The machine
@@ -192,6 +196,12 @@ pub struct Client {
     /// host says how the join went.
     joining: Option<Room>,
     chat: Option<Room>,
+    /// The room protocol's session in the room we are in (see `room`).
+    session: Option<crate::chat::Session>,
+    /// The host's random bits, stirred ([`ClientConfig::random_seed`]).
+    random: Option<u64>,
+    /// `/who` lines waiting for room in the output queue.
+    who_out: heapless::Deque<Text, { room::WHO_CHUNKS }>,
     sent: heapless::Deque<Sent, OWN_ECHO_MEMORY>,
     out: heapless::Deque<Output, CLIENT_OUTPUT_QUEUE>,
     prompt: Prompt,
@@ -202,6 +212,7 @@ impl Client {
     /// A client at the main prompt. Its first outputs greet the user and
     /// set the prompt.
     pub fn new(config: ClientConfig, now: Instant) -> Self {
+        let random = config.random_seed;
         let mut client = Self {
             name: config.name.clone(),
             server: config.server.clone(),
@@ -214,6 +225,9 @@ impl Client {
             listing_rows: 0,
             joining: None,
             chat: None,
+            session: None,
+            random,
+            who_out: heapless::Deque::new(),
             sent: heapless::Deque::new(),
             out: heapless::Deque::new(),
             prompt: Prompt::Main,
@@ -376,10 +390,37 @@ impl Client {
         self.step();
     }
 
-    /// A datagram arrived on the joined group.
+    /// A datagram arrived on the joined group's plain port, from a sender
+    /// not known (tests of the plain path; the host uses
+    /// [`handle_datagram_from`](Self::handle_datagram_from)).
     pub fn handle_datagram(&mut self, now: Instant, data: &[u8]) {
+        let unknown = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0);
+        self.handle_datagram_from(now, Channel::Plain, unknown, data);
+    }
+
+    /// A datagram arrived on the joined group, on the room's plain port
+    /// ([`Channel::Plain`]) or its control port ([`Channel::Control`]),
+    /// from `from`.
+    pub fn handle_datagram_from(
+        &mut self,
+        now: Instant,
+        channel: Channel,
+        from: SocketAddr,
+        data: &[u8],
+    ) {
         self.tick(now);
         if self.chat.is_none() || self.exited {
+            return;
+        }
+        // A plain datagram too long for any member's plain copy is shown
+        // cut, as ever, without the session (which keeps at most
+        // MAX_DATAGRAM bytes and would lose the mark).
+        let oversized = channel == Channel::Plain && data.len() > MAX_DATAGRAM;
+        if !oversized && self.session_datagram(channel, from, data) {
+            self.step();
+            return;
+        }
+        if channel == Channel::Control {
             return;
         }
         let hash = fnv1a(data);
@@ -413,6 +454,8 @@ impl Client {
     /// leaves it, if a join reported as done fails after all).
     pub fn handle_join_failed(&mut self, now: Instant, detail: &str) {
         self.tick(now);
+        self.session = None;
+        self.who_out.clear();
         if let Some(room) = self.joining.take().or_else(|| self.chat.take()) {
             say!(
                 self,
@@ -441,6 +484,9 @@ impl Client {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
         let now = self.now;
+        if let Some(session) = self.session.as_mut() {
+            session.handle_timeout(now);
+        }
         match &self.conn {
             Conn::Connecting { deadline, .. } if now >= *deadline => {
                 self.connect_failed(ConnectFailure::TimedOut);
@@ -489,13 +535,18 @@ impl Client {
     /// if ever. Calling it earlier is harmless.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match &self.conn {
+        let conn = match &self.conn {
             Conn::None => None,
             Conn::Connecting { deadline, .. } => Some(*deadline),
             Conn::Open { last_send, .. } => Some(match self.reply_deadline() {
                 Some((deadline, _)) => deadline,
                 None => *last_send + self.config.keepalive_interval,
             }),
+        };
+        let room = self.session.as_ref().and_then(|s| s.poll_timeout());
+        match (conn, room) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -581,7 +632,7 @@ impl Client {
     /// for their outputs, then announces a prompt change.
     fn step(&mut self) {
         while CLIENT_OUTPUT_QUEUE - self.out.len() >= STEP_RESERVE {
-            if self.flush_listing_row() {
+            if self.flush_listing_row() || self.flush_session() {
                 continue;
             }
             let Some(end) = self.recv.iter().position(|&b| b == b'\n') else {

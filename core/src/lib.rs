@@ -50,10 +50,11 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "_sim"))]
 extern crate std;
 
 mod alloc;
+pub mod chat;
 mod client;
 mod directory;
 mod error;
@@ -61,8 +62,9 @@ pub mod limits;
 mod owner;
 mod parse;
 mod server;
-#[cfg(test)]
-mod sim;
+#[cfg(any(test, feature = "_sim"))]
+#[doc(hidden)]
+pub mod sim;
 mod text;
 mod time;
 mod wire;

@@ -1,4 +1,10 @@
-//! A deterministic network for tests: real machines, virtual time.
+//! Deterministic networks for tests: real machines, virtual time (test and
+//! `_sim` feature only; not part of the public API).
+//!
+//! Two harnesses live here: this module's pair harness ([`Net`]: clients
+//! and the directory server over TCP and multicast), and [`room`], the
+//! seeded simulator of the room protocol (many chat sessions over a lossy
+//! multicast LAN).
 //!
 //! [`Net`] runs the real [`Client`] machines against the real [`Server`]
 //! machine in memory. Nothing reads a clock: time is a virtual [`Instant`]
@@ -37,15 +43,24 @@ use std::vec::Vec;
 use std::{format, vec};
 
 mod rng;
+pub mod room;
 mod server;
 
 use core::net::IpAddr;
 use core::time::Duration;
 
+use crate::chat::Channel;
 use crate::client::{Client, ClientConfig, ConnectFailure, Output};
 use crate::directory::Directory;
 use crate::server::ServerConfig;
 use crate::time::Instant;
+
+/// Where client `c`'s datagrams come from: its own address (every client
+/// is on a host of its own, sending from one socket).
+pub fn client_addr(c: usize) -> core::net::SocketAddr {
+    let host = u8::try_from(c % 250).unwrap_or(0) + 1;
+    core::net::SocketAddr::new(core::net::Ipv4Addr::new(10, 0, 0, host).into(), 40_000)
+}
 
 /// How long a segment or a datagram takes to arrive.
 pub const LINK_DELAY: Duration = Duration::from_millis(1);
@@ -140,7 +155,10 @@ enum Ev {
     },
     Datagram {
         to: usize,
+        /// The sending client.
+        from: usize,
         group: (IpAddr, u16),
+        channel: Channel,
         bytes: Vec<u8>,
     },
     Timer,
@@ -382,9 +400,20 @@ impl Net {
                     self.pipes[pipe].fin_at_client = true;
                 }
             }
-            Ev::Datagram { to, group, bytes } => {
+            Ev::Datagram {
+                to,
+                from,
+                group,
+                channel,
+                bytes,
+            } => {
                 if self.clients[to].group == Some(group) {
-                    self.clients[to].client.handle_datagram(self.now, &bytes);
+                    self.clients[to].client.handle_datagram_from(
+                        self.now,
+                        channel,
+                        client_addr(from),
+                        &bytes,
+                    );
                 }
             }
         }
@@ -640,7 +669,11 @@ impl Net {
                 }
             }
             Output::LeaveGroup => self.clients[c].group = None,
-            Output::SendDatagram(payload) => {
+            Output::SendDatagram(payload) | Output::SendControl(payload) => {
+                let channel = match output {
+                    Output::SendControl(_) => Channel::Control,
+                    _ => Channel::Plain,
+                };
                 let Some(group) = self.clients[c].group else {
                     return;
                 };
@@ -650,7 +683,16 @@ impl Net {
                     .collect();
                 for to in members {
                     let bytes = payload.to_vec();
-                    self.schedule(at, Ev::Datagram { to, group, bytes });
+                    self.schedule(
+                        at,
+                        Ev::Datagram {
+                            to,
+                            from: c,
+                            group,
+                            channel,
+                            bytes,
+                        },
+                    );
                 }
             }
             Output::Show(_) | Output::Prompt(_) | Output::Exit | Output::OwnerToken { .. } => {}

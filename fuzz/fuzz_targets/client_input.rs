@@ -9,12 +9,15 @@
 //! |---|---|
 //! | 0 | the user types a line (the bytes) |
 //! | 1 | the server sends the bytes (as much as the client takes) |
-//! | 2 | a datagram arrives (the bytes, repeated 40 times, so long ones occur) |
+//! | 2 | a datagram arrives; by the first byte's low two bits: 0 the bytes repeated 40 times on the plain port from an unknown sender (so long ones occur), 1 or 2 the rest as a room-protocol frame on the control port from member address 1 or 2, 3 the rest on the plain port from address 1 |
 //! | 3 | the connection the client asked for opens (or, if none, nothing) |
 //! | 4 | the server closes the connection |
 //! | 5 | Ctrl-] |
 //! | 6 | time passes: the bytes' sum, in seconds, then a timeout |
 //! | 7 | the connection attempt fails; else the group is joined (first byte odd) or joining it fails |
+//!
+//! The client speaks the room protocol (random bits given) when the input's
+//! first byte is odd, and plain datagrams only otherwise.
 //!
 //! Follows the drain rule after every call, and checks that nothing panics,
 //! that what is shown to the user holds no control character but LF (so
@@ -24,9 +27,11 @@
 #![no_main]
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
+use roomcast_core::chat::Channel;
 use roomcast_core::{
     ChatName, Client, ClientConfig, ConnectFailure, Instant, Output, is_shown_as_is,
     parse_server_addr,
@@ -38,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
     let server = parse_server_addr("127.0.0.1", PORT).expect("a valid address");
     let name = ChatName::new("fuzz").expect("a valid name");
     let mut now = Instant::ZERO;
-    let mut client = Client::new(ClientConfig::new(server, PORT, name), now);
+    let mut config = ClientConfig::new(server, PORT, name);
+    if data.first().is_some_and(|b| b & 1 == 1) {
+        config.random_seed = Some(0x5eed);
+    }
+    let mut client = Client::new(config, now);
     let mut connecting = false;
     drain(&mut client, now, &mut connecting);
 
@@ -60,7 +69,17 @@ fuzz_target!(|data: &[u8]| {
                     left = &left[took..];
                 }
             }
-            2 => client.handle_datagram(now, &bytes.repeat(40)),
+            2 => match bytes.split_first() {
+                Some((&how, frame)) if how & 3 != 0 => {
+                    let (channel, from) = match how & 3 {
+                        1 => (Channel::Control, member(1)),
+                        2 => (Channel::Control, member(2)),
+                        _ => (Channel::Plain, member(1)),
+                    };
+                    client.handle_datagram_from(now, channel, from, frame);
+                }
+                _ => client.handle_datagram(now, &bytes.repeat(40)),
+            },
             3 if connecting => {
                 connecting = false;
                 client.handle_connected(now);
@@ -86,6 +105,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// The address member `n` sends from.
+fn member(n: u8) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, n], 40000))
+}
 
 /// Drains the outputs and checks each.
 fn drain(client: &mut Client, now: Instant, connecting: &mut bool) {

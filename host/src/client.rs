@@ -37,6 +37,7 @@ use std::thread;
 use std::time::Duration;
 
 use polling::{Event, Events, Poller};
+use roomcast_core::chat::Channel;
 use roomcast_core::limits::MAX_KNOWN_SERVERS;
 use roomcast_core::{
     ChatName, Client, ClientConfig, ConnectFailure, Instant, KnownServer, Message, Mode, Output,
@@ -94,6 +95,8 @@ pub struct ClientArgs {
 
 const KEY_TCP: usize = 1;
 const KEY_UDP: usize = 2;
+/// The room's control port (the room protocol's frames).
+const KEY_CONTROL: usize = 3;
 
 /// The most chat datagrams taken in one turn of the event loop, between two
 /// looks at the user's input.
@@ -145,6 +148,9 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
     let start = std::time::Instant::now();
     let mut config = ClientConfig::new(server, DEFAULT_PORT, name);
     config.known_servers = known_servers(&discovered);
+    // The room protocol's member ids and timer seeds come from here.
+    config.random_seed =
+        Some(getrandom::u64().map_err(|e| format!("cannot read random bytes: {e}"))?);
     let client = Client::new(config, Instant::ZERO);
     let (resolved_tx, resolved) = mpsc::channel();
     let mut host = Host {
@@ -372,7 +378,8 @@ impl Host {
             for (key, readable, writable) in keys {
                 match key {
                     KEY_TCP => self.on_tcp(readable, writable),
-                    KEY_UDP => self.on_udp(),
+                    KEY_UDP => self.on_udp(Channel::Plain),
+                    KEY_CONTROL => self.on_udp(Channel::Control),
                     _ => {}
                 }
             }
@@ -428,12 +435,23 @@ impl Host {
                     Ok(joined) => {
                         // SAFETY: the socket is deleted from the poller before
                         // it is dropped (`leave_group`).
-                        match unsafe { self.poller.add(&joined.recv, Event::readable(KEY_UDP)) } {
-                            Ok(()) => {
-                                self.group = Some(joined);
-                                self.deferred.push(Deferred::Joined);
+                        let added =
+                            unsafe { self.poller.add(&joined.recv, Event::readable(KEY_UDP)) }
+                                .and_then(|()| match &joined.control {
+                                    // SAFETY: as above.
+                                    Some(control) => unsafe {
+                                        self.poller.add(control, Event::readable(KEY_CONTROL))
+                                    },
+                                    None => Ok(()),
+                                });
+                        // Kept either way, so that leaving deletes what was added.
+                        self.group = Some(joined);
+                        match added {
+                            Ok(()) => self.deferred.push(Deferred::Joined),
+                            Err(e) => {
+                                self.leave_group();
+                                self.deferred.push(Deferred::JoinFailed(e.to_string()));
                             }
-                            Err(e) => self.deferred.push(Deferred::JoinFailed(e.to_string())),
                         }
                     }
                     Err(e) => self.deferred.push(Deferred::JoinFailed(format!(
@@ -450,6 +468,25 @@ impl Host {
                         Err(e) => self.deferred.push(Deferred::SendFailed(e.to_string())),
                     }
                 }
+            }
+            Output::SendControl(frame) => {
+                if let Some(group) = &self.group {
+                    // A lost frame is repaired by the protocol; an error
+                    // here is not the user's to handle.
+                    let _ = group.send_control(&frame);
+                }
+            }
+            Output::Show(Message::History { payload, age }) => {
+                let sent = jiff::Zoned::now()
+                    .checked_sub(jiff::SignedDuration::try_from(age).unwrap_or_default())
+                    .unwrap_or_else(|_| jiff::Zoned::now());
+                let chat = Message::Chat {
+                    payload,
+                    truncated: false,
+                };
+                let text = format!("[history {}] {chat}", sent.strftime("%H:%M"));
+                let text = self.style.notice(&text, true);
+                self.terminal.print(&text, self.awaiting_line, true);
             }
             Output::Show(Message::Chat { payload, truncated }) => {
                 let now = jiff::Zoned::now();
@@ -602,6 +639,9 @@ impl Host {
         }
         if let Some(group) = &self.group {
             self.poller.modify(&group.recv, Event::readable(KEY_UDP))?;
+            if let Some(control) = &group.control {
+                self.poller.modify(control, Event::readable(KEY_CONTROL))?;
+            }
         }
         Ok(())
     }
@@ -799,15 +839,20 @@ impl Host {
     /// never holds up the user's input, the server or the timers. What the
     /// client cannot take in time the kernel drops when the socket's
     /// receive buffer is full; memory stays bounded.
-    fn on_udp(&mut self) {
+    fn on_udp(&mut self, channel: Channel) {
         for _ in 0..DATAGRAMS_PER_TURN {
             let Some(group) = &self.group else {
                 return;
             };
-            match group.recv_from(&mut self.buf) {
-                Ok((n, _from)) => {
+            let got = match channel {
+                Channel::Plain => group.recv_from(&mut self.buf),
+                Channel::Control => group.recv_control(&mut self.buf),
+            };
+            match got {
+                Ok((n, from)) => {
                     let now = self.now();
-                    self.client.handle_datagram(now, &self.buf[..n]);
+                    self.client
+                        .handle_datagram_from(now, channel, from, &self.buf[..n]);
                     self.drain();
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -819,6 +864,9 @@ impl Host {
     fn leave_group(&mut self) {
         if let Some(group) = self.group.take() {
             let _ = self.poller.delete(&group.recv);
+            if let Some(control) = &group.control {
+                let _ = self.poller.delete(control);
+            }
             group.leave();
         }
     }

@@ -46,6 +46,12 @@ pub struct ClientConfig {
     /// Directory servers known by name (found on the LAN): `connect NAME`
     /// with one of these names, without a port, goes to its address.
     pub known_servers: heapless::Vec<KnownServer, MAX_KNOWN_SERVERS>,
+    /// Random bits from the host (OS randomness; the core never reads
+    /// any). With them the client speaks the room protocol
+    /// ([`crate::chat`]) in every room it enters: each entry draws a fresh
+    /// member id and timer seed from them. `None` (the default): plain
+    /// `Name: text` datagrams only, as the original assignment's clients.
+    pub random_seed: Option<u64>,
 }
 
 /// A directory server known by name, for `connect NAME`.
@@ -69,6 +75,7 @@ impl ClientConfig {
             listing_timeout: LISTING_TIMEOUT,
             keepalive_interval: KEEPALIVE_INTERVAL,
             known_servers: heapless::Vec::new(),
+            random_seed: None,
         }
     }
 }
@@ -115,7 +122,11 @@ pub enum Output {
     SendLine(LineBuf),
     /// Close the server connection (or abandon the attempt to open it).
     Close,
-    /// Join the multicast `group` and receive on `port`, then report how it
+    /// Join the multicast `group` and receive on `port` and, where
+    /// [`crate::chat::control_port`] gives one, on the room's control port
+    /// too (feed both to
+    /// [`Client::handle_datagram_from`](super::Client::handle_datagram_from)),
+    /// then report how it
     /// went with [`Client::handle_joined`](super::Client::handle_joined) or
     /// [`Client::handle_join_failed`](super::Client::handle_join_failed).
     /// The client enters the room (and says so) only once it is joined.
@@ -128,8 +139,14 @@ pub enum Output {
     },
     /// Leave the group joined last and close its socket.
     LeaveGroup,
-    /// Send this payload to the joined group and port.
+    /// Send this payload to the joined group and port (the room's plain
+    /// port), from the room's sending socket.
     SendDatagram(Datagram),
+    /// Send this room-protocol frame to the joined group on the room's
+    /// control port ([`crate::chat::control_port`]), from the same sending
+    /// socket as [`Output::SendDatagram`] (receivers match a member's plain
+    /// copies to it by that one source address).
+    SendControl(Datagram),
     /// Show this to the user.
     Show(Message),
     /// Use this prompt for the user's next line.

@@ -63,7 +63,11 @@ impl Client {
             "" => return,
             "/leave" => return self.leave_chat(),
             "/help" => return self.help(),
+            "/who" => return self.who(),
             _ => {}
+        }
+        if self.session_send(text) {
+            return;
         }
         let mut payload = Datagram::new();
         let fits = payload
@@ -109,6 +113,8 @@ impl Client {
             } else {
                 self.connect(rest);
             }
+        } else if is("who") && args == 0 {
+            self.who();
         } else if is("bye") {
             self.bye();
         } else if is("name") {
@@ -169,6 +175,7 @@ impl Client {
                     "You are in chat room {} as {}. Type a message and press Enter to send \
                      it to everyone in the room.\n  \
                      /me TEXT  an action: others see '* {} TEXT'\n  \
+                     /who      who is in the room\n  \
                      Ctrl-]    leave the room (or type /leave)\n  \
                      /help     show this help\n  \
                      Ctrl-D    quit roomcast (on an empty line)",
@@ -181,6 +188,7 @@ impl Client {
     }
 
     pub(super) fn quit(&mut self) {
+        self.end_session();
         if self.chat.take().or_else(|| self.joining.take()).is_some() {
             self.emit(Output::LeaveGroup);
         }
@@ -372,6 +380,7 @@ impl Client {
 
     /// Leaves the room, or gives up joining it.
     pub(super) fn leave_chat(&mut self) {
+        self.end_session();
         if let Some(room) = self.chat.take().or_else(|| self.joining.take()) {
             self.emit(Output::LeaveGroup);
             self.sent.clear();
@@ -411,5 +420,6 @@ impl Client {
             self.name
         );
         self.chat = Some(room);
+        self.start_session();
     }
 }

@@ -62,6 +62,15 @@ impl fmt::Display for Prompt {
 pub enum Message {
     /// A message from roomcast itself (may span lines).
     Text(Text),
+    /// A message from before the user entered the room, served by members
+    /// already there: `[history 5 min ago] Ann: text` (the host shows the
+    /// local time it was sent instead). Made safe as [`Message::Chat`].
+    History {
+        /// `Name: text`.
+        payload: Datagram,
+        /// How long before now it was sent.
+        age: core::time::Duration,
+    },
     /// A chat message received from the room, exactly as it came. Its
     /// [`Display`](fmt::Display) makes it safe for a terminal: invalid
     /// UTF-8 shown as U+FFFD, control characters and invisible formatting
@@ -78,6 +87,15 @@ impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Message::Text(text) => f.write_str(text),
+            Message::History { payload, age } => {
+                let secs = age.as_secs();
+                if secs < 120 {
+                    write!(f, "[history {secs} s ago] ")?;
+                } else {
+                    write!(f, "[history {} min ago] ", secs / 60)?;
+                }
+                write!(f, "{}", ShownBytes(payload))
+            }
             Message::Chat { payload, truncated } => {
                 write!(f, "{}", ShownBytes(payload))?;
                 if *truncated {

@@ -275,3 +275,4 @@ mod golden;
 mod names;
 mod properties;
 mod replies;
+mod room;

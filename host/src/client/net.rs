@@ -1,6 +1,7 @@
-//! Sockets of the chat client: a nonblocking TCP connect, and the multicast
-//! pair (a receiving socket that gets the room's group and port only, a
-//! sending socket with the multicast interface, TTL and loopback set).
+//! Sockets of the chat client: a nonblocking TCP connect, and a room's
+//! multicast sockets (receiving sockets that get the room's group and its
+//! plain port, or its control port, only; one sending socket with the
+//! multicast interface, TTL and loopback set, for both ports).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
@@ -172,10 +173,14 @@ pub struct Group {
     /// member of the group; register it with the poller, read it with
     /// [`Group::recv_from`].
     pub recv: McastReceiver,
+    /// The same on the room's control port (the room protocol's frames),
+    /// if the room has one (port 65535 has none).
+    pub control: Option<McastReceiver>,
     send: UdpSocket,
     group: IpAddr,
     iface: McastIface,
     dest: SocketAddr,
+    control_dest: Option<SocketAddr>,
 }
 
 impl Group {
@@ -190,6 +195,20 @@ impl Group {
     pub fn join(group: IpAddr, port: u16, iface: Option<&Iface>, ttl: u32) -> io::Result<Group> {
         let iface = resolve_iface(iface, group)?;
         let recv = McastReceiver::join(group, port, iface, CHAT_RECV_BUFFER)?;
+        let control_port = roomcast_core::chat::control_port(port);
+        let control = match control_port {
+            Some(cport) => match McastReceiver::join(group, cport, iface, CHAT_RECV_BUFFER) {
+                Ok(control) => Some(control),
+                Err(e) => {
+                    recv.leave(group, iface);
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("the room's control port {cport}: {e}"),
+                    ));
+                }
+            },
+            None => None,
+        };
         let send = match group {
             IpAddr::V4(_) => {
                 let send = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
@@ -213,16 +232,37 @@ impl Group {
         send.set_nonblocking(true)?;
         Ok(Group {
             recv,
+            control,
             send: send.into(),
             group,
             iface,
             dest: SocketAddr::new(group, port),
+            control_dest: control_port.map(|p| SocketAddr::new(group, p)),
         })
     }
 
-    /// Sends one chat datagram to the room.
+    /// Sends one chat datagram to the room (its plain port).
     pub fn send(&self, payload: &[u8]) -> io::Result<()> {
         self.send.send_to(payload, self.dest).map(|_| ())
+    }
+
+    /// Sends one room-protocol frame to the room's control port, from the
+    /// same socket as [`Group::send`]: receivers tell a member's plain
+    /// copies by that one source address.
+    pub fn send_control(&self, payload: &[u8]) -> io::Result<()> {
+        match self.control_dest {
+            Some(dest) => self.send.send_to(payload, dest).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes one datagram of the room's control port, as
+    /// [`Group::recv_from`]; `WouldBlock` if the room has none.
+    pub fn recv_control(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        match &self.control {
+            Some(control) => control.recv_from(buf),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 
     /// Takes one datagram of the room: its length in `buf` and its
@@ -235,5 +275,8 @@ impl Group {
     /// Leaves the group; the sockets close when this is dropped.
     pub fn leave(self) {
         self.recv.leave(self.group, self.iface);
+        if let Some(control) = &self.control {
+            control.leave(self.group, self.iface);
+        }
     }
 }

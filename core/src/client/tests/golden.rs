@@ -17,6 +17,7 @@ fn render(outputs: &[Output]) -> String {
             Output::Close => s.push_str("[close]\n"),
             Output::JoinGroup { group, port } => s.push_str(&format!("[join {group}:{port}]\n")),
             Output::LeaveGroup => s.push_str("[leave]\n"),
+            Output::SendControl(d) => s.push_str(&format!("[control {} bytes]\n", d.len())),
             Output::SendDatagram(d) => {
                 s.push_str(&format!("[datagram {:?}]\n", String::from_utf8_lossy(d)))
             }
