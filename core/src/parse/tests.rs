@@ -611,15 +611,21 @@ fn encoded_commands_end_in_one_lf() {
 /// A valid room name: 1-32 bytes of characters the name rule allows.
 fn arb_name() -> impl Strategy<Value = RoomName> {
     let ch = any::<char>().prop_filter("allowed in a name", |c| crate::text::is_name_char(*c));
-    proptest::collection::vec(ch, 1..=32).prop_map(|chars| {
-        let mut name = RoomName::new();
-        for c in chars {
-            if name.push(c).is_err() {
-                break;
+    proptest::collection::vec(ch, 1..=32)
+        .prop_map(|chars| {
+            let mut name = RoomName::new();
+            for c in chars {
+                if name.push(c).is_err() {
+                    break;
+                }
             }
-        }
-        name
-    })
+            name
+        })
+        // Every character allowed is not enough: a name may not begin with
+        // a combining mark, and must take a column.
+        .prop_filter("a valid room name", |name| {
+            crate::check_room_name(name).is_ok()
+        })
 }
 
 fn arb_room() -> impl Strategy<Value = Room> {

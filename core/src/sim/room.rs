@@ -33,6 +33,7 @@ use std::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::time::Duration;
 
+use super::Rng;
 use crate::Instant;
 use crate::chat::frame::{Frame, decode};
 use crate::chat::limits::MAX_HOLDBACK;
@@ -40,37 +41,6 @@ use crate::chat::{Channel, Event, MemberId, Session};
 
 #[cfg(test)]
 mod tests;
-
-/// The simulator's PRNG (splitmix64).
-#[derive(Clone, Debug)]
-pub struct SimRng(u64);
-
-impl SimRng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        SimRng(seed)
-    }
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// A float in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-    /// An integer in `[lo, hi]`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-}
 
 /// Bursty loss: a two-state Gilbert-Elliott chain per link, stepped once
 /// per datagram.
@@ -154,7 +124,7 @@ impl Scenario {
     /// A swarm scenario: the seed picks the size, the faults and how hard,
     /// the churn and the messages.
     pub fn from_seed(seed: u64) -> Self {
-        let mut r = SimRng::new(seed ^ 0x5EED);
+        let mut r = Rng::new(seed ^ 0x5EED);
         let n = if r.chance(0.1) {
             r.range(9, 24)
         } else {
@@ -260,7 +230,7 @@ impl Scenario {
     /// messages from random senders over 60 s, independent `loss`, a LAN's
     /// delay (0.5 ms + up to 2 ms jitter).
     pub fn bench(seed: u64, n: usize, count: usize, loss: f64) -> Self {
-        let mut r = SimRng::new(seed);
+        let mut r = Rng::new(seed);
         let mut messages: Vec<_> = (0..count)
             .map(|_| {
                 (
@@ -417,7 +387,7 @@ struct Sent {
 /// The simulator.
 pub struct Sim {
     sc: Scenario,
-    rng: SimRng,
+    rng: Rng,
     now: u64,
     seq: u64,
     queue: BTreeMap<(u64, u64), Ev>,
@@ -440,7 +410,7 @@ fn addr(i: usize) -> SocketAddr {
 impl Sim {
     /// A simulator for a scenario.
     pub fn new(sc: Scenario) -> Self {
-        let mut rng = SimRng::new(sc.seed);
+        let mut rng = Rng::new(sc.seed);
         let n = sc.joins.len();
         let ids = (0..n).map(|_| MemberId(rng.next_u64())).collect();
         let nodes = (0..n)
