@@ -133,6 +133,14 @@ impl ChatLog {
                 #[cfg(unix)]
                 std::os::unix::fs::DirBuilderExt::mode(&mut builder, PRIVATE_FOLDER_MODE);
                 builder.create(folder)?;
+                // The room's folder is ours to make: a link planted in its
+                // place is not followed (the log folder itself may be one).
+                if fs::symlink_metadata(folder)?.file_type().is_symlink() {
+                    return Err(io::Error::other(format!(
+                        "{} is a symbolic link, not a folder this client made; remove it",
+                        folder.display()
+                    )));
+                }
             }
             let file = OpenOptions::new()
                 .append(true)
@@ -214,6 +222,15 @@ mod tests {
         std::os::unix::fs::symlink(&target, dir.path().join("logs/lobby/2026-11-27.log")).unwrap();
         assert!(log.write("lobby", &now, b"Ann: hi", false).is_some());
         assert_eq!(fs::read_to_string(&target).unwrap(), "");
+
+        // Nor a link planted in place of a room's folder.
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("logs/attic")).unwrap();
+        let mut fresh = ChatLog::new(dir.path().join("logs"));
+        let error = fresh.write("attic", &now, b"Ann: hi", false).unwrap();
+        assert!(error.contains("is a symbolic link"), "{error}");
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
 
         // A folder that cannot be made: said once, then quiet.
         fs::write(dir.path().join("plain"), "").unwrap();
