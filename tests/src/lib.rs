@@ -57,6 +57,31 @@ pub fn require_program(program: &str, package: &str) {
     );
 }
 
+/// `WRAPPER... roomcast` (a wrapper such as `prlimit ... --` or `nsenter
+/// ...`, which must exec the binary so that the PID is roomcast's), or the
+/// binary alone when `wrapper` is empty.
+pub fn roomcast_command(wrapper: &[&str]) -> Command {
+    match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut command = Command::new(first);
+            command.args(rest).arg(roomcast_bin());
+            command
+        }
+        None => Command::new(roomcast_bin()),
+    }
+}
+
+/// The arguments of a server on a free loopback port that does not announce
+/// itself (tests outside a private namespace send no mDNS).
+pub const LOCAL_SERVER: [&str; 6] = [
+    "server",
+    "--bind",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--no-announce",
+];
+
 /// Lines a child printed, shared with the thread that reads them.
 #[derive(Clone, Default)]
 pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
@@ -165,15 +190,7 @@ impl ServerProcess {
     /// the PID is the server's) and waits until it says which port it
     /// listens on. [`addr`](Self::addr) assumes it listens on 127.0.0.1.
     pub fn start_with(wrapper: &[&str], args: &[&str]) -> ServerProcess {
-        let mut command = match wrapper.split_first() {
-            Some((first, rest)) => {
-                let mut command = Command::new(first);
-                command.args(rest).arg(roomcast_bin());
-                command
-            }
-            None => Command::new(roomcast_bin()),
-        };
-        let mut child = command
+        let mut child = roomcast_command(wrapper)
             .arg("server")
             .args(args)
             .stdin(Stdio::null())

@@ -6,12 +6,12 @@ use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use roomcast_tests::{Crdp, ServerProcess, WAIT, roomcast_bin, without_token};
+use roomcast_tests::{Crdp, LOCAL_SERVER, ServerProcess, WAIT, roomcast_command, without_token};
 use socket2::{Domain, Socket, Type};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -221,17 +221,8 @@ fn a_low_open_file_limit_lowers_the_connection_cap_and_saves_keep_working() {
 
 #[test]
 fn an_open_file_limit_too_low_for_any_client_stops_the_start() {
-    let mut child = Command::new("prlimit")
-        .args(["--nofile=20:20", "--"])
-        .arg(roomcast_bin())
-        .args([
-            "server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-announce",
-        ])
+    let mut child = roomcast_command(&["prlimit", "--nofile=20:20", "--"])
+        .args(LOCAL_SERVER)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -265,16 +256,9 @@ fn a_damaged_state_file_stops_the_start_and_is_kept() {
     let path = dir.join("rooms.state");
     let damaged = b"roomcast-state 1\nlobby 239.1.1.1 5000\n";
     fs::write(&path, damaged).unwrap();
-    let out = Command::new(roomcast_bin())
-        .args([
-            "server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-announce",
-            "--state",
-        ])
+    let out = roomcast_command(&[])
+        .args(LOCAL_SERVER)
+        .arg("--state")
         .arg(&path)
         .output()
         .unwrap();

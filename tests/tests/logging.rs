@@ -8,7 +8,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use roomcast_tests::{Crdp, Lines, WAIT, roomcast_bin};
+use roomcast_tests::{Crdp, LOCAL_SERVER, Lines, WAIT, roomcast_command};
 
 /// Pings sent by the tests that fill the log: at one log line of about 70
 /// bytes each, far more than a pipe holds (64 KiB on Linux).
@@ -27,14 +27,9 @@ impl Server {
     /// nothing more is taken from the pipe), up to the line that says which
     /// port it listens on.
     fn start() -> Server {
-        let mut child = Command::new(roomcast_bin())
+        let mut child = roomcast_command(&[])
+            .args(LOCAL_SERVER)
             .args([
-                "server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--no-announce",
                 // Thousands of pings, a hundred per write, to fill the log:
                 // not about the rate quota.
                 "--commands-per-second",

@@ -11,7 +11,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use roomcast_tests::{ServerProcess, WAIT, roomcast_bin};
+use roomcast_tests::{LOCAL_SERVER, ServerProcess, WAIT, roomcast_command};
 
 /// A state file with no rooms, as the server writes it.
 const EMPTY_STATE: &[u8] = b"roomcast-state 1\nend 0\n";
@@ -50,23 +50,8 @@ struct Refusal {
 /// waits (at most [`WAIT`]) for it to exit. A server that starts listening
 /// instead fails the test.
 fn refused(wrapper: &[&str], args: &[&str]) -> Refusal {
-    let mut command = match wrapper.split_first() {
-        Some((first, rest)) => {
-            let mut command = Command::new(first);
-            command.args(rest).arg(roomcast_bin());
-            command
-        }
-        None => Command::new(roomcast_bin()),
-    };
-    let mut child = command
-        .args([
-            "server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-announce",
-        ])
+    let mut child = roomcast_command(wrapper)
+        .args(LOCAL_SERVER)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

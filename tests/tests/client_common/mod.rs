@@ -6,11 +6,11 @@
 pub mod tmux;
 
 use std::io::{Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use roomcast_tests::{Lines, WAIT, roomcast_bin};
+use roomcast_tests::{Lines, WAIT, roomcast_command};
 
 /// A `roomcast client` whose stdin is a pipe and whose output is collected,
 /// killed (by its own PID) when dropped.
@@ -32,16 +32,7 @@ impl ClientProcess {
     /// Starts `roomcast client ARGS...` (prefixed by `wrapper`, e.g. `ip netns
     /// exec NS`, if any).
     pub fn start_with(label: &str, wrapper: &[&str], args: &[&str]) -> ClientProcess {
-        let bin = roomcast_bin();
-        let mut command = match wrapper.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(&bin);
-                c
-            }
-            None => Command::new(&bin),
-        };
-        let mut child = command
+        let mut child = roomcast_command(wrapper)
             .env("XDG_CONFIG_HOME", no_config_home())
             .env("XDG_STATE_HOME", state_home())
             .arg("client")
