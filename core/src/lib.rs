@@ -61,6 +61,7 @@ mod error;
 pub mod limits;
 mod owner;
 mod parse;
+pub mod privacy;
 mod server;
 #[cfg(any(test, feature = "_sim"))]
 #[doc(hidden)]
