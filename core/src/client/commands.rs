@@ -331,13 +331,21 @@ impl Client {
                     Command::AllocRoom(name) => Request::MakeRoom(name.clone()),
                     Command::DeleteRoom(name, _) => Request::DeleteRoom(name.clone()),
                     Command::Ping => Request::Ping,
-                    // The private-room commands are the client's own
-                    // (`makeroom NAME --private`, `chat NAME`): the
-                    // clientpriv work wires them; not sent as typed.
+                    // The private-room forms are the client's own work
+                    // (`makeroom NAME --private`, `chat NAME`); not sent
+                    // as typed.
                     Command::Salt
                     | Command::GetRoom(_)
                     | Command::MakePrivate(..)
-                    | Command::AllocPrivate(..) => return,
+                    | Command::AllocPrivate(..) => {
+                        say!(
+                            self,
+                            "'{}' is for private rooms, which this client does not make or \
+                             enter yet; nothing was sent.",
+                            kind.verb()
+                        );
+                        return;
+                    }
                     // `help` and `bye` are the client's own; never here.
                     Command::Help | Command::Bye => return,
                 };
