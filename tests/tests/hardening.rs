@@ -720,3 +720,50 @@ fn every_reply_before_bye_arrives_though_the_client_half_closes() {
     assert_eq!(lines[rooms + 2], ".");
     assert_eq!(lines[rooms + 3], "OK bye");
 }
+
+#[test]
+fn the_server_and_client_run_with_a_one_mib_main_stack() {
+    // Windows gives a main thread 1 MiB of stack. The directory server's
+    // machine is bigger than that, and was built on the main thread's stack
+    // before it went into its Box: the process died of a stack overflow.
+    // prlimit gives the same 1 MiB here.
+    let server = ServerProcess::start_with(
+        &["prlimit", "--stack=1048576", "--"],
+        &["--bind", "127.0.0.1", "--port", "0", "--no-announce"],
+    );
+    let mut crdp = server.connect();
+    assert_eq!(
+        without_token(&crdp.ask("makeroom small 239.1.1.9 5000")),
+        "OK created small 239.1.1.9 5000"
+    );
+    let out = roomcast_command(&["prlimit", "--stack=1048576", "--"])
+        .env("XDG_CONFIG_HOME", "/nonexistent/roomcast-test")
+        .env("XDG_STATE_HOME", "/nonexistent/roomcast-test")
+        .args(["client", "--server"])
+        .arg(server.addr().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"connect\ngetdir\nquit\n")?;
+            child.wait_with_output()
+        })
+        .expect("run the client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().eq(["small", "239.1.1.9", "5000"])),
+        "{stdout}"
+    );
+}
