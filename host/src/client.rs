@@ -23,6 +23,7 @@
 mod chatlog;
 mod config;
 mod net;
+mod passphrase;
 mod style;
 mod terminal;
 mod tokens;
