@@ -91,6 +91,6 @@ pub use text::{
 };
 pub use time::Instant;
 pub use wire::{
-    Command, CommandKind, LineBuf, ReplyLine, Room, RoomName, encode_command, encode_room_line,
-    is_valid_room_name,
+    Command, CommandKind, LineBuf, Privacy, ReplyLine, Room, RoomName, encode_command,
+    encode_room_line, is_valid_room_name,
 };

@@ -16,9 +16,9 @@ pub const MAX_ROOMS: usize = 4096;
 pub const MAX_ROOM_NAME: usize = 32;
 
 /// The most whitespace-separated words in one command line (`makeroom`
-/// takes the most: the verb and three arguments; `deleteroom` takes two
-/// with a token).
-pub const MAX_WORDS: usize = 4;
+/// takes the most: the verb and six arguments in its private form,
+/// `makeroom <name> <address> <port> private <salt> <verifier>`).
+pub const MAX_WORDS: usize = 7;
 
 /// How many bytes of input one connection buffers: room for the partial line
 /// being received and the complete lines waiting behind a reply that is

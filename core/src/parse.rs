@@ -15,7 +15,8 @@ use crate::alloc::is_room_group;
 use crate::error::ErrorCode;
 use crate::limits::{MAX_TOKEN, MAX_WORDS, MIN_ROOM_PORT, MIN_TOKEN};
 use crate::owner::{Token, is_valid_token};
-use crate::wire::{Command, CommandKind, ReplyLine, Room, RoomName, is_valid_room_name};
+use crate::privacy::{KEY_TEXT, Salt, Verifier};
+use crate::wire::{Command, CommandKind, Privacy, ReplyLine, Room, RoomName, is_valid_room_name};
 
 /// Why a line could not be read. Borrowed parts point into the line, so an
 /// error message can quote what was wrong.
@@ -45,6 +46,12 @@ pub enum ParseError<'a> {
     /// The token is not [`MIN_TOKEN`](crate::limits::MIN_TOKEN) to
     /// [`MAX_TOKEN`](crate::limits::MAX_TOKEN) printable ASCII characters.
     BadToken(&'a str),
+    /// A private `makeroom`'s salt is not [`KEY_TEXT`] characters of
+    /// unpadded base64url.
+    BadSalt(&'a str),
+    /// A private `makeroom`'s verifier is not [`KEY_TEXT`] characters of
+    /// unpadded base64url.
+    BadVerifier(&'a str),
     /// A reply line that is neither `OK ...` nor `ERR <code> ...`.
     BadReply,
 }
@@ -57,7 +64,10 @@ impl ParseError<'_> {
             ParseError::NotUtf8 | ParseError::ControlChar | ParseError::BadReply => {
                 ErrorCode::Encoding
             }
-            ParseError::Usage(_) | ParseError::BadToken(_) => ErrorCode::Usage,
+            ParseError::Usage(_)
+            | ParseError::BadToken(_)
+            | ParseError::BadSalt(_)
+            | ParseError::BadVerifier(_) => ErrorCode::Usage,
             ParseError::BadName(_) => ErrorCode::BadName,
             ParseError::BadAddress(_) | ParseError::NotAdminScoped(_) => ErrorCode::BadAddress,
             ParseError::BadPort(_) => ErrorCode::BadPort,
@@ -124,6 +134,20 @@ impl fmt::Display for ParseError<'_> {
                 "{} is not a token; give the token 'makeroom' answered \
                  ({MIN_TOKEN}-{MAX_TOKEN} printable characters), or none",
                 Quoted(token)
+            ),
+            ParseError::BadSalt(salt) => write!(
+                f,
+                "{} is not a salt; give the {KEY_TEXT} characters 'salt' answered \
+                 (usage: {})",
+                Quoted(salt),
+                CommandKind::MakeRoom.usage()
+            ),
+            ParseError::BadVerifier(verifier) => write!(
+                f,
+                "{} is not a verifier; give the {KEY_TEXT} base64url characters \
+                 (A-Z a-z 0-9 - _) of your key's verifier (usage: {})",
+                Quoted(verifier),
+                CommandKind::MakeRoom.usage()
             ),
             ParseError::BadReply => f.write_str("the server sent a line that is not a reply"),
         }
@@ -260,33 +284,71 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError<'_>> {
     let kind = command_kind(first).ok_or(ParseError::UnknownCommand(as_str(first)))?;
     let words = words(bytes).ok_or(ParseError::Usage(kind))?;
     let args = &words[1..];
-    if kind == CommandKind::MakeRoom && args.len() == 1 {
-        return Ok(Command::AllocRoom(room_name(args[0])?));
+    if kind == CommandKind::MakeRoom {
+        return make_room(args);
     }
     let (least, most) = kind.arity();
-    // `makeroom` takes 1 (above) or 3 arguments, never 2.
-    let least = if kind == CommandKind::MakeRoom {
-        most
-    } else {
-        least
-    };
     if args.len() < least || args.len() > most {
         return Err(ParseError::Usage(kind));
     }
     Ok(match kind {
         CommandKind::GetDir => Command::GetDir,
+        CommandKind::Salt => Command::Salt,
         CommandKind::Ping => Command::Ping,
         CommandKind::Help => Command::Help,
         CommandKind::Bye => Command::Bye,
+        CommandKind::GetRoom => Command::GetRoom(room_name(args[0])?),
         CommandKind::DeleteRoom => Command::DeleteRoom(
             room_name(args[0])?,
             args.get(1).map(|t| token(t)).transpose()?,
         ),
-        CommandKind::MakeRoom => Command::MakeRoom(Room {
-            name: room_name(args[0])?,
-            group: group_address(args[1])?,
-            port: room_port(args[2])?,
+        CommandKind::MakeRoom => return make_room(args),
+    })
+}
+
+/// `makeroom`'s arguments, in one of its four forms: `<name>`, `<name>
+/// <address> <port>`, `<name> private <salt> <verifier>`, `<name> <address>
+/// <port> private <salt> <verifier>`. Checked in this order: the count and
+/// the word `private` (any case), the salt and the verifier (all `usage`),
+/// then the name, the address and the port.
+fn make_room<'a>(args: &[&'a [u8]]) -> Result<Command, ParseError<'a>> {
+    let usage = ParseError::Usage(CommandKind::MakeRoom);
+    let is_private = |word: &[u8]| word.eq_ignore_ascii_case(b"private");
+    let (place, privacy) = match args.len() {
+        1 => (None, None),
+        // `makeroom x private <salt>`: a private form cut short, not an
+        // address.
+        3 if is_private(args[1]) => return Err(usage),
+        3 => (Some((args[1], args[2])), None),
+        4 if is_private(args[1]) => (None, Some(privacy(args[2], args[3])?)),
+        6 if is_private(args[3]) => (Some((args[1], args[2])), Some(privacy(args[4], args[5])?)),
+        _ => return Err(usage),
+    };
+    let name = room_name(args[0])?;
+    let room = match place {
+        Some((group, port)) => Some(Room {
+            name: name.clone(),
+            group: group_address(group)?,
+            port: room_port(port)?,
         }),
+        None => None,
+    };
+    Ok(match (room, privacy) {
+        (None, None) => Command::AllocRoom(name),
+        (Some(room), None) => Command::MakeRoom(room),
+        (None, Some(privacy)) => Command::AllocPrivate(name, privacy),
+        (Some(room), Some(privacy)) => Command::MakePrivate(room, privacy),
+    })
+}
+
+/// A private `makeroom`'s salt and verifier, each [`KEY_TEXT`] characters
+/// of unpadded base64url.
+fn privacy<'a>(salt: &'a [u8], verifier: &'a [u8]) -> Result<Privacy, ParseError<'a>> {
+    let salt_text = as_str(salt);
+    let verifier_text = as_str(verifier);
+    Ok(Privacy {
+        salt: Salt::parse(salt_text).ok_or(ParseError::BadSalt(salt_text))?,
+        verifier: Verifier::parse(verifier_text).ok_or(ParseError::BadVerifier(verifier_text))?,
     })
 }
 

@@ -8,6 +8,7 @@ use core::net::IpAddr;
 
 use crate::limits::{MAX_ADDRESS_TEXT, MAX_LINE, MAX_ROOM_LINE, MAX_ROOM_NAME};
 use crate::owner::Token;
+use crate::privacy::{Salt, Verifier};
 
 /// A room name: 1 to [`MAX_ROOM_NAME`] bytes of visible UTF-8 without
 /// whitespace, in NFC (see [`is_valid_room_name`]).
@@ -30,6 +31,17 @@ pub struct Room {
     pub port: u16,
 }
 
+/// What makes a room private: the salt its key was derived with and the
+/// verifier of that key, both public (`getroom` hands them out). 33 bytes
+/// per room as `Option<Privacy>` in the directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Privacy {
+    /// The salt the server gave the room's maker (`salt`).
+    pub salt: Salt,
+    /// The verifier of the key the maker derived with that salt.
+    pub verifier: Verifier,
+}
+
 /// A command from a client to the directory server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -40,6 +52,16 @@ pub enum Command {
     /// `makeroom <name>`: add a room on a group and port the server picks
     /// from its pool.
     AllocRoom(RoomName),
+    /// `makeroom <name> <address> <port> private <salt> <verifier>`: add a
+    /// private room; the salt is the one `salt` last gave this connection.
+    MakePrivate(Room, Privacy),
+    /// `makeroom <name> private <salt> <verifier>`: add a private room on a
+    /// group and port the server picks.
+    AllocPrivate(RoomName, Privacy),
+    /// `salt`: get a fresh salt for the next private `makeroom`.
+    Salt,
+    /// `getroom <name>`: one room's details, private or open.
+    GetRoom(RoomName),
     /// `deleteroom <name> [<token>]`: remove a room; the token is the one
     /// `makeroom` answered, or the operator's admin token.
     DeleteRoom(RoomName, Option<Token>),
@@ -56,6 +78,10 @@ pub enum Command {
 pub enum CommandKind {
     /// `getdir`
     GetDir,
+    /// `getroom`
+    GetRoom,
+    /// `salt`
+    Salt,
     /// `makeroom`
     MakeRoom,
     /// `deleteroom`
@@ -70,8 +96,10 @@ pub enum CommandKind {
 
 impl CommandKind {
     /// Every command, in the order `help` lists them.
-    pub const ALL: [CommandKind; 6] = [
+    pub const ALL: [CommandKind; 8] = [
         CommandKind::GetDir,
+        CommandKind::GetRoom,
+        CommandKind::Salt,
         CommandKind::MakeRoom,
         CommandKind::DeleteRoom,
         CommandKind::Ping,
@@ -83,6 +111,8 @@ impl CommandKind {
     pub const fn verb(self) -> &'static str {
         match self {
             CommandKind::GetDir => "getdir",
+            CommandKind::GetRoom => "getroom",
+            CommandKind::Salt => "salt",
             CommandKind::MakeRoom => "makeroom",
             CommandKind::DeleteRoom => "deleteroom",
             CommandKind::Ping => "ping",
@@ -92,10 +122,12 @@ impl CommandKind {
     }
 
     /// How many arguments the command takes: at least, at most (`makeroom`
-    /// takes 1, see [`Command::AllocRoom`], or 3, never 2).
+    /// takes 1, 3, 4 or 6: see [`Command::AllocRoom`], [`Command::MakeRoom`],
+    /// [`Command::AllocPrivate`], [`Command::MakePrivate`]).
     pub const fn arity(self) -> (usize, usize) {
         match self {
-            CommandKind::MakeRoom => (1, 3),
+            CommandKind::MakeRoom => (1, 6),
+            CommandKind::GetRoom => (1, 1),
             CommandKind::DeleteRoom => (1, 2),
             _ => (0, 0),
         }
@@ -105,7 +137,11 @@ impl CommandKind {
     pub const fn usage(self) -> &'static str {
         match self {
             CommandKind::GetDir => "getdir",
-            CommandKind::MakeRoom => "makeroom <name> [<address> <port>]",
+            CommandKind::GetRoom => "getroom <name>",
+            CommandKind::Salt => "salt",
+            CommandKind::MakeRoom => {
+                "makeroom <name> [<address> <port>] [private <salt> <verifier>]"
+            }
             CommandKind::DeleteRoom => "deleteroom <name> [<token>]",
             CommandKind::Ping => "ping",
             CommandKind::Help => "help",
@@ -117,8 +153,13 @@ impl CommandKind {
     pub const fn summary(self) -> &'static str {
         match self {
             CommandKind::GetDir => "list every room: name, multicast address, port",
+            CommandKind::GetRoom => {
+                "one room's address and port, and its salt and verifier if private"
+            }
+            CommandKind::Salt => "a fresh salt for this connection's next private makeroom",
             CommandKind::MakeRoom => {
-                "add a room; the server picks a free address and port unless given"
+                "add a room (private: with the salt 'salt' gave and your key's verifier); \
+                 the server picks a free address and port unless given"
             }
             CommandKind::DeleteRoom => "remove a room you made (token: the one makeroom gave)",
             CommandKind::Ping => "check the server is alive (also keeps the connection open)",
@@ -133,7 +174,12 @@ impl Command {
     pub fn kind(&self) -> CommandKind {
         match self {
             Command::GetDir => CommandKind::GetDir,
-            Command::MakeRoom(_) | Command::AllocRoom(_) => CommandKind::MakeRoom,
+            Command::GetRoom(_) => CommandKind::GetRoom,
+            Command::Salt => CommandKind::Salt,
+            Command::MakeRoom(_)
+            | Command::AllocRoom(_)
+            | Command::MakePrivate(..)
+            | Command::AllocPrivate(..) => CommandKind::MakeRoom,
             Command::DeleteRoom(..) => CommandKind::DeleteRoom,
             Command::Ping => CommandKind::Ping,
             Command::Help => CommandKind::Help,
@@ -154,13 +200,25 @@ pub fn is_valid_room_name(name: &str) -> bool {
 /// Encodes `command` as one line, LF included, ready to send.
 pub fn encode_command(command: &Command) -> LineBuf {
     let mut line = LineBuf::new();
-    // The longest command (makeroom with a 32-byte name) is far below
-    // MAX_LINE, so these writes cannot run out of room.
+    // The longest command (a private makeroom with a 32-byte name and the
+    // longest IPv6 group, 141 bytes) is far below MAX_LINE, so these writes
+    // cannot run out of room.
     let _ = match command {
         Command::MakeRoom(room) => {
             writeln!(line, "makeroom {} {} {}", room.name, room.group, room.port)
         }
         Command::AllocRoom(name) => writeln!(line, "makeroom {name}"),
+        Command::MakePrivate(room, privacy) => writeln!(
+            line,
+            "makeroom {} {} {} private {} {}",
+            room.name, room.group, room.port, privacy.salt, privacy.verifier
+        ),
+        Command::AllocPrivate(name, privacy) => writeln!(
+            line,
+            "makeroom {name} private {} {}",
+            privacy.salt, privacy.verifier
+        ),
+        Command::GetRoom(name) => writeln!(line, "getroom {name}"),
         Command::DeleteRoom(name, None) => writeln!(line, "deleteroom {name}"),
         Command::DeleteRoom(name, Some(token)) => writeln!(line, "deleteroom {name} {token}"),
         other => writeln!(line, "{}", other.kind().verb()),

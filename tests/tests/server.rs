@@ -61,7 +61,7 @@ fn makes_lists_and_deletes_rooms() {
     assert_eq!(help.last().map(String::as_str), Some("."));
     assert!(
         help.iter()
-            .any(|l| l.contains("makeroom <name> [<address> <port>]"))
+            .any(|l| l.contains("makeroom <name> [<address> <port>] [private <salt> <verifier>]"))
     );
 }
 
@@ -76,7 +76,7 @@ fn every_error_path_gets_its_code_and_the_connection_goes_on() {
         ("getdir now", "ERR usage usage: getdir"),
         (
             "makeroom lobby 239.1.1.1",
-            "ERR usage usage: makeroom <name> [<address> <port>]",
+            "ERR usage usage: makeroom <name> [<address> <port>] [private <salt> <verifier>]",
         ),
         ("makeroom lobby", "ERR exists "),
         ("deleteroom", "ERR usage usage: deleteroom <name>"),

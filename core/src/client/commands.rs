@@ -331,6 +331,13 @@ impl Client {
                     Command::AllocRoom(name) => Request::MakeRoom(name.clone()),
                     Command::DeleteRoom(name, _) => Request::DeleteRoom(name.clone()),
                     Command::Ping => Request::Ping,
+                    // The private-room commands are the client's own
+                    // (`makeroom NAME --private`, `chat NAME`): the
+                    // clientpriv work wires them; not sent as typed.
+                    Command::Salt
+                    | Command::GetRoom(_)
+                    | Command::MakePrivate(..)
+                    | Command::AllocPrivate(..) => return,
                     // `help` and `bye` are the client's own; never here.
                     Command::Help | Command::Bye => return,
                 };

@@ -138,7 +138,10 @@ fn wrong_argument_counts_are_usage_errors_for_every_command() {
     }
     // The usage message shows the syntax.
     let msg = ParseError::Usage(CommandKind::MakeRoom).to_string();
-    assert_eq!(msg, "usage: makeroom <name> [<address> <port>]");
+    assert_eq!(
+        msg,
+        "usage: makeroom <name> [<address> <port>] [private <salt> <verifier>]"
+    );
     // One argument: the server picks the address and port.
     assert_eq!(
         parse("makeroom a"),

@@ -410,7 +410,13 @@ impl Server {
                     Err(refusal) => return Staging::Done(Err(Refusal::Directory(refusal))),
                 }
             }
+            // Private rooms: handled in a commit to come.
+            Command::MakePrivate(..) | Command::AllocPrivate(..) => {
+                return Staging::Done(Ok(None));
+            }
             Command::GetDir
+            | Command::GetRoom(_)
+            | Command::Salt
             | Command::Ping
             | Command::Help
             | Command::Bye

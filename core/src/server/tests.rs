@@ -301,7 +301,7 @@ fn each_command_gets_its_exact_reply() {
     assert_eq!(s.send("ping now\n"), "ERR usage usage: ping\n");
     assert_eq!(
         s.send("makeroom x y\n"),
-        "ERR usage usage: makeroom <name> [<address> <port>]\n"
+        "ERR usage usage: makeroom <name> [<address> <port>] [private <salt> <verifier>]\n"
     );
     assert_eq!(
         s.send("makeroom x 224.0.0.1 5000\n"),

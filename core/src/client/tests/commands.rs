@@ -541,7 +541,7 @@ fn bad_commands_are_caught_before_sending() {
     for (cmd, msg) in [
         (
             "makeroom lobby 239.1.1.1",
-            "usage: makeroom <name> [<address> <port>]",
+            "usage: makeroom <name> [<address> <port>] [private <salt> <verifier>]",
         ),
         (
             "makeroom a ff02::1 5000",
