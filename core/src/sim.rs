@@ -669,10 +669,11 @@ impl Net {
                 }
             }
             Output::LeaveGroup => self.clients[c].group = None,
-            Output::SendDatagram(payload) | Output::SendControl(payload) => {
-                let channel = match output {
-                    Output::SendControl(_) => Channel::Control,
-                    _ => Channel::Plain,
+            Output::SendDatagram(_) | Output::SendControl(_) => {
+                let (channel, payload): (Channel, &[u8]) = match output {
+                    Output::SendControl(p) => (Channel::Control, p),
+                    Output::SendDatagram(p) => (Channel::Plain, p),
+                    _ => return,
                 };
                 let Some(group) = self.clients[c].group else {
                     return;

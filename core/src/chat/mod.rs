@@ -49,9 +49,14 @@
 
 pub mod frame;
 pub mod limits;
+pub mod seal;
 mod session;
 
 pub use frame::{FrameError, MemberId};
+pub use seal::{
+    DatagramBuf, MAX_CLOCK_SKEW, MAX_SEALED, MAX_SEALERS, REFUSED_NOTICE, REPLAY_WINDOW,
+    SEAL_OVERHEAD, Sealing,
+};
 pub use session::{
     CONTROL_PORT_OFFSET, Channel, Event, MemberInfo, MessageText, Name, Session, Stats, Transmit,
     UsageError, control_port,

@@ -8,12 +8,14 @@ use super::limits::{
     HEARTBEAT_MIN, MAX_EVENTS, MAX_MEMBERS, MAX_MESSAGE, MAX_OUTBOX, MAX_PENDING_NAKS,
     MAX_PENDING_REPAIRS, MAX_STORED, MEMBER_TIMEOUT, NAK_DELAY, NAK_RATE, OWN_ECHO, REPAIR_RATE,
 };
+use super::seal::{DatagramBuf, Sealing};
 use crate::Instant;
 
 mod deliver;
 mod presence;
 mod receive;
 mod repair;
+mod sealed;
 
 /// A display name as the session keeps it.
 pub type Name = heapless::String<{ super::limits::MAX_NAME }>;
@@ -48,8 +50,9 @@ pub fn control_port(room_port: u16) -> Option<u16> {
 pub struct Transmit {
     /// Which port.
     pub channel: Channel,
-    /// The payload.
-    pub data: FrameBuf,
+    /// The payload (in a private session a sealed frame, up to
+    /// [`super::seal::MAX_SEALED`] bytes).
+    pub data: DatagramBuf,
 }
 
 /// What the session tells the user.
@@ -115,6 +118,19 @@ pub enum Event {
         name: Name,
         /// Whether it was silence, not a goodbye.
         timed_out: bool,
+    },
+    /// A private session refused datagrams (nothing of them is shown): the
+    /// counts since the last such event. Told at the first refusal at once,
+    /// then at most once per [`super::seal::REFUSED_NOTICE`].
+    Refused {
+        /// Sealed datagrams that did not open: wrong passphrase, tampered,
+        /// or not for this room.
+        undecryptable: u32,
+        /// Sealed datagrams whose sender's clock is more than
+        /// [`super::seal::MAX_CLOCK_SKEW`] off this one's.
+        stale: u32,
+        /// Unsealed datagrams: plain `Name: text` ones and plain frames.
+        plain: u32,
     },
 }
 
@@ -186,6 +202,16 @@ pub struct Stats {
     pub delivered: u64,
     /// Messages reported lost.
     pub lost: u64,
+    /// Private: sealed datagrams that did not open.
+    pub undecryptable: u64,
+    /// Private: sealed datagrams refused for their sealed-at time.
+    pub stale: u64,
+    /// Private: sealed datagrams taken before (or below the replay window).
+    pub replayed: u64,
+    /// Private: control datagrams that were not sealed.
+    pub unsealed: u64,
+    /// Private: datagrams on the plain port, not shown.
+    pub plain_refused: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -347,6 +373,9 @@ pub struct Session {
     repair_bucket: Bucket,
     closed: bool,
     stats: Stats,
+    /// `Some` in a private room.
+    sealing: Option<Sealing>,
+    refusals: sealed::Refusals,
 }
 
 impl Session {
@@ -389,7 +418,30 @@ impl Session {
             repair_bucket: Bucket::new(now, REPAIR_RATE),
             closed: false,
             stats: Stats::default(),
+            sealing: None,
+            refusals: sealed::Refusals::default(),
         })
+    }
+
+    /// A session in a private room: like [`Session::new`], but every frame
+    /// goes out sealed with `sealing` (and no plain copy), and only sealed,
+    /// fresh, new frames are taken in; the rest is counted and told as
+    /// [`Event::Refused`]. See [`super::seal`].
+    pub fn new_private(
+        now: Instant,
+        id: MemberId,
+        name: &str,
+        seed: u64,
+        sealing: Sealing,
+    ) -> Result<Self, UsageError> {
+        let mut s = Self::new(now, id, name, seed)?;
+        s.sealing = Some(sealing);
+        Ok(s)
+    }
+
+    /// Whether this session is in a private room.
+    pub fn is_private(&self) -> bool {
+        self.sealing.is_some()
     }
 
     /// This member's id.
@@ -502,6 +554,10 @@ impl Session {
         if self.closed {
             return;
         }
+        if self.sealing.is_some() {
+            self.on_private(from, channel, data);
+            return;
+        }
         match channel {
             Channel::Plain => self.on_plain(from, data),
             Channel::Control => match decode(data) {
@@ -517,6 +573,7 @@ impl Session {
         if self.closed {
             return;
         }
+        self.tell_refusals();
         self.run_timers();
     }
 
@@ -581,6 +638,9 @@ impl Session {
         if self.nak_overflow {
             at = at.min(self.now + NAK_DELAY);
         }
+        if let Some(due) = self.refusals_due() {
+            at = at.min(due);
+        }
         Some(at.max(self.now))
     }
 
@@ -599,8 +659,14 @@ impl Session {
     }
 
     fn transmit(&mut self, channel: Channel, data: FrameBuf) -> bool {
-        let len = data.len() as u64;
-        if self.outbox.push_back(Transmit { channel, data }).is_err() {
+        if self.outbox.is_full() {
+            return false;
+        }
+        let Some(t) = self.outgoing(channel, data) else {
+            return false;
+        };
+        let len = t.data.len() as u64;
+        if self.outbox.push_back(t).is_err() {
             return false;
         }
         self.stats.bytes_sent += len;

@@ -145,8 +145,9 @@ pub enum Output {
     /// Send this room-protocol frame to the joined group on the room's
     /// control port ([`crate::chat::control_port`]), from the same sending
     /// socket as [`Output::SendDatagram`] (receivers match a member's plain
-    /// copies to it by that one source address).
-    SendControl(Datagram),
+    /// copies to it by that one source address). Up to
+    /// [`crate::chat::MAX_SEALED`] bytes (a sealed frame, private rooms).
+    SendControl(crate::chat::DatagramBuf),
     /// Show this to the user.
     Show(Message),
     /// Use this prompt for the user's next line.

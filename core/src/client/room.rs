@@ -46,7 +46,8 @@ pub(super) fn next_random(state: &mut u64) -> u64 {
 
 fn transmit_output(t: Transmit) -> Output {
     match t.channel {
-        Channel::Plain => Output::SendDatagram(t.data),
+        // A plain copy is never longer than a plain datagram.
+        Channel::Plain => Output::SendDatagram(Datagram::from_slice(&t.data).unwrap_or_default()),
         Channel::Control => Output::SendControl(t.data),
     }
 }
@@ -216,6 +217,8 @@ impl Client {
                     say!(self, "{}{tag} left", Clean(&name));
                 }
             }
+            // Told by the client's private-room work (branch clientpriv).
+            Event::Refused { .. } => {}
         }
         true
     }

@@ -710,6 +710,9 @@ impl Sim {
                 return Ok(());
             }
             Event::Joined { .. } | Event::Left { .. } => return Ok(()),
+            Event::Refused { .. } => {
+                return Err(self.fail(format!("n{i} refused datagrams: {e:?}")));
+            }
         };
         if from == i {
             return Err(self.fail(format!("n{i} got its own message {seq}")));
