@@ -13,6 +13,9 @@
 //!   `core/src/alloc.rs`); rooms loaded from a state file written before
 //!   that rule ([`Directory::insert`]) are kept as they are;
 //! - there are at most [`MAX_ROOMS`] rooms.
+//!
+//! Each room keeps its [`Owner`] and, if it is private, its [`Privacy`]
+//! (salt and verifier: 33 bytes a room as `Option<Privacy>`).
 
 use core::cmp::Ordering;
 use core::fmt;
@@ -22,6 +25,7 @@ use crate::error::ErrorCode;
 use crate::limits::MAX_ROOMS;
 use crate::owner::Owner;
 use crate::text::{look_alike, name_hashes, same_name};
+use crate::wire::Privacy;
 pub use crate::wire::Room;
 
 /// Why the directory refused a change.
@@ -123,6 +127,9 @@ pub struct Directory {
     keys: heapless::Vec<(u64, u64), MAX_ROOMS>,
     /// Who may delete each room, same index as `rooms`.
     owners: heapless::Vec<Owner, MAX_ROOMS>,
+    /// Each private room's salt and verifier, same index as `rooms`;
+    /// `None` for an open room.
+    privacy: heapless::Vec<Option<Privacy>, MAX_ROOMS>,
 }
 
 impl Directory {
@@ -132,6 +139,7 @@ impl Directory {
             rooms: heapless::Vec::new(),
             keys: heapless::Vec::new(),
             owners: heapless::Vec::new(),
+            privacy: heapless::Vec::new(),
         }
     }
 
@@ -224,6 +232,19 @@ impl Directory {
             .map(|i| (&self.rooms[i], &self.owners[i]))
     }
 
+    /// Each room's salt and verifier if it is private, in the order of
+    /// [`rooms`](Self::rooms).
+    pub fn privacy(&self) -> &[Option<Privacy>] {
+        &self.privacy
+    }
+
+    /// The room [`get`](Self::get) finds for `name`, with its salt and
+    /// verifier if it is private (what `getroom` answers).
+    pub fn get_with_privacy(&self, name: &str) -> Option<(&Room, Option<&Privacy>)> {
+        self.find_same(name)
+            .map(|i| (&self.rooms[i], self.privacy[i].as_ref()))
+    }
+
     /// How many rooms were made from `addr` (see [`Owner::maker_addr`]).
     pub fn count_made_from(&self, addr: IpAddr) -> usize {
         self.owners
@@ -238,10 +259,21 @@ impl Directory {
         self.insert_owned(room, Owner::default())
     }
 
-    /// Adds `room`, owned by `owner`. Refused when its name or its
-    /// address/port pair is taken, or the directory is full; the directory
-    /// is then unchanged.
+    /// Adds the open room `room`, owned by `owner`; see
+    /// [`insert_private`](Self::insert_private).
     pub fn insert_owned(&mut self, room: Room, owner: Owner) -> Result<(), DirectoryError> {
+        self.insert_private(room, owner, None)
+    }
+
+    /// Adds `room`, owned by `owner`, private if `privacy` is given.
+    /// Refused when its name or its address/port pair is taken, or the
+    /// directory is full; the directory is then unchanged.
+    pub fn insert_private(
+        &mut self,
+        room: Room,
+        owner: Owner,
+        privacy: Option<Privacy>,
+    ) -> Result<(), DirectoryError> {
         if let Some(i) = self.find_same(&room.name) {
             return Err(DirectoryError::NameTaken(self.rooms[i].clone()));
         }
@@ -261,10 +293,11 @@ impl Directory {
         self.rooms
             .insert(at, room)
             .map_err(|_| DirectoryError::Full)?;
-        // `keys` and `owners` have the capacity of `rooms`, so these
-        // cannot fail.
+        // `keys`, `owners` and `privacy` have the capacity of `rooms`, so
+        // these cannot fail.
         let _ = self.keys.insert(at, key);
         let _ = self.owners.insert(at, owner);
+        let _ = self.privacy.insert(at, privacy);
         Ok(())
     }
 
@@ -273,8 +306,18 @@ impl Directory {
     /// or port + 1 is one another room on the same group uses or reserves
     /// ([`check_new`](Self::check_new)).
     pub fn insert_new(&mut self, room: Room, owner: Owner) -> Result<(), DirectoryError> {
+        self.insert_new_private(room, owner, None)
+    }
+
+    /// Like [`insert_new`](Self::insert_new), private if `privacy` is given.
+    pub fn insert_new_private(
+        &mut self,
+        room: Room,
+        owner: Owner,
+        privacy: Option<Privacy>,
+    ) -> Result<(), DirectoryError> {
         self.check_new(&room)?;
-        self.insert_owned(room, owner)
+        self.insert_private(room, owner, privacy)
     }
 
     /// Whether [`insert_new`](Self::insert_new) would take `room`, without
@@ -321,10 +364,21 @@ impl Directory {
     /// Removes the room called `name`, as [`remove`](Self::remove) does, and
     /// returns it with its owner.
     pub fn remove_owned(&mut self, name: &str) -> Result<(Room, Owner), DirectoryError> {
+        self.remove_private(name)
+            .map(|(room, owner, _)| (room, owner))
+    }
+
+    /// Removes the room called `name`, as [`remove`](Self::remove) does, and
+    /// returns it with its owner and its salt and verifier if private.
+    pub fn remove_private(
+        &mut self,
+        name: &str,
+    ) -> Result<(Room, Owner, Option<Privacy>), DirectoryError> {
         let at = self.find_same(name).ok_or(DirectoryError::NoSuchRoom)?;
         self.keys.remove(at);
         let owner = self.owners.remove(at);
-        Ok((self.rooms.remove(at), owner))
+        let privacy = self.privacy.remove(at);
+        Ok((self.rooms.remove(at), owner, privacy))
     }
 }
 

@@ -44,11 +44,14 @@ pub enum ErrorCode {
     Denied,
     /// The client reached one of its quotas (rooms, connections, rate).
     Quota,
+    /// A private `makeroom`'s salt is not the one `salt` last gave this
+    /// connection, or `salt` gave it none.
+    BadSalt,
 }
 
 impl ErrorCode {
     /// Every code, in the order PROTOCOL.md lists them.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::UnknownCommand,
         ErrorCode::Usage,
         ErrorCode::BadName,
@@ -65,6 +68,7 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::Denied,
         ErrorCode::Quota,
+        ErrorCode::BadSalt,
     ];
 
     /// The stable wire token, e.g. `inuse`.
@@ -86,6 +90,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Denied => "denied",
             ErrorCode::Quota => "quota",
+            ErrorCode::BadSalt => "badsalt",
         }
     }
 

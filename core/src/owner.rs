@@ -11,7 +11,8 @@
 //! Randomness: the server holds a ChaCha20 generator (`rand_chacha`, no_std)
 //! that the host seeds once with 32 bytes from the operating system
 //! ([`Server::seed_random`](crate::Server::seed_random)); the core never
-//! reads OS randomness itself.
+//! reads OS randomness itself. The same generator makes the salts `salt`
+//! answers for private rooms.
 
 use core::fmt;
 use core::net::IpAddr;
@@ -23,6 +24,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use crate::limits::{MAX_TOKEN, MIN_TOKEN, TOKEN_BYTES, TOKEN_TEXT};
+use crate::privacy::{SALT_BYTES, Salt};
 use crate::server::ConnId;
 
 /// A token as presented on the wire: [`MIN_TOKEN`] to [`MAX_TOKEN`] bytes
@@ -150,6 +152,13 @@ impl TokenSource {
         self.seeded
     }
 
+    /// A fresh salt for a private room: [`SALT_BYTES`] random bytes.
+    pub(crate) fn mint_salt(&mut self) -> Salt {
+        let mut bytes = [0u8; SALT_BYTES];
+        self.rng.fill_bytes(&mut bytes);
+        Salt(bytes)
+    }
+
     /// A fresh token: [`TOKEN_BYTES`] random bytes in base64url.
     pub(crate) fn mint(&mut self) -> Token {
         let mut bytes = [0u8; TOKEN_BYTES];
@@ -184,6 +193,21 @@ mod tests {
         let mut other = TokenSource::unseeded();
         other.reseed([8; 32]);
         assert_ne!(other.mint(), a);
+    }
+
+    #[test]
+    fn salts_come_from_the_seeded_generator_and_differ() {
+        let mut source = TokenSource::unseeded();
+        source.reseed([7; 32]);
+        let a = source.mint_salt();
+        let b = source.mint_salt();
+        assert_ne!(a, b);
+        let mut again = TokenSource::unseeded();
+        again.reseed([7; 32]);
+        assert_eq!(again.mint_salt(), a, "the same seed gives the same salts");
+        let mut other = TokenSource::unseeded();
+        other.reseed([8; 32]);
+        assert_ne!(other.mint_salt(), a);
     }
 
     #[test]

@@ -201,7 +201,7 @@ pub fn is_valid_room_name(name: &str) -> bool {
 pub fn encode_command(command: &Command) -> LineBuf {
     let mut line = LineBuf::new();
     // The longest command (a private makeroom with a 32-byte name and the
-    // longest IPv6 group, 141 bytes) is far below MAX_LINE, so these writes
+    // longest IPv6 group, 142 bytes) is far below MAX_LINE, so these writes
     // cannot run out of room.
     let _ = match command {
         Command::MakeRoom(room) => {

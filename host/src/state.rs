@@ -26,23 +26,31 @@
 //! opened as itself and refused, and new files take their folder's access
 //! control list.
 //!
-//! Format (UTF-8 text, one item per line, LF-terminated), version 2:
+//! Format (UTF-8 text, one item per line, LF-terminated), version 3:
 //!
 //! ```text
-//! roomcast-state 2
-//! <name> <address> <port> <owner>   one line per room, as `getdir` lists
+//! roomcast-state 3
+//! <name> <address> <port> <owner> [private <salt> <verifier>]
+//!                                   one line per room, as `getdir` lists
 //!                                   them, then the SHA-256 of its owner
 //!                                   token (64 hex digits), or `-` for a
-//!                                   room without an owner
+//!                                   room without an owner; a private room
+//!                                   ends with the word `private`, its salt
+//!                                   and its passphrase verifier (22
+//!                                   base64url characters each, as
+//!                                   `getroom` answers them)
 //! end <number of rooms>
 //! ```
 //!
 //! Only the hash of a token is stored: someone who reads the file cannot
 //! delete a room with what they read (a 128-bit random token cannot be
-//! found from its hash). The server writes version 2 and reads version 1
-//! too (`roomcast-state 1`, room lines without the owner): those rooms have
-//! no owner, and anyone may delete them, as anyone could when they were
-//! made.
+//! found from its hash). A private room's salt and verifier are public by
+//! design (`getroom` hands them to anyone); the passphrase and the room's
+//! key are never known to the server. The server writes version 3 and
+//! reads versions 2 (room lines without `private ...`: every room open)
+//! and 1 (`roomcast-state 1`, room lines without the owner either): those
+//! rooms have no owner, and anyone may delete them, as anyone could when
+//! they were made.
 //!
 //! The `end` line proves the file is whole. Anything else is corruption, and
 //! the server refuses to start rather than lose the directory. Only a
@@ -55,29 +63,44 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use roomcast_core::limits::{MAX_ROOM_LINE, MAX_ROOMS};
-use roomcast_core::{Directory, LineBuf, Owner, TokenHash, encode_room_line, parse_room_line};
+use roomcast_core::privacy::{KEY_TEXT, Salt, Verifier};
+use roomcast_core::{
+    Directory, LineBuf, Owner, Privacy, TokenHash, encode_room_line, parse_room_line,
+};
 
 use crate::log::log;
 use crate::platform::{self, OpenOptionsExt, TempBuilderExt};
 
 /// The first line of a state file of the version written.
-const HEADER: &str = "roomcast-state 2";
+const HEADER: &str = "roomcast-state 3";
+
+/// The first line of a state file of version 2, still read: rooms with
+/// owners, all open.
+const HEADER_V2: &str = "roomcast-state 2";
 
 /// The first line of a state file of version 1, still read: rooms without
 /// owners.
 const HEADER_V1: &str = "roomcast-state 1";
 
+/// The word before a private room's salt and verifier on its line.
+const PRIVATE: &str = "private";
+
 /// What a version-2 room line adds to a `getdir` line: a space and the
 /// owner token's SHA-256 in hex (or `-`).
 const OWNER_FIELD: usize = 1 + 64;
 
+/// What a version-3 line of a private room adds after the owner: ` private
+/// <salt> <verifier>`.
+const PRIVACY_FIELD: usize = 1 + PRIVATE.len() + 1 + KEY_TEXT + 1 + KEY_TEXT;
+
 /// The largest state file the server reads, in bytes: the header line,
-/// [`MAX_ROOMS`] room lines of the longest kind ([`MAX_ROOM_LINE`] and the
-/// [`OWNER_FIELD`]), and the end line. A bigger file cannot be a state
-/// file, and is refused before it is read. (A version-1 file is smaller.)
+/// [`MAX_ROOMS`] room lines of the longest kind ([`MAX_ROOM_LINE`], the
+/// [`OWNER_FIELD`] and the [`PRIVACY_FIELD`]), and the end line. A bigger
+/// file cannot be a state file, and is refused before it is read. (A
+/// version-1 or 2 file is smaller.)
 pub const MAX_STATE_FILE: u64 = (HEADER.len()
     + 1
-    + MAX_ROOMS * (MAX_ROOM_LINE + OWNER_FIELD)
+    + MAX_ROOMS * (MAX_ROOM_LINE + OWNER_FIELD + PRIVACY_FIELD)
     + "end ".len()
     + decimal_digits(MAX_ROOMS)
     + 1) as u64;
@@ -274,14 +297,19 @@ impl StateFile {
         let mut out = BufWriter::new(tmp.as_file_mut());
         writeln!(out, "{HEADER}")?;
         let mut line = LineBuf::new();
-        for (room, owner) in directory.rooms().iter().zip(directory.owners()) {
+        let rooms = directory.rooms().iter().zip(directory.owners());
+        for ((room, owner), privacy) in rooms.zip(directory.privacy()) {
             line.clear();
             // A room line is always far below the line limit.
             let _ = encode_room_line(room, &mut line);
             out.write_all(line.trim_end_matches('\n').as_bytes())?;
             match owner.token {
-                Some(hash) => writeln!(out, " {}", hash.to_hex())?,
-                None => writeln!(out, " -")?,
+                Some(hash) => write!(out, " {}", hash.to_hex())?,
+                None => write!(out, " -")?,
+            }
+            match privacy {
+                Some(p) => writeln!(out, " {PRIVATE} {} {}", p.salt, p.verifier)?,
+                None => writeln!(out)?,
             }
         }
         writeln!(out, "end {}", directory.len())?;
@@ -453,11 +481,17 @@ fn parse_state(bytes: &[u8], directory: &mut Directory) -> Result<(), String> {
         .split(|&b| b == b'\n')
         .enumerate()
         .map(|(i, l)| (i + 1, l));
-    let with_owners = match lines.next() {
-        Some((_, line)) if line == HEADER.as_bytes() => true,
-        Some((_, line)) if line == HEADER_V1.as_bytes() => false,
-        _ => return Err(format!("line 1 is not '{HEADER}' (or '{HEADER_V1}')")),
+    let version = match lines.next() {
+        Some((_, line)) if line == HEADER.as_bytes() => 3,
+        Some((_, line)) if line == HEADER_V2.as_bytes() => 2,
+        Some((_, line)) if line == HEADER_V1.as_bytes() => 1,
+        _ => {
+            return Err(format!(
+                "line 1 is not '{HEADER}' (or '{HEADER_V2}', '{HEADER_V1}')"
+            ));
+        }
     };
+    let with_owners = version >= 2;
     for (number, line) in lines {
         // `end <count>` has two words; a room line, even for a room named
         // `end`, has three.
@@ -479,6 +513,11 @@ fn parse_state(bytes: &[u8], directory: &mut Directory) -> Result<(), String> {
             }
             return Ok(());
         }
+        let (line, privacy) = if version >= 3 {
+            split_privacy(line, number)?
+        } else {
+            (line, None)
+        };
         let (line, owner) = if with_owners {
             let Some(at) = line.iter().rposition(|&b| b == b' ') else {
                 return Err(format!("line {number}: the room's owner is missing"));
@@ -504,10 +543,49 @@ fn parse_state(bytes: &[u8], directory: &mut Directory) -> Result<(), String> {
         };
         let room = parse_room_line(line).map_err(|e| format!("line {number}: {e}"))?;
         directory
-            .insert_owned(room, owner)
+            .insert_private(room, owner, privacy)
             .map_err(|e| format!("line {number}: {e}"))?;
     }
     Err("the end line is missing: the file was cut short".into())
+}
+
+/// Splits a version-3 room line into the rest and, for a private room, its
+/// salt and verifier (the line's last three words: `private <salt>
+/// <verifier>`). An open room's line has four words, the third an address,
+/// so it is never taken for a private one.
+fn split_privacy(line: &[u8], number: usize) -> Result<(&[u8], Option<Privacy>), String> {
+    let mut words = line.rsplitn(4, |&b| b == b' ');
+    let (Some(verifier), Some(salt), Some(word), Some(rest)) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return Ok((line, None));
+    };
+    if word != PRIVATE.as_bytes() {
+        return Ok((line, None));
+    }
+    // Quoted short and escaped: the file may hold anything.
+    let text = |bytes: &[u8]| String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned();
+    let salt = std::str::from_utf8(salt)
+        .ok()
+        .and_then(Salt::parse)
+        .ok_or_else(|| {
+            format!(
+                "line {number}: the private room's salt '{}' is not {KEY_TEXT} base64url \
+                 characters",
+                text(salt).escape_debug()
+            )
+        })?;
+    let verifier = std::str::from_utf8(verifier)
+        .ok()
+        .and_then(Verifier::parse)
+        .ok_or_else(|| {
+            format!(
+                "line {number}: the private room's verifier '{}' is not {KEY_TEXT} base64url \
+                 characters",
+                text(verifier).escape_debug()
+            )
+        })?;
+    Ok((rest, Some(Privacy { salt, verifier })))
 }
 
 #[cfg(test)]
@@ -563,9 +641,24 @@ mod tests {
             maker_addr: Some([10, 0, 0, 1].into()),
         };
         dir.insert_owned(room("owned", 4, 5000), owner).unwrap();
+        // A private room: its salt and verifier are stored as getroom
+        // shows them.
+        let privacy = Privacy {
+            salt: Salt([1; 16]),
+            verifier: Verifier([2; 16]),
+        };
+        dir.insert_private(room("secret", 5, 5000), owner, Some(privacy))
+            .unwrap();
         state.save(&dir).unwrap();
         let text = fs::read_to_string(state.path()).unwrap();
-        assert!(text.starts_with("roomcast-state 2\n"), "{text}");
+        assert!(text.starts_with("roomcast-state 3\n"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "secret 239.0.0.5 5000 {} private AQEBAQEBAQEBAQEBAQEBAQ AgICAgICAgICAgICAgICAg\n",
+                hash.to_hex()
+            )),
+            "{text}"
+        );
         assert!(text.contains(&format!("owned 239.0.0.4 5000 {}\n", hash.to_hex())));
         assert!(text.contains("lobby 239.0.0.1 5000 -\n"), "{text}");
         assert!(!text.contains("some-owner-token"));
@@ -574,6 +667,9 @@ mod tests {
         let stored: Vec<_> = dir.owners().iter().map(|o| o.token).collect();
         let read: Vec<_> = loaded.owners().iter().map(|o| o.token).collect();
         assert_eq!(read, stored);
+        assert_eq!(loaded.privacy(), dir.privacy());
+        assert_eq!(loaded.get_with_privacy("SECRET").unwrap().1, Some(&privacy));
+        assert_eq!(loaded.get_with_privacy("lobby").unwrap().1, None);
         assert_eq!(loaded.get_owned("owned").unwrap().1.maker, None);
         // Saving again replaces the file.
         dir.remove("lobby").unwrap();
@@ -604,24 +700,76 @@ mod tests {
             [room("end", 2, 5000), room("lobby", 1, 5000)]
         );
         assert!(loaded.owners().iter().all(|o| !o.is_owned()));
-        // Written back as version 2.
+        // Written back as version 3.
         state.save(&loaded).unwrap();
         assert_eq!(
             fs::read_to_string(state.path()).unwrap(),
-            "roomcast-state 2\nend 239.0.0.2 5000 -\nlobby 239.0.0.1 5000 -\nend 2\n"
+            "roomcast-state 3\nend 239.0.0.2 5000 -\nlobby 239.0.0.1 5000 -\nend 2\n"
         );
     }
 
     #[test]
+    fn reads_a_version_2_file_as_open_rooms_with_owners() {
+        let state = StateFile::open(temp_path("v2")).unwrap();
+        let hash = TokenHash::of("some-owner-token-1234").to_hex();
+        // A room named `private` is a room like any other.
+        let v2 = format!(
+            "roomcast-state 2\nlobby 239.0.0.1 5000 {hash}\nprivate 239.0.0.2 5000 -\nend 2\n"
+        );
+        fs::write(state.path(), &v2).unwrap();
+        let mut loaded = Box::new(Directory::new());
+        assert!(state.load(&mut loaded).unwrap());
+        assert_eq!(
+            loaded.rooms(),
+            [room("lobby", 1, 5000), room("private", 2, 5000)]
+        );
+        assert!(loaded.owners()[0].is_owned());
+        assert_eq!(loaded.privacy(), [None, None]);
+        state.save(&loaded).unwrap();
+        assert_eq!(
+            fs::read_to_string(state.path()).unwrap(),
+            v2.replace("roomcast-state 2", "roomcast-state 3")
+        );
+        // In version 2 `private ...` is no field: such a line is damaged.
+        let salt = "AQEBAQEBAQEBAQEBAQEBAQ";
+        let bad = format!("roomcast-state 2\nx 239.0.0.1 5000 - private {salt} {salt}\nend 1\n");
+        fs::write(state.path(), bad).unwrap();
+        let err = state.load(&mut Box::new(Directory::new())).unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
     fn refuses_damaged_files_and_says_where() {
-        let cases: [(&[u8], &str); 11] = [
+        let cases: [(&[u8], &str); 16] = [
             (b"roomcast-state 2", "complete line"),
+            // Version 3: `private`, then a salt and a verifier, each 22
+            // base64url characters.
+            (
+                b"roomcast-state 3\nx 239.0.0.1 5000 - private AQEBAQEBAQEBAQEBAQEBAQ short\nend 1\n",
+                "line 2: the private room's verifier 'short' is not 22 base64url",
+            ),
+            (
+                b"roomcast-state 3\nx 239.0.0.1 5000 - private AQEBAQEBAQEBAQEBAQEBA+ AQEBAQEBAQEBAQEBAQEBAQ\nend 1\n",
+                "line 2: the private room's salt 'AQEBAQEBAQEBAQEBAQEBA+' is not 22",
+            ),
+            (
+                b"roomcast-state 3\nx 239.0.0.1 5000 - private\nend 1\n",
+                "line 2",
+            ),
+            (
+                b"roomcast-state 3\nx 239.0.0.1 5000 - PRIVATE AQEBAQEBAQEBAQEBAQEBAQ AQEBAQEBAQEBAQEBAQEBAQ\nend 1\n",
+                "line 2",
+            ),
+            (
+                b"roomcast-state 3\nx private AQEBAQEBAQEBAQEBAQEBAQ AQEBAQEBAQEBAQEBAQEBAQ\nend 1\n",
+                "line 2",
+            ),
+            (b"roomcast-state 4\nend 0\n", "line 1"),
             (
                 b"roomcast-state 1\nlobby 239.0.0.1 5000\n",
                 "end line is missing",
             ),
             (b"roomcast-state 1\nlobby 239.0.0.1 5000\nend 2\n", "line 3"),
-            (b"roomcast-state 3\nend 0\n", "line 1"),
             // Version 2: the owner field must be there, and be a hash or -.
             (b"roomcast-state 2\nlobby 239.0.0.1 5000\nend 1\n", "line 2"),
             (
@@ -683,10 +831,11 @@ mod tests {
 
     #[test]
     fn the_size_bound_is_the_largest_directory() {
-        // "roomcast-state 2\n" + 4096 lines of 79 + 65 bytes (the room
-        // with an IPv6 group, a space and 64 hex digits of owner) +
+        // "roomcast-state 3\n" + 4096 lines of 79 + 65 + 54 bytes (the
+        // room with an IPv6 group, a space and 64 hex digits of owner,
+        // " private", a space, the salt, a space, the verifier) +
         // "end 4096\n".
-        assert_eq!(MAX_STATE_FILE, 17 + 4096 * (79 + 65) + 9);
+        assert_eq!(MAX_STATE_FILE, 17 + 4096 * (79 + 65 + 54) + 9);
         // The largest directory there is: every room with the longest
         // name, address and port. Its file is exactly at the bound.
         let path = temp_path("largest");
@@ -705,13 +854,19 @@ mod tests {
                 token: Some(TokenHash::of(&name)),
                 ..Owner::default()
             };
-            dir.insert_owned(
+            // Every room private.
+            let privacy = Privacy {
+                salt: Salt([i as u8; 16]),
+                verifier: Verifier([!(i as u8); 16]),
+            };
+            dir.insert_private(
                 roomcast_core::Room {
                     name: name.as_str().try_into().unwrap(),
                     group,
                     port: 10000,
                 },
                 owner,
+                Some(privacy),
             )
             .unwrap();
         }
@@ -720,6 +875,7 @@ mod tests {
         let mut loaded = Box::new(Directory::new());
         assert!(state.load(&mut loaded).unwrap());
         assert_eq!(loaded.len(), MAX_ROOMS);
+        assert_eq!(loaded.privacy(), dir.privacy());
         // One byte more is refused before it is read.
         let mut bytes = fs::read(&path).unwrap();
         bytes.insert(0, b'x');

@@ -6,6 +6,7 @@ use core::net::IpAddr;
 use crate::error::ErrorCode;
 use crate::limits::{CONN_RECV_BUF, CONN_SEND_BUF, MAX_LINE, MAX_LISTING_LINE, MAX_ROOM_LINE};
 use crate::parse::{ParseError, command_kind, parse_command};
+use crate::privacy::Salt;
 use crate::time::Instant;
 use crate::wire::{Command, CommandKind, LineBuf, RoomName, room_line};
 
@@ -39,8 +40,9 @@ enum State {
 /// One client connection to the directory server.
 ///
 /// Memory is fixed: [`CONN_RECV_BUF`] bytes in, [`CONN_SEND_BUF`] bytes out,
-/// a cursor for a listing in progress, and at most one change waiting to be
-/// stored.
+/// a cursor for a listing in progress, at most one change waiting to be
+/// stored, and the salt `salt` last answered (one at a time: a second
+/// `salt` replaces it; a private `makeroom` that succeeds uses it up).
 #[derive(Clone, Debug)]
 pub struct Connection {
     id: ConnId,
@@ -76,6 +78,9 @@ pub struct Connection {
     bucket: TokenBucket,
     /// The line being answered was charged to `bucket` already.
     paid: bool,
+    /// The salt `salt` last answered, until a private `makeroom` with it
+    /// succeeds.
+    salt: Option<Salt>,
 }
 
 impl Connection {
@@ -114,6 +119,7 @@ impl Connection {
             peer,
             bucket: TokenBucket::full(now, config.command_burst),
             paid: false,
+            salt: None,
         };
         conn.push_line(
             now,
@@ -472,16 +478,29 @@ impl Connection {
                 return true;
             }
         };
-        let room = match &command {
-            Command::MakeRoom(room) => Some(room.name.clone()),
-            Command::AllocRoom(name) | Command::DeleteRoom(name, _) => Some(name.clone()),
-            _ => None,
+        let (room, privacy) = match &command {
+            Command::MakeRoom(room) => (Some(room.name.clone()), None),
+            Command::MakePrivate(room, privacy) => (Some(room.name.clone()), Some(privacy)),
+            Command::AllocPrivate(name, privacy) => (Some(name.clone()), Some(privacy)),
+            Command::AllocRoom(name) | Command::DeleteRoom(name, _) | Command::GetRoom(name) => {
+                (Some(name.clone()), None)
+            }
+            _ => (None, None),
         };
         if self.over_rate(now) {
             self.refuse_rate(now, server, Some(command.kind()), room);
             return true;
         }
-        let error = match server.stage(now, self.id, self.peer, &command) {
+        // After the parser's checks (usage, name, address, port), before
+        // the quota and the directory's: the salt must be the one `salt`
+        // gave this connection.
+        let staging = match privacy {
+            Some(privacy) if self.salt != Some(privacy.salt) => {
+                Staging::Done(Err(Refusal::BadSalt))
+            }
+            _ => server.stage(now, self.id, self.peer, &command),
+        };
+        let error = match staging {
             Staging::Wait => return false,
             Staging::Held(seq, change) => {
                 // Answered (and logged) once resolved.
@@ -543,11 +562,26 @@ impl Connection {
     fn reply_change(&mut self, now: Instant, change: &Change, stored: bool) -> Option<ErrorCode> {
         let room = change.room();
         match (stored, change) {
-            (true, Change::Made(_, _, token)) => {
+            (true, Change::Made(_, _, None, token)) => {
                 self.push_line(
                     now,
                     format_args!(
                         "OK created {} {} {} token={token}",
+                        room.name, room.group, room.port
+                    ),
+                );
+                None
+            }
+            (true, Change::Made(_, _, Some(privacy), token)) => {
+                // Used up only now: a makeroom refused, or undone because
+                // it could not be stored, may be sent again with it.
+                if self.salt == Some(privacy.salt) {
+                    self.salt = None;
+                }
+                self.push_line(
+                    now,
+                    format_args!(
+                        "OK created {} {} {} token={token} private",
                         room.name, room.group, room.port
                     ),
                 );
@@ -572,7 +606,7 @@ impl Connection {
         }
     }
 
-    fn reply_ok_query(&mut self, now: Instant, server: &Server, command: &Command) {
+    fn reply_ok_query(&mut self, now: Instant, server: &mut Server, command: &Command) {
         match command {
             Command::GetDir => {
                 let n = server.directory().len();
@@ -583,17 +617,38 @@ impl Connection {
                     next: 0,
                 });
             }
+            // What clients see: a room still waiting to be stored is not
+            // there yet, as in `getdir`.
+            Command::GetRoom(name) => match server.directory().get_with_privacy(name) {
+                Some((room, None)) => self.push_line(
+                    now,
+                    format_args!("OK room {} {} {} open", room.name, room.group, room.port),
+                ),
+                Some((room, Some(privacy))) => self.push_line(
+                    now,
+                    format_args!(
+                        "OK room {} {} {} private salt={} verifier={}",
+                        room.name, room.group, room.port, privacy.salt, privacy.verifier
+                    ),
+                ),
+                // `stage` answered a missing room with `ERR noroom`.
+                None => {}
+            },
+            Command::Salt => {
+                let salt = server.mint_salt();
+                self.salt = Some(salt);
+                self.push_line(now, format_args!("OK salt={salt}"));
+            }
             // A change that succeeded is answered by `reply_change`, with
             // the room as stored.
-            Command::MakeRoom(_) | Command::AllocRoom(_) | Command::DeleteRoom(..) => {
+            Command::MakeRoom(_)
+            | Command::AllocRoom(_)
+            | Command::MakePrivate(..)
+            | Command::AllocPrivate(..)
+            | Command::DeleteRoom(..) => {
                 self.push_line(now, format_args!("OK"));
             }
             Command::Ping => self.push_line(now, format_args!("OK pong")),
-            // Private rooms: answered in a commit to come.
-            Command::Salt
-            | Command::GetRoom(_)
-            | Command::MakePrivate(..)
-            | Command::AllocPrivate(..) => self.push_line(now, format_args!("OK")),
             Command::Help => {
                 self.push_line(
                     now,

@@ -23,6 +23,9 @@ pub(super) enum Refusal {
     /// The connection sends commands faster than its quota: the rate per
     /// second and the burst.
     Rate(u32, u32),
+    /// A private `makeroom` with a salt `salt` did not give this
+    /// connection (or after no `salt` at all).
+    BadSalt,
 }
 
 impl Refusal {
@@ -31,6 +34,7 @@ impl Refusal {
             Refusal::Directory(e) => e.code(),
             Refusal::Denied(_) => ErrorCode::Denied,
             Refusal::Rooms(_) | Refusal::Rate(..) => ErrorCode::Quota,
+            Refusal::BadSalt => ErrorCode::BadSalt,
         }
     }
 }
@@ -50,6 +54,10 @@ impl fmt::Display for Refusal {
                 f,
                 "rooms: your address has made {limit} rooms, the most it may have at once; \
                  delete one first"
+            ),
+            Refusal::BadSalt => f.write_str(
+                "that salt was not given to this connection by 'salt'; send 'salt', derive \
+                 the key with the salt it answers, and send makeroom again",
             ),
             Refusal::Rate(rate, burst) => write!(
                 f,

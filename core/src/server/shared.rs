@@ -7,25 +7,27 @@ use crate::alloc::{AddressPool, Allocator};
 use crate::directory::{Directory, DirectoryError};
 use crate::limits::{EVENT_QUEUE, MAX_PENDING_CHANGES, MAX_ROOMS};
 use crate::owner::{Owner, Token, TokenHash, TokenSource};
+use crate::privacy::Salt;
 use crate::time::Instant;
-use crate::wire::{Command, CommandKind, Room};
+use crate::wire::{Command, CommandKind, Privacy, Room};
 
 use super::quota::Refusal;
 use super::{ConnId, Event, Resolved, ServerConfig};
 
-/// A change to the directory, with the room as stored and its owner.
+/// A change to the directory, with the room as stored, its owner, and its
+/// salt and verifier if it is private.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Change {
     /// A room made, with the token its maker is told (only its hash is in
     /// `Owner`).
-    Made(Room, Owner, Token),
-    Deleted(Room, Owner),
+    Made(Room, Owner, Option<Privacy>, Token),
+    Deleted(Room, Owner, Option<Privacy>),
 }
 
 impl Change {
     pub(super) fn room(&self) -> &Room {
         match self {
-            Change::Made(room, ..) | Change::Deleted(room, _) => room,
+            Change::Made(room, ..) | Change::Deleted(room, ..) => room,
         }
     }
 
@@ -40,15 +42,19 @@ impl Change {
         // Staged changes never clash (a clashing command waits), so these
         // cannot fail; if one did, the directory would stay as it is.
         let _ = match self {
-            Change::Made(room, owner, _) => directory.insert_owned(room.clone(), *owner),
-            Change::Deleted(room, _) => directory.remove(&room.name).map(drop),
+            Change::Made(room, owner, privacy, _) => {
+                directory.insert_private(room.clone(), *owner, *privacy)
+            }
+            Change::Deleted(room, ..) => directory.remove(&room.name).map(drop),
         };
     }
 
     fn undo(&self, directory: &mut Directory) {
         let _ = match self {
             Change::Made(room, ..) => directory.remove(&room.name).map(drop),
-            Change::Deleted(room, owner) => directory.insert_owned(room.clone(), *owner),
+            Change::Deleted(room, owner, privacy) => {
+                directory.insert_private(room.clone(), *owner, *privacy)
+            }
         };
     }
 }
@@ -151,6 +157,12 @@ impl Server {
     /// Whether [`seed_random`](Self::seed_random) was called.
     pub fn is_seeded(&self) -> bool {
         self.tokens.is_seeded()
+    }
+
+    /// A fresh salt for `salt`, from the same seeded generator as the
+    /// owner tokens.
+    pub(super) fn mint_salt(&mut self) -> Salt {
+        self.tokens.mint_salt()
     }
 
     /// Sets the operator's admin token (its hash is kept): `deleteroom
@@ -313,7 +325,11 @@ impl Server {
         if durable
             && matches!(
                 command,
-                Command::MakeRoom(_) | Command::AllocRoom(_) | Command::DeleteRoom(..)
+                Command::MakeRoom(_)
+                    | Command::AllocRoom(_)
+                    | Command::MakePrivate(..)
+                    | Command::AllocPrivate(..)
+                    | Command::DeleteRoom(..)
             )
             && self.pending.len() + self.resolved.len() >= MAX_PENDING_CHANGES
         {
@@ -325,15 +341,21 @@ impl Server {
         let settled = self.pending.is_empty();
         let allocated;
         let command = match command {
-            Command::AllocRoom(name) => {
+            Command::AllocRoom(name) | Command::AllocPrivate(name, _) => {
                 let rooms = [self.directory.rooms(), self.staged.rooms()];
                 match self.allocator.allocate(rooms) {
                     Some((group, port)) => {
-                        allocated = Command::MakeRoom(Room {
+                        let room = Room {
                             name: name.clone(),
                             group,
                             port,
-                        });
+                        };
+                        allocated = match command {
+                            Command::AllocPrivate(_, privacy) => {
+                                Command::MakePrivate(room, *privacy)
+                            }
+                            _ => Command::MakeRoom(room),
+                        };
                         &allocated
                     }
                     // A pending change undone could free a slot.
@@ -351,7 +373,11 @@ impl Server {
             other => other,
         };
         let change = match command {
-            Command::MakeRoom(room) => {
+            Command::MakeRoom(room) | Command::MakePrivate(room, _) => {
+                let privacy = match command {
+                    Command::MakePrivate(_, privacy) => Some(*privacy),
+                    _ => None,
+                };
                 if let Some(addr) = peer {
                     let limit = self.config.max_rooms_per_client;
                     let over_staged = self.staged.count_made_from(addr) >= limit;
@@ -369,7 +395,7 @@ impl Server {
                     maker: Some(conn),
                     maker_addr: peer,
                 };
-                let staged = self.staged.insert_new(room.clone(), owner);
+                let staged = self.staged.insert_new_private(room.clone(), owner, privacy);
                 if !settled {
                     let now_seen = check_insert(&self.directory, room);
                     let pending_made = self
@@ -392,7 +418,7 @@ impl Server {
                     }
                 }
                 match staged {
-                    Ok(()) => Change::Made(room.clone(), owner, token),
+                    Ok(()) => Change::Made(room.clone(), owner, privacy, token),
                     Err(refusal) => return Staging::Done(Err(Refusal::Directory(refusal))),
                 }
             }
@@ -405,22 +431,26 @@ impl Server {
                 {
                     return Staging::Done(Err(Refusal::Denied(room.name.clone())));
                 }
-                match self.staged.remove_owned(name) {
-                    Ok((room, owner)) => Change::Deleted(room, owner),
+                match self.staged.remove_private(name) {
+                    Ok((room, owner, privacy)) => Change::Deleted(room, owner, privacy),
                     Err(refusal) => return Staging::Done(Err(Refusal::Directory(refusal))),
                 }
             }
-            // Private rooms: handled in a commit to come.
-            Command::MakePrivate(..) | Command::AllocPrivate(..) => {
-                return Staging::Done(Ok(None));
+            // Answered from what clients see (a room still waiting to be
+            // stored is not there yet, as in `getdir`).
+            Command::GetRoom(name) => {
+                return Staging::Done(match self.directory.get(name) {
+                    Some(_) => Ok(None),
+                    None => Err(Refusal::Directory(DirectoryError::NoSuchRoom)),
+                });
             }
             Command::GetDir
-            | Command::GetRoom(_)
             | Command::Salt
             | Command::Ping
             | Command::Help
             | Command::Bye
-            | Command::AllocRoom(_) => {
+            | Command::AllocRoom(_)
+            | Command::AllocPrivate(..) => {
                 return Staging::Done(Ok(None));
             }
         };
