@@ -719,6 +719,86 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+// ---- Typing a passphrase ----
+
+/// The terminal on standard input set up to read a passphrase: no echo,
+/// bytes as they are typed (so Ctrl-C and Ctrl-D arrive as bytes that
+/// cancel, rather than a signal that would kill the client with echo
+/// still off), restored when dropped.
+///
+/// Unix: termios with `ECHO`, `ICANON`, `ISIG` and `IEXTEN` off, `VMIN` 1.
+/// Windows: not available yet; [`NoEcho::start`] fails and the user is
+/// told to use `--passphrase-file` or `ROOMCAST_PASSPHRASE`.
+pub struct NoEcho {
+    #[cfg(unix)]
+    saved: rustix::termios::Termios,
+}
+
+impl NoEcho {
+    /// Turns echo off on standard input, which must be a terminal.
+    pub fn start() -> io::Result<NoEcho> {
+        #[cfg(unix)]
+        {
+            use rustix::termios::{LocalModes, OptionalActions, SpecialCodeIndex};
+            use std::os::fd::AsFd as _;
+            let stdin = io::stdin();
+            let saved = rustix::termios::tcgetattr(stdin.as_fd())?;
+            let mut quiet = saved.clone();
+            quiet.local_modes &=
+                !(LocalModes::ECHO | LocalModes::ICANON | LocalModes::ISIG | LocalModes::IEXTEN);
+            quiet.special_codes[SpecialCodeIndex::VMIN] = 1;
+            quiet.special_codes[SpecialCodeIndex::VTIME] = 0;
+            rustix::termios::tcsetattr(stdin.as_fd(), OptionalActions::Now, &quiet)?;
+            Ok(NoEcho { saved })
+        }
+        #[cfg(windows)]
+        {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "typing a passphrase without echo is not available on Windows yet",
+            ))
+        }
+    }
+
+    /// The next byte typed; `None` at the end of input.
+    pub fn read_byte(&self) -> io::Result<Option<u8>> {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsFd as _;
+            let mut byte = [0u8; 1];
+            loop {
+                // Straight from the descriptor: std's buffered stdin (and
+                // rustyline, which reads the descriptor too) must not keep
+                // any of the passphrase.
+                match rustix::io::read(io::stdin().as_fd(), &mut byte) {
+                    Ok(0) => return Ok(None),
+                    Ok(_) => return Ok(Some(byte[0])),
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        #[cfg(windows)]
+        {
+            Ok(None)
+        }
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsFd as _;
+            let _ = rustix::termios::tcsetattr(
+                io::stdin().as_fd(),
+                rustix::termios::OptionalActions::Now,
+                &self.saved,
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -811,85 +891,5 @@ mod tests {
         let mode = file.metadata().unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let _ = std::fs::remove_file(&path);
-    }
-}
-
-// ---- Typing a passphrase ----
-
-/// The terminal on standard input set up to read a passphrase: no echo,
-/// bytes as they are typed (so Ctrl-C and Ctrl-D arrive as bytes that
-/// cancel, rather than a signal that would kill the client with echo
-/// still off), restored when dropped.
-///
-/// Unix: termios with `ECHO`, `ICANON`, `ISIG` and `IEXTEN` off, `VMIN` 1.
-/// Windows: not available yet; [`NoEcho::start`] fails and the user is
-/// told to use `--passphrase-file` or `ROOMCAST_PASSPHRASE`.
-pub struct NoEcho {
-    #[cfg(unix)]
-    saved: rustix::termios::Termios,
-}
-
-impl NoEcho {
-    /// Turns echo off on standard input, which must be a terminal.
-    pub fn start() -> io::Result<NoEcho> {
-        #[cfg(unix)]
-        {
-            use rustix::termios::{LocalModes, OptionalActions, SpecialCodeIndex};
-            use std::os::fd::AsFd as _;
-            let stdin = io::stdin();
-            let saved = rustix::termios::tcgetattr(stdin.as_fd())?;
-            let mut quiet = saved.clone();
-            quiet.local_modes &=
-                !(LocalModes::ECHO | LocalModes::ICANON | LocalModes::ISIG | LocalModes::IEXTEN);
-            quiet.special_codes[SpecialCodeIndex::VMIN] = 1;
-            quiet.special_codes[SpecialCodeIndex::VTIME] = 0;
-            rustix::termios::tcsetattr(stdin.as_fd(), OptionalActions::Now, &quiet)?;
-            Ok(NoEcho { saved })
-        }
-        #[cfg(windows)]
-        {
-            Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "typing a passphrase without echo is not available on Windows yet",
-            ))
-        }
-    }
-
-    /// The next byte typed; `None` at the end of input.
-    pub fn read_byte(&self) -> io::Result<Option<u8>> {
-        #[cfg(unix)]
-        {
-            use std::os::fd::AsFd as _;
-            let mut byte = [0u8; 1];
-            loop {
-                // Straight from the descriptor: std's buffered stdin (and
-                // rustyline, which reads the descriptor too) must not keep
-                // any of the passphrase.
-                match rustix::io::read(io::stdin().as_fd(), &mut byte) {
-                    Ok(0) => return Ok(None),
-                    Ok(_) => return Ok(Some(byte[0])),
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        #[cfg(windows)]
-        {
-            Ok(None)
-        }
-    }
-}
-
-impl Drop for NoEcho {
-    fn drop(&mut self) {
-        #[cfg(unix)]
-        {
-            use std::os::fd::AsFd as _;
-            let _ = rustix::termios::tcsetattr(
-                io::stdin().as_fd(),
-                rustix::termios::OptionalActions::Now,
-                &self.saved,
-            );
-        }
     }
 }

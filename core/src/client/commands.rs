@@ -128,6 +128,8 @@ impl Client {
             } else {
                 self.chat_command(rest);
             }
+        } else if is("makeroom") && super::private::wants_private(rest) {
+            self.make_private(rest);
         } else {
             self.server_command(verb, text);
         }
@@ -140,10 +142,11 @@ impl Client {
                 "Commands (you are not connected to a directory server):\n  \
                  connect [HOST[:PORT]]   connect to the directory server (now {})\n  \
                  name [NAME]             show or set your chat name (now {})\n  \
-                 chat <room>             enter a chat room (looked up on the server)\n  \
+                 chat <room>             enter a chat room (looked up on the server;\n                          \
+                 a private one asks for its passphrase)\n  \
                  help                    show this list\n  \
                  quit                    leave roomcast (Ctrl-D does the same)\n\
-                 Once connected: getdir, makeroom, deleteroom, bye.",
+                 Once connected: getdir, getroom, makeroom (--private), deleteroom, bye.",
                 self.server,
                 self.name
             ),
@@ -154,6 +157,10 @@ impl Client {
                  makeroom <name>         create a room; the server picks its address\n  \
                  makeroom <name> <address> <port>\n                          \
                  create a room on this group (239.0.0.0/8, ff14/ff15/ff18::/16)\n  \
+                 makeroom <name> [<address> <port>] --private\n                          \
+                 create a private room: only people with its passphrase\n                          \
+                 can read it (you choose the passphrase)\n  \
+                 getroom <name>          show one room, and whether it is private\n  \
                  deleteroom <name> [<token>]\n                          \
                  delete a room you made (its token is sent for you)\n  \
                  chat <room>             enter a chat room\n  \
@@ -188,6 +195,8 @@ impl Client {
     }
 
     pub(super) fn quit(&mut self) {
+        self.deriving = None;
+        self.room_key = None;
         self.end_session();
         if self.chat.take().or_else(|| self.joining.take()).is_some() {
             self.emit(Output::LeaveGroup);
@@ -293,7 +302,7 @@ impl Client {
         let name = RoomName::try_from(room).unwrap_or_default();
         match self.conn {
             Conn::Open { .. } => {
-                self.send_request(Request::Lookup(name), &Command::GetDir);
+                self.send_request(Request::GetRoom(name.clone()), &Command::GetRoom(name));
             }
             _ => {
                 let server = self.server.clone();
@@ -331,13 +340,19 @@ impl Client {
                     Command::AllocRoom(name) => Request::MakeRoom(name.clone()),
                     Command::DeleteRoom(name, _) => Request::DeleteRoom(name.clone()),
                     Command::Ping => Request::Ping,
-                    // The private-room commands are the client's own
-                    // (`makeroom NAME --private`, `chat NAME`): the
-                    // clientpriv work wires them; not sent as typed.
-                    Command::Salt
-                    | Command::GetRoom(_)
-                    | Command::MakePrivate(..)
-                    | Command::AllocPrivate(..) => return,
+                    Command::GetRoom(name) => Request::ShowRoom(name.clone()),
+                    // A salt is good for the connection's next private
+                    // makeroom only, with a verifier derived from it:
+                    // `makeroom NAME --private` does both.
+                    Command::Salt | Command::MakePrivate(..) | Command::AllocPrivate(..) => {
+                        say!(
+                            self,
+                            "To make a private room, type: makeroom <name> [<address> <port>] \
+                             --private (roomcast asks the server for the salt and sends the \
+                             verifier of your passphrase itself)."
+                        );
+                        return;
+                    }
                     // `help` and `bye` are the client's own; never here.
                     Command::Help | Command::Bye => return,
                 };
@@ -387,6 +402,7 @@ impl Client {
 
     /// Leaves the room, or gives up joining it.
     pub(super) fn leave_chat(&mut self) {
+        self.room_key = None;
         self.end_session();
         if let Some(room) = self.chat.take().or_else(|| self.joining.take()) {
             self.emit(Output::LeaveGroup);
@@ -417,16 +433,28 @@ impl Client {
     /// The host joined `room`'s group: the user is in the room now, and
     /// only now reads so.
     pub(super) fn enter_chat(&mut self, room: Room) {
+        let private = self.room_key.is_some();
+        self.chat = Some(room.clone());
+        if !self.start_session() {
+            // A private room is never entered without its sealed session.
+            self.chat = None;
+            self.emit(Output::LeaveGroup);
+            return;
+        }
+        let kind = if private {
+            "\nThe room is private: messages are encrypted, and only people with its \
+             passphrase can read them."
+        } else {
+            ""
+        };
         say!(
             self,
-            "Entering chat room {} ({} port {}) as {}.\nType a message and press Enter to \
-             send it; Ctrl-] (or /leave) leaves the room.",
+            "Entering chat room {} ({} port {}) as {}.{kind}\nType a message and press Enter \
+             to send it; Ctrl-] (or /leave) leaves the room.",
             Clean(&room.name),
             room.group,
             room.port,
             self.name
         );
-        self.chat = Some(room);
-        self.start_session();
     }
 }

@@ -147,6 +147,81 @@ pub fn check(passphrase: &[u8], making: bool, from: &str) -> Result<(), String> 
     Ok(())
 }
 
+/// Reads a passphrase typed without echo, byte by byte from `next` (the
+/// terminal set up by `platform::NoEcho`, in which keys arrive as bytes):
+///
+/// - Enter (CR or LF) ends it;
+/// - Backspace (DEL or Ctrl-H) removes the last character, Ctrl-U all;
+/// - Ctrl-C, Ctrl-D, Ctrl-] and the end of input cancel: `Ok(None)`;
+/// - escape sequences (arrow keys) and other control bytes are ignored.
+///
+/// At most [`MAX_PASSPHRASE`] + 1 bytes are kept (one too many, so that
+/// [`check`] refuses it as too long); the rest is read and dropped.
+pub fn edit_typed(
+    mut next: impl FnMut() -> std::io::Result<Option<u8>>,
+) -> std::io::Result<Option<Passphrase>> {
+    const CTRL_C: u8 = 0x03;
+    const CTRL_D: u8 = 0x04;
+    const CTRL_H: u8 = 0x08;
+    const CTRL_U: u8 = 0x15;
+    const ESC: u8 = 0x1b;
+    const CTRL_BRACKET: u8 = 0x1d;
+    const DEL: u8 = 0x7f;
+    #[derive(PartialEq)]
+    enum State {
+        Text,
+        /// After ESC.
+        Escape,
+        /// Inside `ESC [` or `ESC O`, up to its final byte.
+        Sequence,
+    }
+    // Room for every byte kept, so the buffer never moves (and never
+    // leaves a copy of the passphrase behind).
+    let mut typed = Zeroizing::new(Vec::with_capacity(MAX_PASSPHRASE + 1));
+    let mut state = State::Text;
+    loop {
+        let Some(byte) = next()? else {
+            return Ok(None);
+        };
+        match state {
+            State::Escape => {
+                state = if byte == b'[' || byte == b'O' {
+                    State::Sequence
+                } else {
+                    State::Text
+                };
+                continue;
+            }
+            State::Sequence => {
+                if (0x40..=0x7e).contains(&byte) {
+                    state = State::Text;
+                }
+                continue;
+            }
+            State::Text => {}
+        }
+        match byte {
+            b'\r' | b'\n' => return Ok(Some(typed)),
+            CTRL_C | CTRL_D | CTRL_BRACKET => return Ok(None),
+            DEL | CTRL_H => {
+                // The last character: its continuation bytes, then its lead.
+                while typed.last().is_some_and(|b| b & 0xC0 == 0x80) {
+                    typed.pop();
+                }
+                typed.pop();
+            }
+            CTRL_U => typed.clear(),
+            ESC => state = State::Escape,
+            b if b < 0x20 => {}
+            b => {
+                if typed.len() <= MAX_PASSPHRASE {
+                    typed.push(b);
+                }
+            }
+        }
+    }
+}
+
 /// Argon2id (version 0x13) of `passphrase` with the room's `salt`, with
 /// the parameters of [`roomcast_core::privacy`]: [`ARGON2_MEMORY_KIB`] KiB,
 /// [`ARGON2_ITERATIONS`] passes, [`ARGON2_LANES`] lanes, [`SECRET_BYTES`]
@@ -251,6 +326,42 @@ mod tests {
         check(&max, true, "typed").unwrap();
         let err = check(&over, false, "typed").unwrap_err();
         assert!(err.contains("too long") && err.contains("1024"), "{err}");
+    }
+
+    fn typed(keys: &[u8]) -> Option<Vec<u8>> {
+        let mut keys = keys.iter().copied();
+        edit_typed(|| Ok(keys.next())).unwrap().map(|p| p.to_vec())
+    }
+
+    #[test]
+    fn typing_a_passphrase() {
+        assert_eq!(typed(b"secret words\r").unwrap(), b"secret words");
+        assert_eq!(typed(b"secret\n").unwrap(), b"secret");
+        // Backspace removes a whole character, Ctrl-U everything.
+        assert_eq!(typed(b"ab\x7fc\r").unwrap(), b"ac");
+        assert_eq!(typed("caf\u{e9}\x7fe\r".as_bytes()).unwrap(), b"cafe");
+        assert_eq!(typed(b"\x7f\x08x\r").unwrap(), b"x");
+        assert_eq!(typed(b"wrong\x15right\r").unwrap(), b"right");
+        // Arrow keys and other control bytes are not part of it.
+        assert_eq!(typed(b"a\x1b[Db\x1bOCc\x01\r").unwrap(), b"abc");
+        assert_eq!(typed(b"\r").unwrap(), b"");
+        // Ctrl-C, Ctrl-D, Ctrl-] and the end of input cancel.
+        assert_eq!(typed(b"abc\x03def\r"), None);
+        assert_eq!(typed(b"abc\x04"), None);
+        assert_eq!(typed(b"abc\x1d"), None);
+        assert_eq!(typed(b"abc"), None);
+    }
+
+    #[test]
+    fn a_typed_passphrase_past_the_limit_is_kept_one_byte_too_long() {
+        let mut keys = vec![b'k'; MAX_PASSPHRASE + 100];
+        keys.push(b'\r');
+        let got = typed(&keys).unwrap();
+        assert_eq!(got.len(), MAX_PASSPHRASE + 1);
+        assert!(check(&got, false, "typed").is_err());
+        let mut keys = vec![b'k'; MAX_PASSPHRASE];
+        keys.push(b'\r');
+        check(&typed(&keys).unwrap(), true, "typed").unwrap();
     }
 
     /// A fixed vector, computed once with these parameters: a change of

@@ -22,6 +22,9 @@ fn render(outputs: &[Output]) -> String {
                 s.push_str(&format!("[datagram {:?}]\n", String::from_utf8_lossy(d)))
             }
             Output::Exit => s.push_str("[exit]\n"),
+            Output::DeriveKey { room, confirm, .. } => {
+                s.push_str(&format!("[derive the key of {room}, confirm: {confirm}]\n"))
+            }
             Output::OwnerToken { server, room, .. } => {
                 s.push_str(&format!("[keep the token of {room} on {server}]\n"))
             }
@@ -76,7 +79,7 @@ Disconnected from the directory server at localhost:5577.
 Your chat name is now Alice. Your messages will read \"Alice: ...\".
 Connecting to localhost:5577 to look up the room...
 [connect localhost:5577]
-[send \"getdir\\n\"]
+[send \"getroom lobby\\n\"]
 [join 239.1.1.1:5000]
 [close]
 Entering chat room lobby (239.1.1.1 port 5000) as Alice.
