@@ -75,7 +75,9 @@
 //! and the directory server connection's life. Beside it: `names` (chat
 //! names, server addresses), `api` (configuration, modes, outputs),
 //! `commands` (the user's lines), `replies` (the server's lines and
-//! listings) and `render` (prompts, messages, text made safe to show).
+//! listings), `private` (private rooms: `salt`, `getroom`, the key),
+//! `room` (the room protocol's session) and `render` (prompts, messages,
+//! text made safe to show).
 use core::fmt::Write as _;
 use core::net::{Ipv4Addr, SocketAddr};
 
@@ -560,6 +562,7 @@ impl Client {
     pub fn handle_join_failed(&mut self, now: Instant, detail: &str) {
         self.tick(now);
         self.session = None;
+        self.room_key = None;
         self.who_out.clear();
         if let Some(room) = self.joining.take().or_else(|| self.chat.take()) {
             say!(

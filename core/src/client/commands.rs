@@ -300,6 +300,8 @@ impl Client {
             return;
         }
         let name = RoomName::try_from(room).unwrap_or_default();
+        // A key is for the room it was checked for only.
+        self.room_key = None;
         match self.conn {
             Conn::Open { .. } => {
                 self.send_request(Request::GetRoom(name.clone()), &Command::GetRoom(name));

@@ -521,3 +521,24 @@ fn quitting_while_the_host_derives_ignores_its_answer() {
     c.handle_room_secret(t(13), 0, Ok((RoomSecret([1; SECRET_BYTES]), [2; 16])));
     assert_eq!(drain(&mut c), []);
 }
+
+#[test]
+fn a_failed_join_forgets_the_key_and_an_open_room_is_entered_open() {
+    let (mut net, mel) = with_secret_room();
+    net.clients[mel].join_error = Some("no such device".to_string());
+    let out = say(&mut net, mel, "chat secret");
+    assert!(
+        all_shown(&out).contains("Could not join chat room secret"),
+        "{out:?}"
+    );
+    net.clients[mel].join_error = None;
+    say(&mut net, mel, "makeroom open 239.1.1.10 6002");
+    say(&mut net, mel, "chat open");
+    assert_eq!(net.client(mel).mode(), Mode::Chat);
+    let out = say(&mut net, mel, "plain words");
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::SendDatagram(d) if &d[..] == b"Mel: plain words")),
+        "the open room got no plain copy: {out:?}"
+    );
+}
