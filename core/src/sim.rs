@@ -743,7 +743,11 @@ impl Net {
                     .map(|p| (sim_room_secret(p, salt), sealer));
                 node.deferred.push(Report::RoomSecret(secret));
             }
-            Output::Show(_) | Output::Prompt(_) | Output::Exit | Output::OwnerToken { .. } => {}
+            Output::Show(_)
+            | Output::Sent(_)
+            | Output::Prompt(_)
+            | Output::Exit
+            | Output::OwnerToken { .. } => {}
         }
     }
 

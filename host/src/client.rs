@@ -504,6 +504,7 @@ impl Host {
                     }
                 }
             }
+            Output::Sent(payload) => self.log(&jiff::Zoned::now(), &payload, false),
             Output::SendControl(frame) => {
                 if let Some(group) = &self.group {
                     // A lost frame is repaired by the protocol; an error

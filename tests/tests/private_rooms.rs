@@ -93,8 +93,10 @@ fn pass_file(dir: &tempfile::TempDir, passphrase: &str) -> String {
 
 /// Ann (passphrase from a file) makes the private room `secret` on
 /// [`GROUP`]:[`PORT`] through the client and enters it.
-fn ann_makes_and_enters(port: u16, file: &str) -> ClientProcess {
-    let mut ann = ClientProcess::start("ann", port, &["--name", "Ann", "--passphrase-file", file]);
+fn ann_makes_and_enters(port: u16, file: &str, extra: &[&str]) -> ClientProcess {
+    let mut args = vec!["--name", "Ann", "--passphrase-file", file];
+    args.extend_from_slice(extra);
+    let mut ann = ClientProcess::start("ann", port, &args);
     ann.run("connect", "Connected");
     ann.run(
         &format!("makeroom secret {GROUP} {PORT} --private"),
@@ -118,7 +120,9 @@ fn the_passphrase_chats_both_ways_and_the_wire_holds_no_words_or_names() {
         let plain_port = Capture::start(PORT);
         let control_port = Capture::start(PORT + 1);
 
-        let mut ann = ann_makes_and_enters(server.port, &file);
+        let logs = dir.path().join("logs");
+        let mut ann =
+            ann_makes_and_enters(server.port, &file, &["--log-dir", logs.to_str().unwrap()]);
         // The directory keeps the room private, with its salt and verifier.
         let mut crdp = server.connect();
         let reply = crdp.ask("getroom secret");
@@ -203,6 +207,19 @@ fn the_passphrase_chats_both_ways_and_the_wire_holds_no_words_or_names() {
             assert_eq!(client.stdout.count("Eve: plain words"), 0);
             assert_eq!(client.stdout.count("could not be decrypted"), 0);
         }
+        // Ann's chat log has both sides, her own lines too.
+        let folder = logs.join("secret");
+        let log: String = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+            .collect();
+        for line in [
+            "<Ann> zebra crossing at noon",
+            "<Bob> walrus reply",
+            "<Ann> after the replay",
+        ] {
+            assert_eq!(log.matches(line).count(), 1, "{line:?} in the log:\n{log}");
+        }
     });
 }
 
@@ -212,7 +229,7 @@ fn a_wrong_passphrase_is_told_at_once_and_shows_nothing() {
         let server = ServerProcess::start(&[]);
         let dir = tempfile::tempdir().unwrap();
         let file = pass_file(&dir, PASS);
-        let mut ann = ann_makes_and_enters(server.port, &file);
+        let mut ann = ann_makes_and_enters(server.port, &file, &[]);
 
         let mut eve = ClientProcess::start_with_env(
             "eve",
@@ -272,7 +289,7 @@ fn without_a_terminal_or_a_source_the_options_are_named() {
         );
         // Made with a good one, entered without any: refused, named.
         let file = pass_file(&dir, PASS);
-        let _ann = ann_makes_and_enters(server.port, &file);
+        let _ann = ann_makes_and_enters(server.port, &file, &[]);
         dan.run(
             "chat secret",
             "You did not enter room 'secret': the room is private and its passphrase cannot \
@@ -335,6 +352,19 @@ fn a_typed_passphrase_is_not_echoed() {
         });
         tmux.wait_last_line(&connected);
         assert!(!screen.iter().any(|l| l.contains("lion")), "{screen:#?}");
+
+        // Ctrl-C at the prompt gives up, with the terminal as it was.
+        tmux.type_text("chat secret");
+        tmux.press("Enter");
+        tmux.wait_last_line("Passphrase for room 'secret':");
+        tmux.type_text("half");
+        tmux.press("C-c");
+        let screen = tmux.wait_screen("giving up told", |s| {
+            s.iter()
+                .any(|l| l == "You did not enter room 'secret': no passphrase was given.")
+        });
+        tmux.wait_last_line(&connected);
+        assert!(!screen.iter().any(|l| l.contains("half")), "{screen:#?}");
 
         // The right one enters; Ctrl-U and Backspace edit what is typed.
         tmux.type_text("chat secret");

@@ -163,6 +163,11 @@ pub enum Output {
     SendControl(crate::chat::DatagramBuf),
     /// Show this to the user.
     Show(Message),
+    /// The user sent this message in a private room, in its plain form
+    /// (`Name: text`): for the host's chat log only, as
+    /// [`Output::SendDatagram`] is in an open room. Nothing of it went out
+    /// in the clear, and it is not shown (the line typed is on the screen).
+    Sent(Datagram),
     /// Use this prompt for the user's next line.
     Prompt(Prompt),
     /// Stop: the user quit.

@@ -132,6 +132,10 @@ impl Client {
             return false;
         };
         match session.handle_send(now, text) {
+            Ok(()) if session.is_private() => {
+                let payload = chat_payload(self.name.as_str(), text);
+                self.emit(Output::Sent(payload));
+            }
             Ok(()) => {}
             Err(UsageError::TooLong) => say!(
                 self,

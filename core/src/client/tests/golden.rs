@@ -22,6 +22,7 @@ fn render(outputs: &[Output]) -> String {
                 s.push_str(&format!("[datagram {:?}]\n", String::from_utf8_lossy(d)))
             }
             Output::Exit => s.push_str("[exit]\n"),
+            Output::Sent(d) => s.push_str(&format!("[sent {:?}]\n", String::from_utf8_lossy(d))),
             Output::DeriveKey { room, confirm, .. } => {
                 s.push_str(&format!("[derive the key of {room}, confirm: {confirm}]\n"))
             }

@@ -308,6 +308,12 @@ fn the_right_passphrase_enters_a_sealed_session_both_ways() {
     let [Output::SendControl(f)] = &sends[..] else {
         panic!("{sends:?}");
     };
+    // The host logs it from its plain form, which goes nowhere else.
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Sent(d) if &d[..] == b"Mel: the plan is secret")),
+        "{out:?}"
+    );
     assert!(f.starts_with(b"\xffRC\x01\x05"), "{f:?}");
     assert!(f.len() <= MAX_SEALED, "{f:?}");
     assert!(!f.windows(4).any(|w| w == b"plan"), "{f:?}");
