@@ -290,3 +290,6 @@ fn nonce(sealer: &[u8; SEALER_BYTES], counter: u64) -> XNonce {
     n[SEALER_BYTES..].copy_from_slice(&counter.to_be_bytes());
     XNonce::from(n)
 }
+
+#[cfg(test)]
+mod tests;

@@ -22,6 +22,14 @@
 //! member present from its sending to the end, as a message, as history or
 //! inside a loss notice (no silent loss), and repair traffic stayed within
 //! a bound.
+//!
+//! A share of seeds runs the room private ([`Private`]): every member holds
+//! the same key ([`Session::new_private`]), clocks differ by up to
+//! [`MAX_CLOCK_SKEW_SIM`], and during the fault phase an attacker re-sends
+//! datagrams it captured earlier (replays). On top of the checks above: no
+//! datagram on the wire holds a name or a text in the clear, no member puts
+//! anything on the plain port, plain clients are never shown, and nothing is
+//! refused but plain datagrams (same key, clocks within the skew).
 
 use std::boxed::Box;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -37,7 +45,9 @@ use super::Rng;
 use crate::Instant;
 use crate::chat::frame::{Frame, decode};
 use crate::chat::limits::MAX_HOLDBACK;
-use crate::chat::{Channel, Event, MemberId, Session};
+use crate::chat::seal::{MAX_CLOCK_SKEW, MAX_SEALED, OpenError, SEAL_HEADER};
+use crate::chat::{Channel, Event, MemberId, Sealing, Session};
+use crate::privacy::FrameKey;
 
 #[cfg(test)]
 mod tests;
@@ -82,6 +92,33 @@ impl Faults {
     }
 }
 
+/// A private room: one key for all, clocks a little apart, and an attacker
+/// who re-sends captured datagrams.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Private {
+    /// Each member's wall clock minus the true time, in ms (within
+    /// [`MAX_CLOCK_SKEW_SIM`] either way, so two members are at most
+    /// [`MAX_CLOCK_SKEW`] apart).
+    pub clock_ms: Vec<i64>,
+    /// When the attacker re-sends one captured datagram to everyone
+    /// (microseconds, within the fault phase).
+    pub replays: Vec<u64>,
+}
+
+/// How far a member's clock may be off in a private run: half of
+/// [`MAX_CLOCK_SKEW`], so any two members are within it.
+pub const MAX_CLOCK_SKEW_SIM: Duration = Duration::from_secs(MAX_CLOCK_SKEW.as_secs() / 2);
+
+/// The true wall time (Unix ms) at the simulation's zero.
+const WALL: u64 = 1_795_000_000_000;
+
+/// How many datagrams the attacker keeps to re-send.
+const CAPTURED: usize = 256;
+
+/// Bytes every text of a private run holds, so that a text in the clear
+/// on the wire would be found.
+const TEXT_MARK: &str = "secret-";
+
 /// A change in membership.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Churn {
@@ -116,6 +153,8 @@ pub struct Scenario {
     pub fault_end: u64,
     /// When the run ends.
     pub end: u64,
+    /// `Some`: the room is private.
+    pub private: Option<Private>,
 }
 
 const SEC: u64 = 1_000_000;
@@ -206,6 +245,20 @@ impl Scenario {
                 blackout.push((i, seq as u32));
             }
         }
+        // Drawn last, so that open scenarios stay what they were.
+        let private = r.chance(0.3).then(|| {
+            let skew = u64::try_from(MAX_CLOCK_SKEW_SIM.as_millis()).unwrap_or(0);
+            let clock_ms = (0..n)
+                .map(|_| r.range(0, 2 * skew) as i64 - skew as i64)
+                .collect();
+            let replays = if r.chance(0.7) {
+                let count = r.range(1, 200);
+                (0..count).map(|_| r.range(2 * SEC, fault_end)).collect()
+            } else {
+                Vec::new()
+            };
+            Private { clock_ms, replays }
+        });
         Scenario {
             seed,
             joins,
@@ -223,6 +276,7 @@ impl Scenario {
             partitions,
             fault_end,
             end: fault_end + 60 * SEC,
+            private,
         }
     }
 
@@ -258,6 +312,7 @@ impl Scenario {
             blackout: Vec::new(),
             fault_end: 65 * SEC,
             end: 125 * SEC,
+            private: None,
         }
     }
 }
@@ -305,6 +360,16 @@ pub struct Report {
     pub plain_shown: u64,
     /// Plain copies of roomcast messages that plain clients received.
     pub plain_copies_received: u64,
+    /// Private: datagrams the attacker re-sent (counted once per member
+    /// other than their sender), and replays the members refused in all.
+    pub replays_sent: u64,
+    /// See `replays_sent`.
+    pub replays_refused: u64,
+    /// Private: plain datagrams the members refused.
+    pub plain_refused: u64,
+    /// Private: replays refused as stale (sealed more than
+    /// [`MAX_CLOCK_SKEW`] from the receiver's clock).
+    pub stale: u64,
 }
 
 /// A failed run: the seed, what broke, and the last steps.
@@ -347,6 +412,8 @@ enum Ev {
         /// (sender, seq) of an original data frame, for the loss counters.
         original: Option<(usize, u32)>,
     },
+    /// The attacker re-sends a captured datagram.
+    Replay,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -376,6 +443,9 @@ struct Node {
     plain_shown: BTreeSet<(usize, u32)>,
     /// Plain clients' messages shown, with how many times.
     from_plain: BTreeMap<(usize, u32), u32>,
+    /// Private: the nonces (sealer, counter) of the datagrams it was
+    /// given.
+    taken: BTreeSet<[u8; 24]>,
 }
 
 /// One sent message.
@@ -399,6 +469,13 @@ pub struct Sim {
     next_seq: Vec<u32>,
     trace: VecDeque<String>,
     report: Report,
+    /// Private: the room's key, an observer that opens every datagram put
+    /// out (to count requests and repairs), and the attacker's captures.
+    key: FrameKey,
+    observer: Sealing,
+    captured: Vec<(usize, Vec<u8>)>,
+    /// Every member's name.
+    names: Vec<String>,
 }
 
 const TRACE: usize = 40;
@@ -407,12 +484,33 @@ fn addr(i: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + i as u8)), 40000)
 }
 
+/// Where the attacker's replays come from.
+fn attacker() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 250)), 40000)
+}
+
+/// `hay` holds `needle`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
 impl Sim {
     /// A simulator for a scenario.
     pub fn new(sc: Scenario) -> Self {
         let mut rng = Rng::new(sc.seed);
         let n = sc.joins.len();
         let ids = (0..n).map(|_| MemberId(rng.next_u64())).collect();
+        let key = FrameKey(core::array::from_fn(|i| {
+            (sc.seed >> (8 * (i % 8))) as u8 ^ i as u8
+        }));
+        // Private names are long enough that finding one in ciphertext by
+        // chance is out of the question.
+        let names = (0..n)
+            .map(|i| match sc.private {
+                Some(_) => format!("Member{i}Name"),
+                None => format!("n{i}"),
+            })
+            .collect();
         let nodes = (0..n)
             .map(|_| Node {
                 session: None,
@@ -426,6 +524,7 @@ impl Sim {
                 missed: BTreeSet::new(),
                 plain_shown: BTreeSet::new(),
                 from_plain: BTreeMap::new(),
+                taken: BTreeSet::new(),
             })
             .collect();
         let mut sim = Sim {
@@ -440,8 +539,17 @@ impl Sim {
             next_seq: vec![1; n],
             trace: VecDeque::new(),
             report: Report::default(),
+            observer: Sealing::new(&key, [0xFF; 16], Instant::ZERO, WALL),
+            key,
+            captured: Vec::new(),
+            names,
             sc: sc.clone(),
         };
+        if let Some(p) = &sc.private {
+            for &t in &p.replays {
+                sim.push(t, Ev::Replay);
+            }
+        }
         for (i, &t) in sc.joins.iter().enumerate() {
             sim.push(t, Ev::Join(i));
         }
@@ -531,9 +639,17 @@ impl Sim {
             }
             Ev::Join(i) => {
                 let seed = self.rng.next_u64();
-                let name = format!("n{i}");
-                let session = Session::new(now, self.ids[i], &name, seed)
-                    .map_err(|e| self.fail(format!("new session: {e}")))?;
+                let name = self.names[i].clone();
+                let session = match &self.sc.private {
+                    None => Session::new(now, self.ids[i], &name, seed),
+                    Some(p) => {
+                        let sealer = core::array::from_fn(|_| self.rng.next_u64() as u8);
+                        let wall = (WALL + self.now / 1000).saturating_add_signed(p.clock_ms[i]);
+                        let sealing = Sealing::new(&self.key, sealer, now, wall);
+                        Session::new_private(now, self.ids[i], &name, seed, sealing)
+                    }
+                }
+                .map_err(|e| self.fail(format!("new session: {e}")))?;
                 self.nodes[i].session = Some(Box::new(session));
                 self.nodes[i].state = State::In;
                 self.nodes[i].joined = self.now;
@@ -548,6 +664,9 @@ impl Sim {
                 let seq = self.next_seq[i];
                 let len = self.sc.messages[k].2;
                 let mut text = format!("{i}:{seq}:");
+                if self.sc.private.is_some() {
+                    text.push_str(TEXT_MARK);
+                }
                 while text.len() < len {
                     text.push('x');
                 }
@@ -556,8 +675,8 @@ impl Sim {
                     self.plain_sent.insert((i, seq), self.now);
                     self.report.plain_sent += 1;
                     self.log(format!("n{i} (plain) sends {seq}"));
-                    let datagram = format!("n{i}: {text}");
-                    self.fan_out(i, Channel::Plain, datagram.as_bytes());
+                    let datagram = format!("{}: {text}", self.names[i]);
+                    self.fan_out(i, Channel::Plain, datagram.as_bytes())?;
                     return Ok(());
                 }
                 let s = self.nodes[i]
@@ -614,11 +733,63 @@ impl Sim {
                 if let Some(key) = original {
                     self.nodes[to].missed.remove(&key);
                 }
-                if let Some(s) = self.nodes[to].session.as_mut() {
+                if self.sc.private.is_some() && channel == Channel::Control {
+                    self.sealed_in(to, from, addr(from), &data)?;
+                } else if let Some(s) = self.nodes[to].session.as_mut() {
                     s.handle_datagram(now, addr(from), channel, &data);
                 }
                 self.drain(to)?;
             }
+            Ev::Replay => {
+                if self.captured.is_empty() {
+                    return Ok(());
+                }
+                let k = self.rng.below(self.captured.len() as u64) as usize;
+                let (from, data) = self.captured[k].clone();
+                self.log(format!("attacker replays capture {k}"));
+                for to in 0..self.nodes.len() {
+                    if self.nodes[to].state != State::In || self.sc.plain[to] {
+                        continue;
+                    }
+                    if to != from {
+                        self.report.replays_sent += 1;
+                    }
+                    self.sealed_in(to, from, attacker(), &data)?;
+                    self.drain(to)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A sealed datagram of `from`'s reaches `to` (from the network or
+    /// the attacker): a datagram `to` was given before must be refused
+    /// (replayed or, by now, stale), whoever sends it again.
+    fn sealed_in(
+        &mut self,
+        to: usize,
+        from: usize,
+        src: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), Failure> {
+        let now = Instant::from_micros(self.now);
+        let Some(s) = self.nodes[to].session.as_mut() else {
+            return Ok(());
+        };
+        let refused = |s: &Session| s.stats().replayed + s.stats().stale;
+        let before = refused(s);
+        s.handle_datagram(now, src, Channel::Control, data);
+        let after = refused(s);
+        if from == to || data.len() < SEAL_HEADER {
+            // Its own: opened, not tracked, ignored by the session.
+            return Ok(());
+        }
+        let mut nonce = [0; 24];
+        nonce.copy_from_slice(&data[5..SEAL_HEADER]);
+        if !self.nodes[to].taken.insert(nonce) && after != before + 1 {
+            return Err(self.fail(format!(
+                "n{to} took a datagram of n{from} it was given before"
+            )));
         }
         Ok(())
     }
@@ -642,7 +813,7 @@ impl Sim {
                 return Ok(());
             };
             let Some(t) = s.poll_transmit() else { break };
-            self.fan_out(i, t.channel, &t.data);
+            self.fan_out(i, t.channel, &t.data)?;
         }
         loop {
             let Some(s) = self.nodes[i].session.as_mut() else {
@@ -687,6 +858,9 @@ impl Sim {
                 self.log(format!("n{i} reports {count} lost from n{s}"));
                 return Ok(());
             }
+            Event::Plain { .. } if self.sc.private.is_some() => {
+                return Err(self.fail(format!("n{i} shows a plain datagram in a private room")));
+            }
             Event::Plain { from, data } => {
                 // Before anything else of a member arrived, its plain copy
                 // is shown as such; the frame must then say so.
@@ -710,8 +884,23 @@ impl Sim {
                 return Ok(());
             }
             Event::Joined { .. } | Event::Left { .. } => return Ok(()),
-            Event::Refused { .. } => {
-                return Err(self.fail(format!("n{i} refused datagrams: {e:?}")));
+            Event::Refused {
+                undecryptable,
+                stale,
+                plain,
+            } => {
+                // One key, clocks within the skew: only plain clients'
+                // datagrams are refused, and replays sent so long after
+                // their sealing that they are stale.
+                let plain_clients = self.sc.plain.iter().any(|&p| p);
+                if self.sc.private.is_none()
+                    || *undecryptable != 0
+                    || (*stale != 0 && self.report.replays_sent == 0)
+                    || (*plain != 0 && !plain_clients)
+                {
+                    return Err(self.fail(format!("n{i} refused datagrams: {e:?}")));
+                }
+                return Ok(());
             }
         };
         if from == i {
@@ -761,10 +950,37 @@ impl Sim {
         Ok(())
     }
 
-    fn fan_out(&mut self, from: usize, channel: Channel, data: &[u8]) {
+    fn fan_out(&mut self, from: usize, channel: Channel, data: &[u8]) -> Result<(), Failure> {
         let mut original = None;
+        let mut buf = [0; MAX_SEALED];
+        let mut frame = data;
+        if self.sc.private.is_some() && !self.sc.plain[from] {
+            if channel == Channel::Plain {
+                return Err(self.fail(format!("n{from} sends on the plain port of a private room")));
+            }
+            if let Some(leak) = self.names.iter().find(|n| contains(data, n.as_bytes())) {
+                return Err(self.fail(format!("n{from} puts the name {leak:?} on the wire")));
+            }
+            if contains(data, TEXT_MARK.as_bytes()) || contains(data, b"xxxxxxxx") {
+                return Err(self.fail(format!("n{from} puts a text on the wire")));
+            }
+            if self.captured.len() < CAPTURED {
+                self.captured.push((from, data.to_vec()));
+            } else {
+                let k = self.rng.below(CAPTURED as u64) as usize;
+                self.captured[k] = (from, data.to_vec());
+            }
+            let now = Instant::from_micros(self.now);
+            frame = match self.observer.open(now, data, &mut buf) {
+                Ok(inner) => inner,
+                Err(OpenError::Replayed) => {
+                    return Err(self.fail(format!("n{from} reuses a nonce")));
+                }
+                Err(e) => return Err(self.fail(format!("n{from} sends an unopenable {e:?}"))),
+            };
+        }
         if channel == Channel::Control {
-            match decode(data) {
+            match decode(frame) {
                 Ok((_, Frame::Data(d))) => {
                     if d.flags & crate::chat::frame::FLAG_REPAIR != 0 {
                         self.report.repairs += 1;
@@ -863,10 +1079,26 @@ impl Sim {
         if lost_somewhere {
             self.report.messages_lost_somewhere += 1;
         }
+        Ok(())
     }
 
     /// After the quiet phase: no silent loss, bounded repair traffic.
     fn check_end(&mut self) -> Result<(), Failure> {
+        let mut stale = 0;
+        for node in &self.nodes {
+            if let Some(s) = &node.session {
+                self.report.replays_refused += s.stats().replayed;
+                self.report.plain_refused += s.stats().plain_refused;
+                stale += s.stats().stale;
+            }
+        }
+        self.report.stale = stale;
+        if stale > self.report.replays_sent {
+            return Err(self.fail(format!(
+                "{stale} stale datagrams, but only {} replays",
+                self.report.replays_sent
+            )));
+        }
         let survivors: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| self.nodes[i].state == State::In)
             .collect();
@@ -937,7 +1169,8 @@ impl Sim {
             && self.sc.faults.burst.is_none()
             && self.sc.faults.dup == 0.0
             && self.sc.partitions.is_empty();
-        if clean {
+        // In a private room never (checked at each event).
+        if clean && self.sc.private.is_none() {
             for (&(s, q), &at) in &self.plain_sent {
                 for &j in survivors.iter().filter(|&&j| !self.sc.plain[j]) {
                     let shown = self.nodes[j].from_plain.get(&(s, q)).copied().unwrap_or(0);

@@ -10,6 +10,7 @@
 use std::env;
 use std::println;
 use std::vec;
+use std::vec::Vec;
 
 use proptest::prelude::*;
 
@@ -88,6 +89,7 @@ fn unrecoverable_message_is_reported_lost() {
         blackout: vec![(0, 2)],
         fault_end: 3_000_000,
         end: 80_000_000,
+        private: None,
     };
     let r = Sim::new(sc).run().expect("a clean run");
     assert_eq!(r.delivered, 2);
@@ -217,9 +219,54 @@ fn a_late_joiner_gets_the_history_of_a_member_who_left() {
         blackout: vec![],
         fault_end: 0,
         end: 40 * SEC,
+        private: None,
     };
     let r = Sim::new(sc).run().unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(r.delivered, 3, "n1 got them live");
     assert_eq!(r.history, 3, "n2 got them as history");
     assert_eq!(r.reported_lost, 0);
+}
+
+#[test]
+fn private_rooms_keep_every_invariant_and_refuse_replays() {
+    // A share of the swarm's seeds is private; of those, most have an
+    // attacker re-sending captured datagrams.
+    let private: Vec<u64> = (0..40)
+        .filter(|&s| Scenario::from_seed(s).private.is_some())
+        .collect();
+    assert!(private.len() >= 5, "{private:?}");
+    let mut refused = 0;
+    for &seed in &private {
+        let r = run_seed(seed).unwrap_or_else(|f| panic!("{f}"));
+        assert!(
+            r.delivered + r.history > 0 || r.messages == 0,
+            "seed {seed}"
+        );
+        refused += r.replays_refused;
+    }
+    assert!(refused > 0, "replays were sent and refused");
+}
+
+#[test]
+fn a_private_room_does_not_show_plain_clients() {
+    let mut sc = Scenario::bench(4, 4, 30, 0.0);
+    sc.faults.jitter_us = 0;
+    sc.plain[3] = true;
+    sc.private = Some(super::Private {
+        clock_ms: vec![-50_000, 0, 50_000, 0],
+        replays: (0..50).map(|k| 3 * SEC + k * SEC).collect(),
+    });
+    let r = Sim::new(sc.clone()).run().unwrap_or_else(|f| panic!("{f}"));
+    let from_plain = sc.messages.iter().filter(|m| m.1 == 3).count() as u64;
+    assert!(from_plain > 0);
+    assert_eq!(r.plain_shown, 0);
+    assert_eq!(r.plain_refused, 3 * from_plain, "each member refuses each");
+    assert_eq!(r.plain_copies_received, 0, "no plain copies");
+    assert_eq!(r.delivered, 2 * r.messages, "reliable among the 3 members");
+    assert!(r.replays_sent > 0);
+    assert_eq!(
+        r.replays_refused + r.stale,
+        r.replays_sent,
+        "every replay of a lossless run was seen before: refused"
+    );
 }
