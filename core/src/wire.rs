@@ -158,8 +158,7 @@ impl CommandKind {
             }
             CommandKind::Salt => "a fresh salt for this connection's next private makeroom",
             CommandKind::MakeRoom => {
-                "add a room (private: with the salt 'salt' gave and your key's verifier); \
-                 the server picks a free address and port unless given"
+                "add a room; the server picks address and port unless given (private: see salt)"
             }
             CommandKind::DeleteRoom => "remove a room you made (token: the one makeroom gave)",
             CommandKind::Ping => "check the server is alive (also keeps the connection open)",

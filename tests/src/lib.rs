@@ -367,27 +367,35 @@ impl Crdp {
 }
 
 /// A `makeroom` reply without its owner token: `OK created lobby 239.1.2.3
-/// 5000 token=...` becomes `OK created lobby 239.1.2.3 5000` (anything else
-/// is returned as it is). For tests about rooms, not owners.
+/// 5000 token=...` becomes `OK created lobby 239.1.2.3 5000`, and a private
+/// room's `... token=... private` becomes `OK created ... 5000 private`
+/// (anything else is returned as it is). For tests about rooms, not owners.
 pub fn without_token(reply: &str) -> String {
     match reply.split_once(" token=") {
-        Some((head, token)) if head.starts_with("OK created ") => {
+        Some((head, tail)) if head.starts_with("OK created ") => {
+            let (token, rest) = tail.split_once(' ').unwrap_or((tail, ""));
             assert_eq!(
                 token.len(),
                 OWNER_TOKEN_LEN,
                 "a token is 22 characters: {reply:?}"
             );
-            head.to_string()
+            if rest.is_empty() {
+                head.to_string()
+            } else {
+                format!("{head} {rest}")
+            }
         }
         _ => reply.to_string(),
     }
 }
 
-/// The owner token of a `makeroom` reply (`OK created ... token=<token>`).
+/// The owner token of a `makeroom` reply (`OK created ... token=<token>`,
+/// then ` private` for a private room).
 pub fn token_of(reply: &str) -> String {
-    let (_, token) = reply
+    let (_, tail) = reply
         .split_once(" token=")
         .unwrap_or_else(|| panic!("no token in {reply:?}"));
+    let token = tail.split(' ').next().unwrap_or_default();
     assert_eq!(token.len(), OWNER_TOKEN_LEN, "{reply:?}");
     token.to_string()
 }

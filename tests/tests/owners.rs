@@ -117,7 +117,7 @@ fn the_state_file_keeps_owners_as_hashes_across_a_restart() {
         token
     };
     let text = fs::read_to_string(state).unwrap();
-    assert!(text.starts_with("roomcast-state 2\n"), "{text}");
+    assert!(text.starts_with("roomcast-state 3\n"), "{text}");
     assert!(!text.contains(&token), "the token itself is never stored");
     let server = ServerProcess::start(&["--state", state]);
     let mut c = server.connect();

@@ -370,3 +370,39 @@ fn a_read_only_folder_is_refused_at_start() {
     );
     assert_eq!(fs::read(&state).unwrap(), EMPTY_STATE);
 }
+
+#[test]
+fn a_bad_salt_or_verifier_in_the_state_file_stops_the_start_and_names_the_line() {
+    let good = "AQEBAQEBAQEBAQEBAQEBAQ";
+    for (i, (room_line, why)) in [
+        (
+            format!("secret 239.1.1.3 5000 - private short {good}"),
+            "line 3: the private room's salt 'short' is not 22 base64url characters",
+        ),
+        (
+            format!("secret 239.1.1.3 5000 - private {good} {good}="),
+            "line 3: the private room's verifier",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = temp_dir(&format!("badsalt{i}"));
+        let state = dir.join("rooms.state");
+        let text = format!("roomcast-state 3\nlobby 239.1.1.1 5000 -\n{room_line}\nend 2\n");
+        fs::write(&state, &text).unwrap();
+        let refusal = refused(&[], &["--state", arg(&state)]);
+        assert_eq!(refusal.status.code(), Some(1), "{}", refusal.stderr);
+        assert!(refusal.stderr.contains(why), "{}", refusal.stderr);
+        assert!(
+            refusal.stderr.contains("will not start"),
+            "{}",
+            refusal.stderr
+        );
+        assert_eq!(
+            fs::read_to_string(&state).unwrap(),
+            text,
+            "the file is kept"
+        );
+    }
+}

@@ -481,3 +481,41 @@ fn model_agrees_at_capacity() {
         })
         .unwrap();
 }
+
+#[test]
+fn each_room_keeps_its_privacy_through_inserts_and_removals() {
+    use crate::privacy::{Salt, Verifier};
+    use crate::wire::Privacy;
+    let private = |b: u8| Privacy {
+        salt: Salt([b; 16]),
+        verifier: Verifier([!b; 16]),
+    };
+    let mut dir = Directory::new();
+    let room = |name: &str, last: u8| Room {
+        name: name.try_into().unwrap(),
+        group: core::net::Ipv4Addr::new(239, 0, 0, last).into(),
+        port: 5000,
+    };
+    dir.insert_new_private(room("m", 1), Owner::default(), Some(private(1)))
+        .unwrap();
+    dir.insert(room("z", 2)).unwrap();
+    // Sorted in before both: the others keep theirs.
+    dir.insert_private(room("a", 3), Owner::default(), Some(private(3)))
+        .unwrap();
+    assert_eq!(dir.privacy(), [Some(private(3)), Some(private(1)), None]);
+    assert_eq!(dir.get_with_privacy("M").unwrap().1, Some(&private(1)));
+    assert_eq!(dir.get_with_privacy("z").unwrap().1, None);
+    assert_eq!(dir.get_with_privacy("nowhere"), None);
+    // A refused insert changes nothing.
+    assert_eq!(
+        dir.insert_new_private(room("A", 9), Owner::default(), None),
+        Err(DirectoryError::NameTaken(room("a", 3)))
+    );
+    assert_eq!(dir.privacy().len(), 3);
+    let (removed, _, privacy) = dir.remove_private("a").unwrap();
+    assert_eq!((removed, privacy), (room("a", 3), Some(private(3))));
+    assert_eq!(dir.remove("m").unwrap(), room("m", 1));
+    assert_eq!(dir.privacy(), [None]);
+    // 33 bytes a room: what a private room adds to each directory.
+    assert_eq!(core::mem::size_of::<Option<Privacy>>(), 33);
+}

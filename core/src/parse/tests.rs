@@ -3,7 +3,8 @@
 
 use super::*;
 use crate::limits::{MAX_LINE, MAX_ROOM_NAME};
-use crate::wire::{LineBuf, encode_command, encode_room_line};
+use crate::privacy::{Salt, Verifier};
+use crate::wire::{LineBuf, Privacy, encode_command, encode_room_line};
 use proptest::prelude::*;
 use std::string::{String, ToString};
 use std::vec::Vec;
@@ -425,6 +426,12 @@ fn every_error_has_a_short_actionable_message() {
         ParseError::NotAdminScoped(Ipv4Addr::new(255, 255, 255, 255).into()),
         ParseError::BadPort(&long_ascii),
         ParseError::BadPort(&long_wide),
+        ParseError::BadSalt(&long_ascii),
+        ParseError::BadSalt(&long_wide),
+        ParseError::BadVerifier(&long_ascii),
+        ParseError::BadVerifier(&long_wide),
+        ParseError::Usage(CommandKind::GetRoom),
+        ParseError::Usage(CommandKind::Salt),
         ParseError::BadReply,
     ];
     for error in errors {
@@ -609,6 +616,180 @@ fn encoded_commands_end_in_one_lf() {
     );
 }
 
+// ---- private rooms: salt, getroom, the private makeroom ----
+
+const SALT: &str = "AQEBAQEBAQEBAQEBAQEBAQ";
+const VERIFIER: &str = "AgICAgICAgICAgICAgICAg";
+
+fn privacy() -> Privacy {
+    Privacy {
+        salt: Salt([1; 16]),
+        verifier: Verifier([2; 16]),
+    }
+}
+
+#[test]
+fn salt_and_getroom_parse_in_any_case_of_verb() {
+    assert_eq!(parse("salt"), Ok(Command::Salt));
+    assert_eq!(parse("SALT\r"), Ok(Command::Salt));
+    assert_eq!(parse("getroom Lobby"), Ok(Command::GetRoom(name("Lobby"))));
+    assert_eq!(
+        parse("GetRoom\tLobby "),
+        Ok(Command::GetRoom(name("Lobby")))
+    );
+    for line in ["salt x", "salt x y", "SALT  a"] {
+        assert_eq!(
+            parse(line),
+            Err(ParseError::Usage(CommandKind::Salt)),
+            "{line}"
+        );
+    }
+    for line in ["getroom", "getroom a b", "GETROOM a b c d e f"] {
+        assert_eq!(
+            parse(line),
+            Err(ParseError::Usage(CommandKind::GetRoom)),
+            "{line}"
+        );
+    }
+    let long = "n".repeat(MAX_ROOM_NAME + 1);
+    assert!(matches!(
+        parse(&std::format!("getroom {long}")),
+        Err(ParseError::BadName(_))
+    ));
+    assert_eq!(command_kind(b"GETROOM"), Some(CommandKind::GetRoom));
+    assert_eq!(command_kind(b"Salt x"), Some(CommandKind::Salt));
+}
+
+#[test]
+fn makeroom_takes_1_3_4_or_6_words() {
+    assert_eq!(parse("makeroom a"), Ok(Command::AllocRoom(name("a"))));
+    assert_eq!(
+        parse("makeroom a 239.1.2.3 5000"),
+        Ok(Command::MakeRoom(room("a", [239, 1, 2, 3], 5000)))
+    );
+    assert_eq!(
+        parse(&std::format!("makeroom a private {SALT} {VERIFIER}")),
+        Ok(Command::AllocPrivate(name("a"), privacy()))
+    );
+    // The word `private` in any case.
+    assert_eq!(
+        parse(&std::format!(
+            "MAKEROOM a 239.1.2.3 5000 PriVate {SALT} {VERIFIER}"
+        )),
+        Ok(Command::MakePrivate(
+            room("a", [239, 1, 2, 3], 5000),
+            privacy()
+        ))
+    );
+    let usage = Err(ParseError::Usage(CommandKind::MakeRoom));
+    for line in [
+        "makeroom".into(),
+        "makeroom a 239.1.2.3".into(),
+        std::format!("makeroom a private {SALT}"),
+        // Four words, but the second is not `private`.
+        std::format!("makeroom a privat {SALT} {VERIFIER}"),
+        std::format!("makeroom a 239.1.2.3 5000 {SALT}"),
+        std::format!("makeroom a 239.1.2.3 5000 private {SALT}"),
+        std::format!("makeroom a 239.1.2.3 5000 public {SALT} {VERIFIER}"),
+        std::format!("makeroom a 239.1.2.3 5000 private {SALT} {VERIFIER} x"),
+        std::format!("makeroom a private {SALT} {VERIFIER} x y"),
+    ] {
+        assert_eq!(parse(&line), usage, "{line}");
+        assert_eq!(code_of(line.as_bytes()), ErrorCode::Usage, "{line}");
+    }
+}
+
+#[test]
+fn a_bad_salt_or_verifier_is_a_usage_error_that_says_so_before_the_name() {
+    let bad_name = "n".repeat(MAX_ROOM_NAME + 1);
+    let cases = [
+        (
+            std::format!("makeroom {bad_name} private short {VERIFIER}"),
+            "short",
+        ),
+        // 23 characters, 21, a padded one, standard base64's `+`, and a
+        // non-canonical last character.
+        (
+            std::format!("makeroom a private {SALT}A {VERIFIER}"),
+            "salt",
+        ),
+        (
+            std::format!("makeroom a private {} {VERIFIER}", &SALT[1..]),
+            "salt",
+        ),
+        (
+            std::format!("makeroom a 1.2.3.4 1 private AAAAAAAAAAAAAAAAAAAAA= {VERIFIER}"),
+            "salt",
+        ),
+        (
+            std::format!("makeroom a private AAAAAAAAAAAAAAAAAAAA+A {VERIFIER}"),
+            "salt",
+        ),
+        (
+            std::format!("makeroom a private AAAAAAAAAAAAAAAAAAAAAB {VERIFIER}"),
+            "salt",
+        ),
+    ];
+    for (line, _) in &cases {
+        let err = parse(line).unwrap_err();
+        assert!(matches!(err, ParseError::BadSalt(_)), "{line}: {err:?}");
+        assert_eq!(err.code(), ErrorCode::Usage);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("is not a salt; give the 22 characters 'salt' answered"),
+            "{msg}"
+        );
+        assert!(msg.contains(CommandKind::MakeRoom.usage()), "{msg}");
+    }
+    let line = std::format!("makeroom {bad_name} 1.2.3.4 1 private {SALT} {VERIFIER}=");
+    let err = parse(&line).unwrap_err();
+    assert!(matches!(err, ParseError::BadVerifier(_)), "{err:?}");
+    assert_eq!(err.code(), ErrorCode::Usage);
+    assert!(err.to_string().contains("is not a verifier"), "{err}");
+    // With both right, the name, address and port come next, in order.
+    let tail = std::format!("private {SALT} {VERIFIER}");
+    assert!(matches!(
+        parse(&std::format!("makeroom {bad_name} 1.2.3.4 1 {tail}")),
+        Err(ParseError::BadName(_))
+    ));
+    assert!(matches!(
+        parse(&std::format!("makeroom a 1.2.3.4 1 {tail}")),
+        Err(ParseError::BadAddress(_) | ParseError::NotAdminScoped(_))
+    ));
+    assert!(matches!(
+        parse(&std::format!("makeroom a 239.1.1.1 1 {tail}")),
+        Err(ParseError::BadPort(_))
+    ));
+}
+
+#[test]
+fn private_commands_encode_as_the_protocol_writes_them() {
+    assert_eq!(encode_command(&Command::Salt).as_str(), "salt\n");
+    assert_eq!(
+        encode_command(&Command::GetRoom(name("x"))).as_str(),
+        "getroom x\n"
+    );
+    assert_eq!(
+        encode_command(&Command::AllocPrivate(name("x"), privacy())).as_str(),
+        std::format!("makeroom x private {SALT} {VERIFIER}\n")
+    );
+    let longest = Command::MakePrivate(
+        Room {
+            name: name(&"n".repeat(MAX_ROOM_NAME)),
+            group: "ff15:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+            port: 65535,
+        },
+        privacy(),
+    );
+    let line = encode_command(&longest);
+    assert!(
+        line.ends_with(&std::format!(" 65535 private {SALT} {VERIFIER}\n")),
+        "{line}"
+    );
+    assert_eq!(line.len(), 142, "the longest command line");
+    assert_eq!(parse_command(line.trim_end().as_bytes()), Ok(longest));
+}
+
 // ---- properties ----
 
 /// A valid room name: 1-32 bytes of characters the name rule allows.
@@ -651,7 +832,18 @@ fn arb_command() -> impl Strategy<Value = Command> {
         )
             .prop_map(|(name, token)| Command::DeleteRoom(name, token)),
         arb_room().prop_map(Command::MakeRoom),
+        Just(Command::Salt),
+        arb_name().prop_map(Command::GetRoom),
+        (arb_room(), arb_privacy()).prop_map(|(r, p)| Command::MakePrivate(r, p)),
+        (arb_name(), arb_privacy()).prop_map(|(n, p)| Command::AllocPrivate(n, p)),
     ]
+}
+
+fn arb_privacy() -> impl Strategy<Value = Privacy> {
+    (any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(s, v)| Privacy {
+        salt: Salt(s),
+        verifier: Verifier(v),
+    })
 }
 
 proptest! {
@@ -692,12 +884,16 @@ proptest! {
             prop_oneof![
                 Just(String::from("makeroom")),
                 Just(String::from("DeleteRoom")),
+                Just(String::from("getroom")),
+                Just(String::from("salt")),
+                Just(String::from("private")),
+                Just(String::from("AAAAAAAAAAAAAAAAAAAAAA")),
                 Just(String::from("239.1.1.1")),
                 Just(String::from("65535")),
                 "[a-z0-9.+-]{0,6}",
                 "\\PC{0,40}",
             ],
-            0..7,
+            0..9,
         ),
         sep in "[ \t]{1,3}",
     ) {
