@@ -548,3 +548,12 @@ fn a_failed_join_forgets_the_key_and_an_open_room_is_entered_open() {
         "the open room got no plain copy: {out:?}"
     );
 }
+
+/// The verifier of the secret the `client_input` fuzz target's host
+/// derives ([7; 32]), which its seed `seed-private` carries; computed
+/// independently (Python's hmac, RFC 5869 by hand).
+#[test]
+fn the_fuzz_seeds_verifier_is_that_of_its_secret() {
+    let keys = RoomKeys::derive(&RoomSecret([7; SECRET_BYTES]));
+    assert_eq!(keys.verifier.to_text().as_str(), "WIJfw1JUh1xsxOiQQcwevw");
+}
