@@ -4,8 +4,9 @@
 //! the directory server's TCP connection, the chat room's multicast socket
 //! and the terminal (whose reading thread wakes the loop with
 //! `Poller::notify`). After every input the loop drains the machine's
-//! outputs and carries them out; see `net.rs` for the sockets and
-//! `terminal.rs` for line editing.
+//! outputs and carries them out; see `net.rs` for the sockets,
+//! `terminal.rs` for line editing, and `keys.rs` and `passphrase.rs` for
+//! the keys of private rooms.
 //!
 //! # Input while the client waits
 //!
