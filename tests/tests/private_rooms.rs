@@ -275,7 +275,7 @@ fn without_a_terminal_or_a_source_the_options_are_named() {
         dan.run(
             "makeroom secret --private",
             "Room 'secret' was not created: the room is private and its passphrase cannot be \
-             typed here (input is not a terminal): give it with --passphrase-file PATH or the \
+             typed here (not a terminal): give it with --passphrase-file PATH or the \
              ROOMCAST_PASSPHRASE environment variable.",
         );
         // Too short for a new room.

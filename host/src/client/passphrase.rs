@@ -9,7 +9,7 @@
 //! 2. the [`ENV_VAR`] environment variable;
 //! 3. typed at the terminal without echo (see `terminal.rs`).
 //!
-//! With none of them (input is not a terminal), entering or making a
+//! With none of them (stdin or stdout not a terminal), entering or making a
 //! private room fails with a message that names the first two.
 //!
 //! A passphrase is held in [`Passphrase`] (zeroed when dropped) and never
@@ -76,12 +76,12 @@ fn os_bytes(value: std::ffi::OsString) -> Vec<u8> {
     }
 }
 
-/// What the user is told when no passphrase can be had: input is not a
-/// terminal and neither other source is given.
+/// What the user is told when no passphrase can be had: stdin or stdout
+/// is not a terminal, and neither other source is given.
 pub fn no_source() -> String {
     format!(
-        "the room is private and its passphrase cannot be typed here (input is not a \
-         terminal): give it with --passphrase-file PATH or the {ENV_VAR} environment variable"
+        "the room is private and its passphrase cannot be typed here (not a terminal): \
+         give it with --passphrase-file PATH or the {ENV_VAR} environment variable"
     )
 }
 
