@@ -1,7 +1,10 @@
 //! Every capacity, limit and timer of the room protocol, in one place.
 //!
 //! Each constant says what happens when it is reached. PROTOCOL.md ("The
-//! room protocol") gives the same figures for other implementations.
+//! room protocol") gives the same figures for other implementations. The
+//! limits of private rooms (sealed frames: `MAX_SEALED`, `MAX_CLOCK_SKEW`,
+//! `REPLAY_WINDOW`, `MAX_SEALERS`, `REFUSED_NOTICE`) are in
+//! [`crate::chat::seal`].
 
 use core::time::Duration;
 
@@ -9,7 +12,8 @@ use core::time::Duration;
 
 /// The largest frame, in bytes: the same bound as a plain chat datagram
 /// ([`crate::limits::MAX_DATAGRAM`]), so a frame is never fragmented. A
-/// longer datagram is not a frame and is ignored.
+/// longer datagram is not a frame and is ignored. (Sealed, in a private
+/// room, a frame takes up to [`crate::chat::seal::MAX_SEALED`] bytes.)
 pub const MAX_FRAME: usize = crate::limits::MAX_DATAGRAM;
 
 /// The longest display name in a frame, in bytes (32 characters of up to 4

@@ -20,12 +20,20 @@
 //! protocol") specifies the frames and timers, [`limits`] every bound.
 //! Nothing here knows about terminals or the directory.
 //!
+//! In a **private room** ([`Session::new_private`], [`seal`]) every frame is
+//! sealed (XChaCha20-Poly1305 under the room's key) and nothing goes out in
+//! the plain `Name: text` form; only sealed, fresh, new frames are taken in,
+//! and what is refused is counted and told ([`Event::Refused`]).
+//!
 //! # Owning a session (for the client)
 //!
 //! A client owns one boxed [`Session`] while it is in a room:
 //!
 //! 1. on entering, take 16 random bytes from the host: 8 for the
-//!    [`MemberId`], 8 for the seed; [`Session::new`];
+//!    [`MemberId`], 8 for the seed; [`Session::new`]. In a private room,
+//!    also 16 more for the sealer, and the wall clock (Unix ms):
+//!    [`Sealing::new`], then [`Session::new_private`]; receive control
+//!    datagrams of up to [`MAX_SEALED`] bytes;
 //! 2. receive on the room's group at its port ([`Channel::Plain`]) and at
 //!    [`control_port`] ([`Channel::Control`]), and send what
 //!    [`Session::poll_transmit`] gives to the port of its channel, **from one
@@ -39,7 +47,7 @@
 //!    [`Event::Lost`] as `[2 messages from Ann could not be recovered]`,
 //!    [`Event::Joined`] / [`Event::Left`] as `Ann joined`, `Ann left`,
 //!    `Ann left (not heard from for 15 s)`, [`Event::Plain`] as today's plain
-//!    datagrams. Text from the network is untrusted: neutralise control
+//!    datagrams, [`Event::Refused`] as counts of what a private room refused. Text from the network is untrusted: neutralise control
 //!    characters before display, as for plain datagrams;
 //! 6. `who` lists [`Session::members`] (name, address, idle since
 //!    `last_heard`; `id: None` is a plain client); two members with one name

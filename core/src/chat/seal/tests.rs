@@ -444,6 +444,35 @@ proptest! {
         }
     }
 
+    /// Arbitrary datagrams on either port, and valid sealed ones with one
+    /// byte changed: no panic, nothing shown, only refusals told.
+    #[test]
+    fn nothing_unsealed_or_tampered_gets_through(
+        input in proptest::collection::vec(
+            (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..1400), any::<u16>(), 1u8..=255),
+            1..40,
+        )
+    ) {
+        let mut a = sealing(7, 0xA1);
+        let mut s = private(2, "Bo", 7);
+        for (k, (plain, bytes, pos, flip)) in input.into_iter().enumerate() {
+            let now = at(k as u64 * 10);
+            let channel = if plain { Channel::Plain } else { Channel::Control };
+            s.handle_datagram(now, addr(1), channel, &bytes);
+            let frame = crate::chat::frame::encode_heartbeat(
+                MemberId(1), "Ann", 0, 0, 0, &[],
+            ).expect("a valid name");
+            let mut d = a.seal(now, &frame).expect("sealed").to_vec();
+            let i = usize::from(pos) % d.len();
+            d[i] ^= flip;
+            s.handle_datagram(now, addr(1), Channel::Control, &d);
+            for e in drain(&mut s).1 {
+                prop_assert!(matches!(e, Event::Refused { stale: 0, .. }), "{:?}", e);
+            }
+        }
+        prop_assert_eq!(s.members().count(), 0);
+    }
+
     /// Whatever a private session is given to do, every datagram it puts
     /// out is sealed with its one sealer and a counter higher than the one
     /// before: no (sealer, counter) twice, so no nonce twice. Two members

@@ -110,8 +110,8 @@ impl Session {
         }
     }
 
-    /// When pending refusals may be told next; `None` if none are pending
-    /// or none was told yet.
+    /// When pending refusals may be told next (now, if none was told
+    /// yet); `None` if none are pending.
     pub(super) fn refusals_due(&self) -> Option<Instant> {
         let r = &self.refusals;
         if !r.pending() {

@@ -245,6 +245,12 @@ fn private_rooms_keep_every_invariant_and_refuse_replays() {
         refused += r.replays_refused;
     }
     assert!(refused > 0, "replays were sent and refused");
+    // A private seed replays exactly, attacker included.
+    let seed = private[0];
+    assert_eq!(
+        run_seed(seed).map_err(|f| f.what),
+        run_seed(seed).map_err(|f| f.what)
+    );
 }
 
 #[test]
