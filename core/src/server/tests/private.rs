@@ -360,3 +360,19 @@ fn makeroom_with_a_name_only_and_private_picks_from_the_pool() {
             .starts_with("OK created second")
     );
 }
+
+#[test]
+fn the_fuzz_dictionarys_salt_is_the_first_a_server_seeded_with_sevens_answers() {
+    // fuzz/dict/crdp.dict and the server_bytes seeds hold this salt, so
+    // that the fuzzer's private makeroom can succeed: its server is seeded
+    // with [7; 32].
+    let mut host = Host::new();
+    host.server.seed_random([7; 32]);
+    let mut conn = host.connect();
+    assert_eq!(salt(&mut host, &mut conn), "9ACSeFeq9kEU9WG6rLN5cA");
+    let line = format!("makeroom p private 9ACSeFeq9kEU9WG6rLN5cA {VERIFIER}\n");
+    assert!(
+        host.feed(&mut conn, line.as_bytes())
+            .ends_with(" private\n")
+    );
+}
