@@ -726,12 +726,17 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// cancel, rather than a signal that would kill the client with echo
 /// still off), restored when dropped.
 ///
-/// Unix: termios with `ECHO`, `ICANON`, `ISIG` and `IEXTEN` off, `VMIN` 1.
-/// Windows: not available yet; [`NoEcho::start`] fails and the user is
-/// told to use `--passphrase-file` or `ROOMCAST_PASSPHRASE`.
+/// Unix: termios with `ECHO`, `ICANON`, `ISIG` and `IEXTEN` off, `VMIN` 1;
+/// bytes are read from the descriptor itself. Windows: the console's
+/// `ENABLE_ECHO_INPUT`, `ENABLE_LINE_INPUT` and `ENABLE_PROCESSED_INPUT`
+/// off (Ctrl-C then arrives as byte 3, Enter as CR); bytes come through
+/// std's stdin, which turns the console's UTF-16 into UTF-8. (Built, not
+/// run, on Windows, as the rest of the host there.)
 pub struct NoEcho {
     #[cfg(unix)]
     saved: rustix::termios::Termios,
+    #[cfg(windows)]
+    saved: u32,
 }
 
 impl NoEcho {
@@ -753,10 +758,24 @@ impl NoEcho {
         }
         #[cfg(windows)]
         {
-            Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "typing a passphrase without echo is not available on Windows yet",
-            ))
+            use std::os::windows::io::AsRawHandle as _;
+            use windows_sys::Win32::System::Console::{
+                ENABLE_ECHO_INPUT, ENABLE_LINE_INPUT, ENABLE_PROCESSED_INPUT, GetConsoleMode,
+                SetConsoleMode,
+            };
+            let handle = io::stdin().as_raw_handle();
+            let mut saved = 0;
+            // SAFETY: `handle` is this process's standard input, open for
+            // its whole life; `saved` outlives the call.
+            if unsafe { GetConsoleMode(handle, &mut saved) } == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let quiet = saved & !(ENABLE_ECHO_INPUT | ENABLE_LINE_INPUT | ENABLE_PROCESSED_INPUT);
+            // SAFETY: as above.
+            if unsafe { SetConsoleMode(handle, quiet) } == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(NoEcho { saved })
         }
     }
 
@@ -780,7 +799,15 @@ impl NoEcho {
         }
         #[cfg(windows)]
         {
-            Ok(None)
+            let mut byte = [0u8; 1];
+            loop {
+                match io::stdin().read(&mut byte) {
+                    Ok(0) => return Ok(None),
+                    Ok(_) => return Ok(Some(byte[0])),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
 }
@@ -795,6 +822,17 @@ impl Drop for NoEcho {
                 rustix::termios::OptionalActions::Now,
                 &self.saved,
             );
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::io::AsRawHandle as _;
+            // SAFETY: as in `start`.
+            let _ = unsafe {
+                windows_sys::Win32::System::Console::SetConsoleMode(
+                    io::stdin().as_raw_handle(),
+                    self.saved,
+                )
+            };
         }
     }
 }
