@@ -111,9 +111,14 @@ impl Client {
             .filter(|w| !w.eq_ignore_ascii_case(PRIVATE_FLAG))
         {
             words += 1;
-            // The user's line fits in MAX_LINE, and this is shorter.
-            let _ = line.push(' ');
-            let _ = line.push_str(word);
+            if line.push(' ').is_err() || line.push_str(word).is_err() {
+                say!(
+                    self,
+                    "That command is longer than the protocol allows ({MAX_LINE} bytes); \
+                     nothing was sent."
+                );
+                return;
+            }
         }
         if words != 1 && words != 3 {
             say!(self, "usage: makeroom <name> [<address> <port>] --private");

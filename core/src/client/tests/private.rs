@@ -172,6 +172,14 @@ fn makeroom_private_usage_and_bad_words_are_caught_before_sending() {
             "{out:?}"
         );
     }
+    // A line too long for the protocol is refused whole.
+    let long = format!("makeroom {} --private", "x".repeat(MAX_LINE));
+    let out = say(&mut net, c, &long);
+    assert!(sent_lines(&out).is_empty(), "{out:?}");
+    assert!(
+        all_shown(&out).starts_with("That command is longer than the protocol allows"),
+        "{out:?}"
+    );
     // Not connected: says to connect.
     let mut fresh = fresh();
     let out = user(&mut fresh, 1, "makeroom x --private");
