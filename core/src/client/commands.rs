@@ -177,10 +177,15 @@ impl Client {
                     .as_ref()
                     .map(|r| r.name.clone())
                     .unwrap_or_default();
+                let private = if self.session.as_ref().is_some_and(|s| s.is_private()) {
+                    " The room is private: only people with its passphrase can read it."
+                } else {
+                    ""
+                };
                 say!(
                     self,
-                    "You are in chat room {} as {}. Type a message and press Enter to send \
-                     it to everyone in the room.\n  \
+                    "You are in chat room {} as {}.{private} Type a message and press Enter \
+                     to send it to everyone in the room.\n  \
                      /me TEXT  an action: others see '* {} TEXT'\n  \
                      /who      who is in the room\n  \
                      Ctrl-]    leave the room (or type /leave)\n  \

@@ -342,6 +342,14 @@ fn the_right_passphrase_enters_a_sealed_session_both_ways() {
             .iter()
             .any(|s| s == "Ann: understood")
     );
+    let out = say(&mut net, mel, "/help");
+    assert!(
+        all_shown(&out).starts_with(
+            "You are in chat room secret as Mel. The room is private: only people with its \
+             passphrase can read it. Type a message"
+        ),
+        "{out:?}"
+    );
     // Nobody saw anything refused.
     for c in [mel, ann] {
         assert!(
