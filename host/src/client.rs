@@ -606,6 +606,8 @@ impl Host {
             self.hand_over(input);
             return true;
         }
+        // Only then the passphrase: never asked of a user who just left.
+        self.ask_passphrase();
         if self.client.ready_for_input()
             && let Some(input) = self.typed.pop_front()
         {

@@ -390,3 +390,119 @@ fn a_typed_passphrase_is_not_echoed() {
         tmux.wait_last_line("[secret] Alice> visible words");
     });
 }
+
+/// A relay to the directory server at `to` that holds each `getroom`
+/// answer back for `delay` (longer than the client waits before it reads
+/// input ahead); serves connections until the test ends.
+fn slow_relay(to: std::net::SocketAddr, delay: Duration) -> u16 {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let server = TcpStream::connect(to).unwrap();
+            let (mut to_server, from_client) =
+                (server.try_clone().unwrap(), client.try_clone().unwrap());
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut &from_client, &mut to_server);
+            });
+            thread::spawn(move || {
+                let mut to_client = client;
+                let mut lines = BufReader::new(server);
+                let mut line = String::new();
+                while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line.starts_with("OK room ") {
+                        thread::sleep(delay);
+                    }
+                    if to_client.write_all(line.as_bytes()).is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    port
+}
+
+/// With a slow server the client reads input ahead (so leaving works at
+/// once); the passphrase is then asked only after that line, and never of
+/// a user who left with it: the terminal is left as it was (echo on).
+#[test]
+fn a_slow_server_asks_the_passphrase_after_the_line_read_ahead() {
+    netns::isolated(|| {
+        let server = ServerProcess::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = pass_file(&dir, PASS);
+        let mut ann = ann_makes_and_enters(server.port, &file, &[]);
+        let relay = slow_relay(server.addr(), Duration::from_millis(1500));
+        // The client, then the terminal's modes once it has exited, into
+        // the file `stty`.
+        let command = |stty: &std::path::Path| {
+            format!(
+                "sh -c 'env -u ROOMCAST_PASSPHRASE {} client --server 127.0.0.1:{relay} \
+                 --iface 127.0.0.1 --name Bob --time-format none; stty -a > {}; sleep 30'",
+                roomcast_bin().display(),
+                stty.display()
+            )
+        };
+        let echo_on = |stty: &std::path::Path| {
+            eventually("the client to exit and stty to run", || {
+                std::fs::read_to_string(stty).is_ok_and(|s| s.contains("echo"))
+            });
+            let modes = std::fs::read_to_string(stty).unwrap();
+            let words: Vec<&str> = modes.split_whitespace().collect();
+            assert!(
+                words.contains(&"echo") && words.contains(&"icanon"),
+                "the terminal was left without echo:\n{modes}"
+            );
+        };
+
+        // Enter pressed at the line read ahead: then the passphrase.
+        let stty = dir.path().join("stty-1");
+        let tmux = Tmux::start(&command(&stty));
+        tmux.wait_last_line("roomcast>");
+        tmux.type_text("chat secret");
+        tmux.press("Enter");
+        tmux.wait_screen("the notice", |s| {
+            s.iter().any(|l| {
+                l == "Room 'secret' is private: press Enter to type its passphrase (it will not \
+                      be shown)."
+            })
+        });
+        tmux.press("Enter");
+        tmux.wait_last_line("Passphrase for room 'secret':");
+        tmux.type_text(PASS);
+        tmux.press("Enter");
+        tmux.wait_last_line("[secret] Bob>");
+        ann.expect("Bob joined");
+        tmux.press("C-d");
+        echo_on(&stty);
+        drop(tmux);
+
+        // 'quit' typed at the line read ahead: no passphrase is asked, and
+        // the terminal keeps its echo.
+        let stty = dir.path().join("stty-2");
+        let tmux = Tmux::start(&command(&stty));
+        tmux.wait_last_line("roomcast>");
+        tmux.type_text("chat secret");
+        tmux.press("Enter");
+        tmux.wait_screen("the notice", |s| {
+            s.iter()
+                .any(|l| l.starts_with("Room 'secret' is private: press Enter"))
+        });
+        tmux.type_text("quit");
+        tmux.press("Enter");
+        echo_on(&stty);
+        assert!(
+            !tmux
+                .screen()
+                .iter()
+                .any(|l| l.starts_with("Passphrase for room")),
+            "{:#?}",
+            tmux.screen()
+        );
+    });
+}

@@ -29,6 +29,9 @@ pub(super) struct KeyJob {
     confirm: bool,
     /// The first of the two typings.
     first: Option<Passphrase>,
+    /// The passphrase prompt, while it waits for a line already asked of
+    /// the terminal (read ahead) to come back.
+    prompt: Option<String>,
     /// Tells this job's result from a late one of an abandoned job.
     id: u64,
 }
@@ -56,6 +59,7 @@ impl Host {
             salt,
             confirm,
             first: None,
+            prompt: None,
             id: self.key_seq,
         };
         let file = self.passphrase_file.clone();
@@ -89,6 +93,8 @@ impl Host {
                     format!("Passphrase for room '{}': ", job.room)
                 };
                 if self.awaiting_line {
+                    // Asked once that line is back (`ask_passphrase`), and
+                    // only if the user did not leave with it.
                     let text = format!(
                         "Room '{}' is private: press Enter to type its passphrase (it will \
                          not be shown).",
@@ -96,10 +102,32 @@ impl Host {
                     );
                     let text = self.style.notice(&text, false);
                     self.terminal.print(&text, true, false);
+                    self.key_job = Some(KeyJob {
+                        prompt: Some(prompt),
+                        ..job
+                    });
+                } else {
+                    self.key_job = Some(job);
+                    self.terminal.request_secret(&prompt);
                 }
-                self.key_job = Some(job);
-                self.terminal.request_secret(&prompt);
             }
+        }
+    }
+
+    /// Keeps the key job in step with the machine, before input is read:
+    /// forgets it once the machine no longer waits for it (the user quit,
+    /// or pressed Ctrl-C at a line read ahead), and asks for the
+    /// passphrase once no line is asked of the terminal any more.
+    pub(super) fn ask_passphrase(&mut self) {
+        if self.client.ready_for_input() || self.client.has_exited() {
+            self.key_job = None;
+            return;
+        }
+        if self.awaiting_line {
+            return;
+        }
+        if let Some(prompt) = self.key_job.as_mut().and_then(|job| job.prompt.take()) {
+            self.terminal.request_secret(&prompt);
         }
     }
 
