@@ -42,6 +42,22 @@
 //! at, told why; a line typed meanwhile waits for the result and is then
 //! read in the mode the result left.
 //!
+//! # Private rooms
+//!
+//! `chat ROOM` asks the server with `getroom`; a server that does not know
+//! it (an older one: `ERR unknown`) is asked with `getdir` as before, and
+//! its rooms are open. For a private room the client asks the host for the
+//! room's secret ([`Output::DeriveKey`]: the host gets the passphrase and
+//! runs Argon2id with the room's salt) and takes no input until the host
+//! answers with [`Client::handle_room_secret`]. The secret's verifier must
+//! match the one the server keeps: a wrong passphrase is told at once and
+//! the user stays where they were. A right one joins the group and starts
+//! a sealed session ([`Session::new_private`](crate::chat::Session::new_private));
+//! a private room is never entered without one, so nothing is ever sent
+//! or shown in the clear there. `makeroom NAME [ADDR PORT] --private` asks
+//! the server for a salt (`salt`), has the host derive the secret (the
+//! passphrase typed twice), and sends `makeroom ... private SALT VERIFIER`.
+//!
 //! # Own messages
 //!
 //! Multicast loopback brings a client's own datagrams back to it. The client
@@ -59,7 +75,9 @@
 //! and the directory server connection's life. Beside it: `names` (chat
 //! names, server addresses), `api` (configuration, modes, outputs),
 //! `commands` (the user's lines), `replies` (the server's lines and
-//! listings) and `render` (prompts, messages, text made safe to show).
+//! listings), `private` (private rooms: `salt`, `getroom`, the key),
+//! `room` (the room protocol's session) and `render` (prompts, messages,
+//! text made safe to show).
 use core::fmt::Write as _;
 use core::net::{Ipv4Addr, SocketAddr};
 
@@ -69,11 +87,13 @@ use crate::limits::{
     CLIENT_OUTPUT_QUEUE, CLIENT_RECV_BUF, LISTING_BUFFER, MAX_DATAGRAM, MAX_LINE, OWN_ECHO_MEMORY,
     OWN_ECHO_WINDOW,
 };
+use crate::privacy::{FrameKey, RoomKeys, RoomSecret, Salt};
 use crate::time::Instant;
-use crate::wire::{Command, Room, RoomName};
+use crate::wire::{Command, Privacy, Room, RoomName};
 
 pub use self::api::{
-    ClientConfig, ConnectFailure, Datagram, KnownServer, LEAVE_CHAT_BYTE, Mode, Output, Text,
+    ClientConfig, ConnectFailure, Datagram, KeyFailure, KnownServer, LEAVE_CHAT_BYTE, Mode, Output,
+    Text,
 };
 pub use self::names::{AddrError, ChatName, NameError, ServerAddr, parse_server_addr};
 use self::render::{Clean, QUOTE_BYTES, Quote, make_text};
@@ -99,6 +119,7 @@ macro_rules! say {
 mod api;
 mod commands;
 mod names;
+mod private;
 mod render;
 mod replies;
 mod room;
@@ -132,13 +153,41 @@ enum Conn {
     },
 }
 
+/// Where `makeroom NAME [ADDR PORT] --private` makes its room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum MakeAt {
+    /// On a group and port the server picks.
+    Pool(RoomName),
+    /// On the group and port given.
+    At(Room),
+}
+
+impl MakeAt {
+    fn name(&self) -> &RoomName {
+        match self {
+            MakeAt::Pool(name) => name,
+            MakeAt::At(room) => &room.name,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Request {
     Greeting,
     GetDir,
+    /// `getdir` to find the room for `chat`, from a server without
+    /// `getroom`.
     Lookup(RoomName),
+    /// `getroom` to enter the room (`chat`).
+    GetRoom(RoomName),
+    /// `getroom` typed by the user: show the room.
+    ShowRoom(RoomName),
+    /// `salt`, to make this private room.
+    Salt(MakeAt),
     /// `makeroom`: the name; what was made is read from the `OK`.
     MakeRoom(RoomName),
+    /// `makeroom ... private SALT VERIFIER`.
+    MakePrivate(RoomName),
     DeleteRoom(RoomName),
     Ping,
     Bye,
@@ -169,6 +218,26 @@ enum Listing {
     Lookup { name: RoomName, found: Option<Room> },
 }
 
+/// A private room's secret the host is deriving ([`Output::DeriveKey`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Deriving {
+    /// For `makeroom ... --private`, with the salt the server gave.
+    Make { at: MakeAt, salt: Salt },
+    /// For `chat`: the room and what the server keeps of its key.
+    Join { room: Room, privacy: Privacy },
+}
+
+/// The key of the private room being entered, until its session starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RoomKey {
+    frame: FrameKey,
+    /// The sealer bytes the host drew for this session.
+    sealer: [u8; 16],
+    /// The wall clock (Unix ms) at `anchor`.
+    wall_ms: u64,
+    anchor: Instant,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Sent {
     hash: u64,
@@ -196,6 +265,10 @@ pub struct Client {
     /// host says how the join went.
     joining: Option<Room>,
     chat: Option<Room>,
+    /// The host is deriving a private room's secret.
+    deriving: Option<Deriving>,
+    /// The key of the private room being joined (see `room`).
+    room_key: Option<RoomKey>,
     /// The room protocol's session in the room we are in (see `room`).
     session: Option<crate::chat::Session>,
     /// The host's random bits, stirred ([`ClientConfig::random_seed`]).
@@ -225,6 +298,8 @@ impl Client {
             listing_rows: 0,
             joining: None,
             chat: None,
+            deriving: None,
+            room_key: None,
             session: None,
             random,
             who_out: heapless::Deque::new(),
@@ -264,6 +339,7 @@ impl Client {
             && self.pending.iter().all(|p| p.request == Request::Ping)
             && self.listing.is_none()
             && self.joining.is_none()
+            && self.deriving.is_none()
     }
 
     /// Whether [`handle_user_line`](Self::handle_user_line) acts on `line`
@@ -317,8 +393,36 @@ impl Client {
         }
         if self.chat.is_some() || self.joining.is_some() {
             self.leave_chat();
+        } else if self.deriving.is_some() {
+            self.key_failed(KeyFailure::Cancelled);
         } else {
             say!(self, "(Type 'quit' or press Ctrl-D to leave roomcast.)");
+        }
+        self.step();
+    }
+
+    /// The host's answer to [`Output::DeriveKey`]: the room's secret and
+    /// 16 fresh random bytes (from the operating system, never used
+    /// before) that name this client's sealed datagrams in the room, with
+    /// the wall clock `wall_ms` (Unix time in ms) at `now`; or why there
+    /// is none. An answer nobody waits for (the user quit, say) is
+    /// ignored.
+    pub fn handle_room_secret(
+        &mut self,
+        now: Instant,
+        wall_ms: u64,
+        result: Result<(RoomSecret, [u8; 16]), KeyFailure<'_>>,
+    ) {
+        self.tick(now);
+        if self.exited || self.deriving.is_none() {
+            return self.step();
+        }
+        match result {
+            Ok((secret, sealer)) => {
+                let keys = RoomKeys::derive(&secret);
+                self.key_ready(keys, sealer, wall_ms);
+            }
+            Err(why) => self.key_failed(why),
         }
         self.step();
     }
@@ -414,8 +518,11 @@ impl Client {
         }
         // A plain datagram too long for any member's plain copy is shown
         // cut, as ever, without the session (which keeps at most
-        // MAX_DATAGRAM bytes and would lose the mark).
-        let oversized = channel == Channel::Plain && data.len() > MAX_DATAGRAM;
+        // MAX_DATAGRAM bytes and would lose the mark); never in a private
+        // room, whose session refuses every plain datagram.
+        let oversized = channel == Channel::Plain
+            && data.len() > MAX_DATAGRAM
+            && !self.session.as_ref().is_some_and(|s| s.is_private());
         if !oversized && self.session_datagram(channel, from, data) {
             self.step();
             return;
@@ -455,6 +562,7 @@ impl Client {
     pub fn handle_join_failed(&mut self, now: Instant, detail: &str) {
         self.tick(now);
         self.session = None;
+        self.room_key = None;
         self.who_out.clear();
         if let Some(room) = self.joining.take().or_else(|| self.chat.take()) {
             say!(
@@ -765,7 +873,21 @@ impl Client {
                  reconnect.",
                 Clean(name)
             ),
-            Some(Request::Lookup(_) | Request::Ping | Request::Bye) | None => Ok(()),
+            Some(Request::MakePrivate(room)) => write!(
+                note,
+                " Private room {} may or may not have been created; 'getdir' tells once you \
+                 reconnect.",
+                Clean(room)
+            ),
+            Some(
+                Request::Lookup(_)
+                | Request::GetRoom(_)
+                | Request::ShowRoom(_)
+                | Request::Salt(_)
+                | Request::Ping
+                | Request::Bye,
+            )
+            | None => Ok(()),
         };
         note
     }

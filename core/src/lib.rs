@@ -74,7 +74,7 @@ pub use alloc::{
     AddressPool, Allocator, GroupPrefix, IPV6_ROOM_SCOPES, PoolError, PortRange, is_room_group,
 };
 pub use client::{
-    AddrError, ChatName, Client, ClientConfig, ConnectFailure, Datagram, KnownServer,
+    AddrError, ChatName, Client, ClientConfig, ConnectFailure, Datagram, KeyFailure, KnownServer,
     LEAVE_CHAT_BYTE, Message, Mode, NameError, Output, Prompt, ServerAddr, Text, parse_server_addr,
 };
 pub use directory::{Directory, DirectoryError};

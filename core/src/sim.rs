@@ -99,6 +99,9 @@ pub struct ClientNode {
     pub hold_joins: bool,
     /// Reports to hand over once the drain is over.
     deferred: Vec<Report>,
+    /// The passphrase the host gives for private rooms; `None`: the user
+    /// cancels at the passphrase prompt.
+    pub passphrase: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Debug)]
@@ -106,7 +109,28 @@ enum Report {
     Joined,
     JoinFailed(String),
     ConnectFailed(ConnectFailure),
+    /// The host's answer to `Output::DeriveKey`: a secret, or cancelled.
+    RoomSecret(Option<(crate::privacy::RoomSecret, [u8; 16])>),
 }
+
+/// The simulated host's stand-in for Argon2id (which the `no_std` core
+/// does not have): SHA-256 of the passphrase and the salt. The same
+/// passphrase and salt give the same secret, as Argon2id would.
+pub fn sim_room_secret(
+    passphrase: &[u8],
+    salt: &crate::privacy::Salt,
+) -> crate::privacy::RoomSecret {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    hash.update(b"roomcast sim room secret");
+    hash.update(salt.0);
+    hash.update(passphrase);
+    crate::privacy::RoomSecret(hash.finalize().into())
+}
+
+/// The wall clock of the simulated hosts at `Instant::ZERO` (Unix ms):
+/// they all agree.
+pub const SIM_WALL_MS: u64 = 1_800_000_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Peer {
@@ -235,6 +259,7 @@ impl Net {
             join_error: None,
             hold_joins: false,
             deferred: Vec::new(),
+            passphrase: None,
         });
         self.settle();
         self.clients.len() - 1
@@ -570,6 +595,13 @@ impl Net {
                 Report::Joined => client.handle_joined(now),
                 Report::JoinFailed(detail) => client.handle_join_failed(now, &detail),
                 Report::ConnectFailed(why) => client.handle_connect_failed(now, why),
+                Report::RoomSecret(Some(secret)) => {
+                    let wall = SIM_WALL_MS + now.as_micros() / 1000;
+                    client.handle_room_secret(now, wall, Ok(secret));
+                }
+                Report::RoomSecret(None) => {
+                    client.handle_room_secret(now, 0, Err(crate::client::KeyFailure::Cancelled));
+                }
             }
         }
         // Bytes from the server, as far as the client takes them.
@@ -696,7 +728,26 @@ impl Net {
                     );
                 }
             }
-            Output::Show(_) | Output::Prompt(_) | Output::Exit | Output::OwnerToken { .. } => {}
+            Output::DeriveKey { salt, .. } => {
+                let sealer: [u8; 16] = {
+                    let (a, b) = (self.rng.next_u64(), self.rng.next_u64());
+                    let mut bytes = [0u8; 16];
+                    bytes[..8].copy_from_slice(&a.to_be_bytes());
+                    bytes[8..].copy_from_slice(&b.to_be_bytes());
+                    bytes
+                };
+                let node = &mut self.clients[c];
+                let secret = node
+                    .passphrase
+                    .as_ref()
+                    .map(|p| (sim_room_secret(p, salt), sealer));
+                node.deferred.push(Report::RoomSecret(secret));
+            }
+            Output::Show(_)
+            | Output::Sent(_)
+            | Output::Prompt(_)
+            | Output::Exit
+            | Output::OwnerToken { .. } => {}
         }
     }
 

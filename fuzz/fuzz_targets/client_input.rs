@@ -19,6 +19,10 @@
 //! The client speaks the room protocol (random bits given) when the input's
 //! first byte is odd, and plain datagrams only otherwise.
 //!
+//! The host answers every `Output::DeriveKey` at once with the secret
+//! [`SECRET`] (whose verifier, `WIJfw1JUh1xsxOiQQcwevw`, a `getroom` answer
+//! in the seeds carries, so private rooms are entered too).
+//!
 //! Follows the drain rule after every call, and checks that nothing panics,
 //! that what is shown to the user holds no control character but LF (so
 //! the network cannot drive the terminal) and nothing the text rule hides
@@ -32,12 +36,19 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use roomcast_core::chat::Channel;
+use roomcast_core::privacy::RoomSecret;
 use roomcast_core::{
     ChatName, Client, ClientConfig, ConnectFailure, Instant, Output, is_shown_as_is,
     parse_server_addr,
 };
 
 const PORT: u16 = 5577;
+
+/// The secret the host derives from any passphrase, any salt.
+const SECRET: [u8; 32] = [7; 32];
+
+/// The host's wall clock at `Instant::ZERO` (Unix ms).
+const WALL_MS: u64 = 1_800_000_000_000;
 
 fuzz_target!(|data: &[u8]| {
     let server = parse_server_addr("127.0.0.1", PORT).expect("a valid address");
@@ -114,8 +125,20 @@ fn member(n: u8) -> SocketAddr {
 /// Drains the outputs and checks each.
 fn drain(client: &mut Client, now: Instant, connecting: &mut bool) {
     let mut shown = String::new();
-    while let Some(output) = client.poll_output() {
+    let mut derive = false;
+    loop {
+        let Some(output) = client.poll_output() else {
+            // A key asked for is answered once the drain is over, as a
+            // host does.
+            if !std::mem::take(&mut derive) {
+                break;
+            }
+            let wall = WALL_MS + now.as_micros() / 1000;
+            client.handle_room_secret(now, wall, Ok((RoomSecret(SECRET), [9; 16])));
+            continue;
+        };
         match output {
+            Output::DeriveKey { .. } => derive = true,
             Output::Connect { .. } => *connecting = true,
             Output::Close => *connecting = false,
             Output::Show(message) => {

@@ -4,8 +4,9 @@
 //! the directory server's TCP connection, the chat room's multicast socket
 //! and the terminal (whose reading thread wakes the loop with
 //! `Poller::notify`). After every input the loop drains the machine's
-//! outputs and carries them out; see `net.rs` for the sockets and
-//! `terminal.rs` for line editing.
+//! outputs and carries them out; see `net.rs` for the sockets,
+//! `terminal.rs` for line editing, and `keys.rs` and `passphrase.rs` for
+//! the keys of private rooms.
 //!
 //! # Input while the client waits
 //!
@@ -22,7 +23,9 @@
 
 mod chatlog;
 mod config;
+mod keys;
 mod net;
+mod passphrase;
 mod style;
 mod terminal;
 mod tokens;
@@ -40,8 +43,8 @@ use polling::{Event, Events, Poller};
 use roomcast_core::chat::Channel;
 use roomcast_core::limits::MAX_KNOWN_SERVERS;
 use roomcast_core::{
-    ChatName, Client, ClientConfig, ConnectFailure, Instant, KnownServer, Message, Mode, Output,
-    Prompt, ServerAddr, parse_server_addr,
+    ChatName, Client, ClientConfig, ConnectFailure, Instant, KeyFailure, KnownServer, Message,
+    Mode, Output, Prompt, ServerAddr, parse_server_addr,
 };
 use socket2::Socket;
 
@@ -88,6 +91,12 @@ pub struct ClientArgs {
     /// room and day; folders 0700, files 0600)
     #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     log_dir: Option<PathBuf>,
+    /// Read the passphrase of private rooms from this file (its bytes, with
+    /// one trailing line ending removed; a regular file of at most 1024
+    /// bytes). Without it, the ROOMCAST_PASSPHRASE environment variable
+    /// gives it, else it is asked at the terminal without echo.
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    passphrase_file: Option<PathBuf>,
     /// Read settings from this file instead of the usual one (see below)
     #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     config: Option<PathBuf>,
@@ -153,7 +162,13 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
         Some(getrandom::u64().map_err(|e| format!("cannot read random bytes: {e}"))?);
     let client = Client::new(config, Instant::ZERO);
     let (resolved_tx, resolved) = mpsc::channel();
+    let (derived_tx, derived) = keys::channel();
     let mut host = Host {
+        passphrase_file: args.passphrase_file.clone(),
+        key_job: None,
+        key_seq: 0,
+        derived_tx,
+        derived,
         tokens: tokens::Tokens::new(),
         client,
         poller,
@@ -309,6 +324,10 @@ enum Deferred {
     Joined,
     JoinFailed(String),
     SendFailed(String),
+    /// No key for `Output::DeriveKey`, and why.
+    KeyFailed(String),
+    /// The user cancelled at the passphrase prompt.
+    KeyCancelled,
 }
 
 struct Host {
@@ -339,6 +358,14 @@ struct Host {
     buf: Vec<u8>,
     /// The owner tokens of rooms made from this account.
     tokens: tokens::Tokens,
+    /// `--passphrase-file`.
+    passphrase_file: Option<PathBuf>,
+    /// The key the machine waits for, if it waits for one.
+    key_job: Option<keys::KeyJob>,
+    /// Numbers the key jobs.
+    key_seq: u64,
+    derived_tx: Sender<keys::Derived>,
+    derived: Receiver<keys::Derived>,
 }
 
 impl Host {
@@ -384,6 +411,7 @@ impl Host {
                 }
             }
             self.on_resolved();
+            self.on_derived();
             if self
                 .client
                 .poll_timeout()
@@ -414,6 +442,14 @@ impl Host {
                     Deferred::Joined => self.client.handle_joined(now),
                     Deferred::JoinFailed(e) => self.client.handle_join_failed(now, &e),
                     Deferred::SendFailed(e) => self.client.handle_send_failed(now, &e),
+                    Deferred::KeyFailed(e) => {
+                        self.client
+                            .handle_room_secret(now, 0, Err(KeyFailure::Refused(&e)))
+                    }
+                    Deferred::KeyCancelled => {
+                        self.client
+                            .handle_room_secret(now, 0, Err(KeyFailure::Cancelled))
+                    }
                 }
             }
         }
@@ -469,6 +505,7 @@ impl Host {
                     }
                 }
             }
+            Output::Sent(payload) => self.log(&jiff::Zoned::now(), &payload, false),
             Output::SendControl(frame) => {
                 if let Some(group) = &self.group {
                     // A lost frame is repaired by the protocol; an error
@@ -501,6 +538,11 @@ impl Host {
             }
             Output::Prompt(prompt) => self.prompt = prompt,
             Output::Exit => self.exit = true,
+            Output::DeriveKey {
+                room,
+                salt,
+                confirm,
+            } => self.derive_key(room, salt, confirm),
             Output::OwnerToken {
                 server,
                 room,
@@ -545,6 +587,10 @@ impl Host {
             let Some(input) = self.terminal.try_input() else {
                 break;
             };
+            if let Input::Secret(result) = input {
+                self.on_secret(result);
+                return true;
+            }
             self.awaiting_line = false;
             if self.typed.len() >= TYPE_AHEAD && !self.acts_at_once(&input) {
                 // The machine refuses it, saying so.
@@ -560,6 +606,8 @@ impl Host {
             self.hand_over(input);
             return true;
         }
+        // Only then the passphrase: never asked of a user who just left.
+        self.ask_passphrase();
         if self.client.ready_for_input()
             && let Some(input) = self.typed.pop_front()
         {
@@ -584,7 +632,7 @@ impl Host {
         match input {
             Input::Line(line) => self.client.acts_at_once(line),
             Input::LeaveChat | Input::Interrupt | Input::Eof => true,
-            Input::Closed => false,
+            Input::Closed | Input::Secret(_) => false,
         }
     }
 
@@ -607,6 +655,8 @@ impl Host {
             Input::LeaveChat => self.client.handle_leave_chat(now),
             Input::Interrupt => self.client.handle_interrupt(now),
             Input::Eof | Input::Closed => self.client.handle_end_of_input(now),
+            // Handled as it comes (`feed_input`).
+            Input::Secret(_) => {}
         }
     }
 
@@ -614,7 +664,7 @@ impl Host {
     /// busy and no line is asked for yet.
     fn read_ahead_in(&self) -> Option<Duration> {
         let full = !self.terminal.is_tty() && self.typed.len() >= TYPE_AHEAD;
-        if self.awaiting_line || full || self.client.ready_for_input() {
+        if self.awaiting_line || full || self.client.ready_for_input() || self.key_busy() {
             return None;
         }
         let since = self.busy_since?;

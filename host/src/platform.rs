@@ -11,6 +11,7 @@
 //! - Stopping the server on Ctrl-C (and SIGTERM on Unix): [`StopSignals`].
 //! - The state file: opening without following links, private permissions,
 //!   the lock ([`try_lock`]), syncing the folder.
+//! - Typing a passphrase without echo: [`NoEcho`].
 
 use std::fs::{File, FileType, Metadata, OpenOptions};
 use std::io::{self, Read};
@@ -715,6 +716,124 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     #[cfg(windows)]
     {
         std::fs::create_dir_all(dir)
+    }
+}
+
+// ---- Typing a passphrase ----
+
+/// The terminal on standard input set up to read a passphrase: no echo,
+/// bytes as they are typed (so Ctrl-C and Ctrl-D arrive as bytes that
+/// cancel, rather than a signal that would kill the client with echo
+/// still off), restored when dropped.
+///
+/// Unix: termios with `ECHO`, `ICANON`, `ISIG` and `IEXTEN` off, `VMIN` 1;
+/// bytes are read from the descriptor itself. Windows: the console's
+/// `ENABLE_ECHO_INPUT`, `ENABLE_LINE_INPUT` and `ENABLE_PROCESSED_INPUT`
+/// off (Ctrl-C then arrives as byte 3, Enter as CR); bytes come through
+/// std's stdin, which turns the console's UTF-16 into UTF-8. (Built, not
+/// run, on Windows, as the rest of the host there.)
+pub struct NoEcho {
+    #[cfg(unix)]
+    saved: rustix::termios::Termios,
+    #[cfg(windows)]
+    saved: u32,
+}
+
+impl NoEcho {
+    /// Turns echo off on standard input, which must be a terminal.
+    pub fn start() -> io::Result<NoEcho> {
+        #[cfg(unix)]
+        {
+            use rustix::termios::{LocalModes, OptionalActions, SpecialCodeIndex};
+            use std::os::fd::AsFd as _;
+            let stdin = io::stdin();
+            let saved = rustix::termios::tcgetattr(stdin.as_fd())?;
+            let mut quiet = saved.clone();
+            quiet.local_modes &=
+                !(LocalModes::ECHO | LocalModes::ICANON | LocalModes::ISIG | LocalModes::IEXTEN);
+            quiet.special_codes[SpecialCodeIndex::VMIN] = 1;
+            quiet.special_codes[SpecialCodeIndex::VTIME] = 0;
+            rustix::termios::tcsetattr(stdin.as_fd(), OptionalActions::Now, &quiet)?;
+            Ok(NoEcho { saved })
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::io::AsRawHandle as _;
+            use windows_sys::Win32::System::Console::{
+                ENABLE_ECHO_INPUT, ENABLE_LINE_INPUT, ENABLE_PROCESSED_INPUT, GetConsoleMode,
+                SetConsoleMode,
+            };
+            let handle = io::stdin().as_raw_handle();
+            let mut saved = 0;
+            // SAFETY: `handle` is this process's standard input, open for
+            // its whole life; `saved` outlives the call.
+            if unsafe { GetConsoleMode(handle, &mut saved) } == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let quiet = saved & !(ENABLE_ECHO_INPUT | ENABLE_LINE_INPUT | ENABLE_PROCESSED_INPUT);
+            // SAFETY: as above.
+            if unsafe { SetConsoleMode(handle, quiet) } == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(NoEcho { saved })
+        }
+    }
+
+    /// The next byte typed; `None` at the end of input.
+    pub fn read_byte(&self) -> io::Result<Option<u8>> {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsFd as _;
+            let mut byte = [0u8; 1];
+            loop {
+                // Straight from the descriptor: std's buffered stdin (and
+                // rustyline, which reads the descriptor too) must not keep
+                // any of the passphrase.
+                match rustix::io::read(io::stdin().as_fd(), &mut byte) {
+                    Ok(0) => return Ok(None),
+                    Ok(_) => return Ok(Some(byte[0])),
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        #[cfg(windows)]
+        {
+            let mut byte = [0u8; 1];
+            loop {
+                match io::stdin().read(&mut byte) {
+                    Ok(0) => return Ok(None),
+                    Ok(_) => return Ok(Some(byte[0])),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsFd as _;
+            let _ = rustix::termios::tcsetattr(
+                io::stdin().as_fd(),
+                rustix::termios::OptionalActions::Now,
+                &self.saved,
+            );
+        }
+        #[cfg(windows)]
+        {
+            use std::os::windows::io::AsRawHandle as _;
+            // SAFETY: as in `start`.
+            let _ = unsafe {
+                windows_sys::Win32::System::Console::SetConsoleMode(
+                    io::stdin().as_raw_handle(),
+                    self.saved,
+                )
+            };
+        }
     }
 }
 

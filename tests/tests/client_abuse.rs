@@ -595,7 +595,15 @@ fn a_server_closing_mid_reply_or_sending_garbage() {
         ),
         (
             &["chat lobby"],
-            answer_and_close(b"OK 1 room\nlobby 239.1.1.1 5000\n"),
+            // A server older than `getroom`: the client asks with `getdir`,
+            // whose listing is cut short.
+            Box::new(|stream| {
+                stream.write_all(GREETING).unwrap();
+                read_line(stream);
+                let _ = stream.write_all(b"ERR unknown unknown command\n");
+                read_line(stream);
+                let _ = stream.write_all(b"OK 1 room\nlobby 239.1.1.1 5000\n");
+            }),
             "closed the connection before room lobby was found",
         ),
     ];

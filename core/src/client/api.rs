@@ -9,6 +9,7 @@ use crate::limits::{
     MAX_KNOWN_SERVERS, MAX_TEXT, REPLY_TIMEOUT,
 };
 use crate::owner::Token;
+use crate::privacy::Salt;
 use crate::wire::{LineBuf, RoomName};
 
 use super::names::{ChatName, ServerAddr};
@@ -107,6 +108,18 @@ pub enum ConnectFailure {
     Other,
 }
 
+/// Why the host has no key for [`Output::DeriveKey`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyFailure<'a> {
+    /// The user gave up (Ctrl-C or Ctrl-D at the passphrase prompt).
+    Cancelled,
+    /// No passphrase could be had, or it was refused, for this reason
+    /// (worded for people, without a full stop: "the passphrase typed is
+    /// empty").
+    Refused(&'a str),
+}
+
 /// What the host must do. Drain with [`Client::poll_output`](super::Client::poll_output).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
@@ -150,10 +163,34 @@ pub enum Output {
     SendControl(crate::chat::DatagramBuf),
     /// Show this to the user.
     Show(Message),
+    /// The user sent this message in a private room, in its plain form
+    /// (`Name: text`): for the host's chat log only, as
+    /// [`Output::SendDatagram`] is in an open room. Nothing of it went out
+    /// in the clear, and it is not shown (the line typed is on the screen).
+    Sent(Datagram),
     /// Use this prompt for the user's next line.
     Prompt(Prompt),
     /// Stop: the user quit.
     Exit,
+    /// Get the passphrase of private room `room` (see the host's sources:
+    /// a file, an environment variable, or typed without echo), stretch it
+    /// with Argon2id and `salt` into a
+    /// [`RoomSecret`](crate::privacy::RoomSecret) (the parameters of
+    /// [`crate::privacy`]), and hand it over with fresh random sealer bytes
+    /// through [`Client::handle_room_secret`](super::Client::handle_room_secret),
+    /// or say why not ([`KeyFailure`]). The client takes no input meanwhile
+    /// ([`Client::ready_for_input`](super::Client::ready_for_input) is
+    /// false).
+    DeriveKey {
+        /// The room, as the server named it.
+        room: RoomName,
+        /// The room's salt.
+        salt: Salt,
+        /// A new room is being made: have the passphrase typed twice, and
+        /// refuse one shorter than
+        /// [`MIN_PASSPHRASE`](crate::privacy::MIN_PASSPHRASE).
+        confirm: bool,
+    },
     /// Keep this owner token of `room` on `server` (`makeroom` answered
     /// it), so a later `deleteroom` from this account can show it: see
     /// [`Client::connected_server`](super::Client::connected_server).

@@ -128,6 +128,8 @@ impl Client {
             } else {
                 self.chat_command(rest);
             }
+        } else if is("makeroom") && super::private::wants_private(rest) {
+            self.make_private(rest);
         } else {
             self.server_command(verb, text);
         }
@@ -140,10 +142,11 @@ impl Client {
                 "Commands (you are not connected to a directory server):\n  \
                  connect [HOST[:PORT]]   connect to the directory server (now {})\n  \
                  name [NAME]             show or set your chat name (now {})\n  \
-                 chat <room>             enter a chat room (looked up on the server)\n  \
+                 chat <room>             enter a chat room (looked up on the server;\n                          \
+                 a private one asks for its passphrase)\n  \
                  help                    show this list\n  \
                  quit                    leave roomcast (Ctrl-D does the same)\n\
-                 Once connected: getdir, makeroom, deleteroom, bye.",
+                 Once connected: getdir, getroom, makeroom (--private), deleteroom, bye.",
                 self.server,
                 self.name
             ),
@@ -154,6 +157,10 @@ impl Client {
                  makeroom <name>         create a room; the server picks its address\n  \
                  makeroom <name> <address> <port>\n                          \
                  create a room on this group (239.0.0.0/8, ff14/ff15/ff18::/16)\n  \
+                 makeroom <name> [<address> <port>] --private\n                          \
+                 create a private room: only people with its passphrase\n                          \
+                 can read it (you choose the passphrase)\n  \
+                 getroom <name>          show one room, and whether it is private\n  \
                  deleteroom <name> [<token>]\n                          \
                  delete a room you made (its token is sent for you)\n  \
                  chat <room>             enter a chat room\n  \
@@ -170,10 +177,15 @@ impl Client {
                     .as_ref()
                     .map(|r| r.name.clone())
                     .unwrap_or_default();
+                let private = if self.session.as_ref().is_some_and(|s| s.is_private()) {
+                    " The room is private: only people with its passphrase can read it."
+                } else {
+                    ""
+                };
                 say!(
                     self,
-                    "You are in chat room {} as {}. Type a message and press Enter to send \
-                     it to everyone in the room.\n  \
+                    "You are in chat room {} as {}.{private} Type a message and press Enter \
+                     to send it to everyone in the room.\n  \
                      /me TEXT  an action: others see '* {} TEXT'\n  \
                      /who      who is in the room\n  \
                      Ctrl-]    leave the room (or type /leave)\n  \
@@ -188,6 +200,8 @@ impl Client {
     }
 
     pub(super) fn quit(&mut self) {
+        self.deriving = None;
+        self.room_key = None;
         self.end_session();
         if self.chat.take().or_else(|| self.joining.take()).is_some() {
             self.emit(Output::LeaveGroup);
@@ -291,9 +305,11 @@ impl Client {
             return;
         }
         let name = RoomName::try_from(room).unwrap_or_default();
+        // A key is for the room it was checked for only.
+        self.room_key = None;
         match self.conn {
             Conn::Open { .. } => {
-                self.send_request(Request::Lookup(name), &Command::GetDir);
+                self.send_request(Request::GetRoom(name.clone()), &Command::GetRoom(name));
             }
             _ => {
                 let server = self.server.clone();
@@ -331,18 +347,16 @@ impl Client {
                     Command::AllocRoom(name) => Request::MakeRoom(name.clone()),
                     Command::DeleteRoom(name, _) => Request::DeleteRoom(name.clone()),
                     Command::Ping => Request::Ping,
-                    // The private-room forms are the client's own work
-                    // (`makeroom NAME --private`, `chat NAME`); not sent
-                    // as typed.
-                    Command::Salt
-                    | Command::GetRoom(_)
-                    | Command::MakePrivate(..)
-                    | Command::AllocPrivate(..) => {
+                    Command::GetRoom(name) => Request::ShowRoom(name.clone()),
+                    // A salt is good for the connection's next private
+                    // makeroom only, with a verifier derived from it:
+                    // `makeroom NAME --private` does both.
+                    Command::Salt | Command::MakePrivate(..) | Command::AllocPrivate(..) => {
                         say!(
                             self,
-                            "'{}' is for private rooms, which this client does not make or \
-                             enter yet; nothing was sent.",
-                            kind.verb()
+                            "To make a private room, type: makeroom <name> [<address> <port>] \
+                             --private (roomcast asks the server for the salt and sends the \
+                             verifier of your passphrase itself)."
                         );
                         return;
                     }
@@ -395,6 +409,7 @@ impl Client {
 
     /// Leaves the room, or gives up joining it.
     pub(super) fn leave_chat(&mut self) {
+        self.room_key = None;
         self.end_session();
         if let Some(room) = self.chat.take().or_else(|| self.joining.take()) {
             self.emit(Output::LeaveGroup);
@@ -425,16 +440,28 @@ impl Client {
     /// The host joined `room`'s group: the user is in the room now, and
     /// only now reads so.
     pub(super) fn enter_chat(&mut self, room: Room) {
+        let private = self.room_key.is_some();
+        self.chat = Some(room.clone());
+        if !self.start_session() {
+            // A private room is never entered without its sealed session.
+            self.chat = None;
+            self.emit(Output::LeaveGroup);
+            return;
+        }
+        let kind = if private {
+            "\nThe room is private: messages are encrypted, and only people with its \
+             passphrase can read them."
+        } else {
+            ""
+        };
         say!(
             self,
-            "Entering chat room {} ({} port {}) as {}.\nType a message and press Enter to \
-             send it; Ctrl-] (or /leave) leaves the room.",
+            "Entering chat room {} ({} port {}) as {}.{kind}\nType a message and press Enter \
+             to send it; Ctrl-] (or /leave) leaves the room.",
             Clean(&room.name),
             room.group,
             room.port,
             self.name
         );
-        self.chat = Some(room);
-        self.start_session();
     }
 }

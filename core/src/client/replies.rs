@@ -53,10 +53,11 @@ impl Client {
     /// A `makeroom` answered with an owner token (`OK created <name>
     /// <address> <port> token=<token>`): the host stores it.
     fn keep_owner_token(&mut self, request: &Request, text: &str) {
-        let Request::MakeRoom(name) = request else {
+        let (Request::MakeRoom(name) | Request::MakePrivate(name)) = request else {
             return;
         };
-        let Some((_, token)) = text.rsplit_once(" token=") else {
+        // `token=` may be followed by more words (` private`).
+        let Some(token) = text.split(' ').find_map(|w| w.strip_prefix("token=")) else {
             return;
         };
         if !crate::owner::is_valid_token(token) {
@@ -85,7 +86,7 @@ impl Client {
                         ..
                     } => {
                         let room = room.clone();
-                        self.send_request(Request::Lookup(room), &Command::GetDir);
+                        self.send_request(Request::GetRoom(room.clone()), &Command::GetRoom(room));
                     }
                     _ => {
                         self.server = server.clone();
@@ -143,6 +144,10 @@ impl Client {
             Request::DeleteRoom(name) => {
                 say!(self, "Room {} deleted.", Clean(&name))
             }
+            Request::GetRoom(_) => self.getroom_ok(text),
+            Request::ShowRoom(name) => self.show_room(&name, text),
+            Request::Salt(at) => self.salt_ok(at, text),
+            Request::MakePrivate(name) => self.made_private(&name, text),
             Request::Ping => {}
             Request::Bye => {
                 let server = self.conn_server();
@@ -185,6 +190,14 @@ impl Client {
             Request::MakeRoom(name) => {
                 say!(self, "Room {} was not created: {message}", Clean(&name))
             }
+            Request::MakePrivate(name) => {
+                say!(self, "Room '{}' was not created: {message}", Clean(&name))
+            }
+            Request::GetRoom(name) => self.getroom_err(name, token, message.0),
+            Request::ShowRoom(name) => {
+                say!(self, "Room {}: {message}", Clean(&name))
+            }
+            Request::Salt(at) => self.salt_err(&at, token, message.0),
             Request::DeleteRoom(name) if token == ErrorCode::Denied.token() => say!(
                 self,
                 "Room {} was not deleted: {message}. This client sends the token of a room \
@@ -205,7 +218,7 @@ impl Client {
     }
 
     /// After a lookup over a short connection: close it.
-    fn end_lookup_connection(&mut self) {
+    pub(super) fn end_lookup_connection(&mut self) {
         if let Conn::Open {
             purpose: Purpose::Lookup(_),
             ..
@@ -260,15 +273,7 @@ impl Client {
             Some(Listing::Lookup { name, found }) => {
                 match found {
                     Some(room) => self.join_room(room),
-                    None => {
-                        let how = if self.interactive() {
-                            "Type 'getdir' to list the rooms, or 'makeroom' to create one."
-                        } else {
-                            "Type 'connect', then 'getdir' to list the rooms or 'makeroom' \
-                             to create one."
-                        };
-                        say!(self, "There is no room named {}. {how}", Clean(&name));
-                    }
+                    None => self.no_such_room(&name),
                 }
                 self.end_lookup_connection();
             }

@@ -15,13 +15,23 @@
 //! - a message: `Ann: text`, exactly as a plain datagram would show;
 //! - history: [`Message::History`] (`[history 10:02] Ann: text` on screen);
 //! - a loss: `[2 messages from Ann could not be recovered]`;
-//! - presence: `Ann joined`, `Ann left`, `Ann left (not heard from for 15 s)`.
+//! - presence: `Ann joined`, `Ann left`, `Ann left (not heard from for 15 s)`;
+//! - in a private room, what was refused (never shown as text):
+//!   `[3 messages could not be decrypted: wrong passphrase, or not for this
+//!   room]`, `[2 messages refused: their sender's clock is more than 2 min
+//!   off this computer's]`, `[4 plain messages ignored: this room is
+//!   private]`.
+//!
+//! In a private room the session is sealed
+//! ([`Session::new_private`]): frames go out sealed on the control port
+//! only, with no plain copy, and the session takes in only sealed frames.
+//! Without the session the room is not entered at all.
 
 use core::fmt::Write as _;
 use core::net::SocketAddr;
 
 use crate::chat::limits::MAX_MEMBERS;
-use crate::chat::{Channel, Event, MemberId, Session, Transmit, UsageError};
+use crate::chat::{Channel, Event, MemberId, Sealing, Session, Transmit, UsageError};
 use crate::limits::MAX_TEXT;
 
 use super::render::{Clean, make_text};
@@ -67,14 +77,29 @@ fn idle(secs: u64) -> heapless::String<16> {
 
 impl Client {
     /// Starts the room protocol in the room just entered, if the host gave
-    /// random bits.
-    pub(super) fn start_session(&mut self) {
+    /// random bits; sealed, in a private room. False if a private room
+    /// could not have its session (the caller leaves it).
+    pub(super) fn start_session(&mut self) -> bool {
         self.session = None;
+        let key = self.room_key.take();
         let Some(state) = self.random.as_mut() else {
-            return;
+            return key.is_none();
         };
         let id = MemberId(next_random(state));
         let seed = next_random(state);
+        if let Some(key) = key {
+            let sealing = Sealing::new(&key.frame, key.sealer, key.anchor, key.wall_ms);
+            return match Session::new_private(self.now, id, self.name.as_str(), seed, sealing) {
+                Ok(session) => {
+                    self.session = Some(session);
+                    true
+                }
+                Err(e) => {
+                    say!(self, "The private room cannot be entered: {e}.");
+                    false
+                }
+            };
+        }
         match Session::new(self.now, id, self.name.as_str(), seed) {
             Ok(session) => self.session = Some(session),
             Err(e) => say!(
@@ -83,6 +108,7 @@ impl Client {
                  datagrams only."
             ),
         }
+        true
     }
 
     /// Leaves the room protocol: the goodbye goes out before the host
@@ -106,6 +132,10 @@ impl Client {
             return false;
         };
         match session.handle_send(now, text) {
+            Ok(()) if session.is_private() => {
+                let payload = chat_payload(self.name.as_str(), text);
+                self.emit(Output::Sent(payload));
+            }
             Ok(()) => {}
             Err(UsageError::TooLong) => say!(
                 self,
@@ -196,6 +226,11 @@ impl Client {
                     truncated: false,
                 }));
             }
+            Event::Refused {
+                undecryptable,
+                stale,
+                plain,
+            } => self.refused(undecryptable, stale, plain),
             Event::Joined { id, name, .. } => {
                 let tag = self.tag(id, &name);
                 say!(self, "{}{tag} joined", Clean(&name));
@@ -217,10 +252,37 @@ impl Client {
                     say!(self, "{}{tag} left", Clean(&name));
                 }
             }
-            // Told by the client's private-room work (branch clientpriv).
-            Event::Refused { .. } => {}
         }
         true
+    }
+
+    /// Tells what a private session refused (see the module docs).
+    fn refused(&mut self, undecryptable: u32, stale: u32, plain: u32) {
+        let s = |n: u32| if n == 1 { "" } else { "s" };
+        if undecryptable > 0 {
+            say!(
+                self,
+                "[{undecryptable} message{} could not be decrypted: wrong passphrase, or not \
+                 for this room]",
+                s(undecryptable)
+            );
+        }
+        if stale > 0 {
+            let skew = crate::chat::MAX_CLOCK_SKEW.as_secs() / 60;
+            say!(
+                self,
+                "[{stale} message{} refused: their sender's clock is more than {skew} min off \
+                 this computer's]",
+                s(stale)
+            );
+        }
+        if plain > 0 {
+            say!(
+                self,
+                "[{plain} plain message{} ignored: this room is private]",
+                s(plain)
+            );
+        }
     }
 
     /// ` #1a2b` if another member (or the user) has the same name as

@@ -246,7 +246,7 @@ fn pair_in_chat() -> (Net, usize) {
     assert_eq!(
         actions(&out),
         [
-            line("getdir\n"),
+            line("getroom lobby\n"),
             Output::JoinGroup {
                 group: Ipv4Addr::new(239, 1, 1, 1).into(),
                 port: 5000
@@ -273,6 +273,7 @@ mod chat;
 mod commands;
 mod golden;
 mod names;
+mod private;
 mod properties;
 mod replies;
 mod room;

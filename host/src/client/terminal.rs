@@ -16,6 +16,17 @@
 //! are read from stdin (a line holding byte 0x1D leaves chat mode), no
 //! prompt is shown, and messages go to stdout as lines: scripts can drive it.
 //!
+//! # Passphrases
+//!
+//! A private room's passphrase is asked with [`Terminal::request_secret`]:
+//! the reading thread, between two lines (rustyline is then not in raw
+//! mode), turns the terminal's echo off ([`platform::NoEcho`]), reads the
+//! bytes typed itself (`passphrase::edit_typed`), and turns echo back on.
+//! The passphrase never goes through rustyline, so it is in no history
+//! and no kill ring. With input not a terminal, nothing can be typed
+//! without echo: the host says to use `--passphrase-file` or
+//! `ROOMCAST_PASSPHRASE` instead.
+//!
 //! # A flood of messages
 //!
 //! In a terminal, messages wait for the printer thread in a queue of at
@@ -40,6 +51,9 @@ use std::time::Duration;
 
 use polling::Poller;
 use roomcast_core::{Mode, Prompt};
+
+use super::passphrase::{self, Passphrase};
+use crate::platform;
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -110,11 +124,17 @@ pub enum Input {
     Eof,
     /// The end of piped input.
     Closed,
+    /// A passphrase typed without echo ([`Terminal::request_secret`]);
+    /// `Ok(None)`: the user cancelled (Ctrl-C, Ctrl-D); `Err`: it could
+    /// not be read, worded for people.
+    Secret(Result<Option<Passphrase>, String>),
 }
 
 struct LineRequest {
     prompt: String,
     in_chat: bool,
+    /// Read a passphrase without echo, not a line.
+    secret: bool,
 }
 
 /// The terminal, seen from the event loop.
@@ -239,6 +259,18 @@ impl Terminal {
         let _ = self.requests.send(LineRequest {
             prompt: prompt.to_string(),
             in_chat: prompt.mode() == Mode::Chat,
+            secret: false,
+        });
+    }
+
+    /// Asks the reading thread for a passphrase, typed without echo after
+    /// `prompt`; it comes back as [`Input::Secret`]. Only in a terminal
+    /// ([`is_tty`](Self::is_tty)); elsewhere the answer is an error.
+    pub fn request_secret(&self, prompt: &str) {
+        let _ = self.requests.send(LineRequest {
+            prompt: prompt.to_string(),
+            in_chat: false,
+            secret: true,
         });
     }
 
@@ -352,6 +384,12 @@ fn editor_thread(
     leave: Arc<AtomicBool>,
 ) {
     for request in requests {
+        if request.secret {
+            if !deliver(&inputs, &poller, read_secret(&request.prompt)) {
+                return;
+            }
+            continue;
+        }
         in_chat.store(request.in_chat, Ordering::SeqCst);
         leave.store(false, Ordering::SeqCst);
         let input = match editor.readline(&request.prompt) {
@@ -375,6 +413,26 @@ fn editor_thread(
             return;
         }
     }
+}
+
+/// Reads a passphrase at the terminal after `prompt`, without echo.
+fn read_secret(prompt: &str) -> Input {
+    let mut out = io::stdout();
+    let _ = write!(out, "{prompt}");
+    let _ = out.flush();
+    let result = match platform::NoEcho::start() {
+        Ok(quiet) => passphrase::edit_typed(|| quiet.read_byte())
+            .map_err(|e| format!("cannot read the passphrase from the terminal: {e}")),
+        Err(e) => Err(format!(
+            "cannot turn the terminal's echo off to read the passphrase ({e}); give it with \
+             --passphrase-file PATH or the {} environment variable",
+            passphrase::ENV_VAR
+        )),
+    };
+    // The Enter was not echoed.
+    let _ = writeln!(out);
+    let _ = out.flush();
+    Input::Secret(result)
 }
 
 /// Hands whatever waits in `queue` to rustyline, as one batch, until the
@@ -451,7 +509,15 @@ fn skip_rest_of_line(input: &mut impl BufRead) {
 fn plain_thread(requests: Receiver<LineRequest>, inputs: Sender<Input>, poller: Arc<Poller>) {
     let stdin = io::stdin();
     let mut stdin = stdin.lock();
-    for _request in requests {
+    for request in requests {
+        if request.secret {
+            // The host asks only in a terminal; say why if it did not.
+            let input = Input::Secret(Err(passphrase::no_source()));
+            if !deliver(&inputs, &poller, input) {
+                return;
+            }
+            continue;
+        }
         let mut line = Vec::new();
         let input = match (&mut stdin)
             .take(MAX_PLAIN_LINE)

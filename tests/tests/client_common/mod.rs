@@ -32,9 +32,21 @@ impl ClientProcess {
     /// Starts `roomcast client ARGS...` (prefixed by `wrapper`, e.g. `ip netns
     /// exec NS`, if any).
     pub fn start_with(label: &str, wrapper: &[&str], args: &[&str]) -> ClientProcess {
+        ClientProcess::start_with_env(label, wrapper, args, &[])
+    }
+
+    /// [`start_with`](Self::start_with), with these environment variables
+    /// set too.
+    pub fn start_with_env(
+        label: &str,
+        wrapper: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ClientProcess {
         let mut child = roomcast_command(wrapper)
             .env("XDG_CONFIG_HOME", no_config_home())
             .env("XDG_STATE_HOME", state_home())
+            .envs(env.iter().copied())
             .arg("client")
             .args(args)
             .stdin(Stdio::piped())

@@ -21,7 +21,7 @@ fn chat_looks_up_the_room_over_a_short_connection() {
         }]
     );
     net.run_until(Duration::from_secs(1), |net| {
-        net.since(c, mark).contains(&line("getdir\n"))
+        net.since(c, mark).contains(&line("getroom LOBBY\n"))
     });
     assert_eq!(net.client(c).mode(), Mode::Main);
     let mark = net.mark(c);
@@ -50,7 +50,10 @@ fn chat_looks_up_the_room_over_a_short_connection() {
 fn chat_with_an_unknown_room() {
     let (mut net, c) = pair();
     let out = say(&mut net, c, "chat nowhere");
-    assert_eq!(actions(&out)[1..], [line("getdir\n"), Output::Close]);
+    assert_eq!(
+        actions(&out)[1..],
+        [line("getroom nowhere\n"), Output::Close]
+    );
     assert_eq!(
         shown(&out)[1],
         "There is no room named nowhere. Type 'connect', then 'getdir' to list the rooms or \
@@ -59,7 +62,7 @@ fn chat_with_an_unknown_room() {
 
     let (mut net, c) = pair_connected();
     let out = say(&mut net, c, "chat nowhere");
-    assert_eq!(actions(&out), [line("getdir\n")]);
+    assert_eq!(actions(&out), [line("getroom nowhere\n")]);
     assert_eq!(
         all_shown(&out),
         "There is no room named nowhere. Type 'getdir' to list the rooms, or 'makeroom' to \
@@ -336,7 +339,7 @@ fn while_joining_the_client_waits() {
     assert_eq!(
         actions(&out),
         [
-            line("getdir\n"),
+            line("getroom lobby\n"),
             Output::JoinGroup {
                 group: Ipv4Addr::new(239, 1, 1, 1).into(),
                 port: 5000

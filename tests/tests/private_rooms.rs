@@ -1,0 +1,508 @@
+//! Private rooms end to end, on real sockets in a private network
+//! namespace: clients of the real binary make a private room and chat in
+//! it with the passphrase (from `--passphrase-file` and from
+//! `ROOMCAST_PASSPHRASE`); a wrong passphrase is told at once and shows
+//! nothing; a raw socket joined to the room's group on both its ports sees
+//! none of the words typed and no names; captured datagrams sent again are
+//! not shown again; a plain `Name: text` datagram is not shown; and the
+//! passphrase typed at a terminal is not echoed.
+
+mod client_common;
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use client_common::tmux::Tmux;
+use client_common::{ClientProcess, eventually};
+use roomcast_tests::{ServerProcess, netns, roomcast_bin};
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The passphrase of the room the tests make.
+const PASS: &str = "correct horse battery staple";
+
+/// The room's group and port (its control port is the next one).
+const GROUP: Ipv4Addr = Ipv4Addr::new(239, 77, 5, 1);
+const PORT: u16 = 47200;
+
+/// A member of [`GROUP`] on loopback, on one port, keeping every datagram
+/// it receives (a thread takes them as they come).
+struct Capture {
+    kept: Arc<Mutex<Vec<Vec<u8>>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Capture {
+    fn start(port: u16) -> Capture {
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        socket.set_reuse_address(true).unwrap();
+        socket.set_reuse_port(true).unwrap();
+        socket.set_multicast_all_v4(false).unwrap();
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        socket.bind(&SocketAddrV4::new(GROUP, port).into()).unwrap();
+        socket
+            .join_multicast_v4(&GROUP, &Ipv4Addr::LOCALHOST)
+            .unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let socket: UdpSocket = socket.into();
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sink, done) = (kept.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut buf = vec![0; 65536];
+            while !done.load(Ordering::SeqCst) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    sink.lock().unwrap().push(buf[..n].to_vec());
+                }
+            }
+        });
+        Capture { kept, stop }
+    }
+
+    fn datagrams(&self) -> Vec<Vec<u8>> {
+        self.kept.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A socket that sends to the group on loopback, as any host on the LAN
+/// could.
+fn sender() -> UdpSocket {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    socket.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+    socket.set_multicast_ttl_v4(1).unwrap();
+    socket.set_multicast_loop_v4(true).unwrap();
+    socket.into()
+}
+
+/// A file holding `passphrase` and a line ending, as `echo` writes it.
+fn pass_file(dir: &tempfile::TempDir, passphrase: &str) -> String {
+    let path = dir.path().join("passphrase");
+    std::fs::write(&path, format!("{passphrase}\n")).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Ann (passphrase from a file) makes the private room `secret` on
+/// [`GROUP`]:[`PORT`] through the client and enters it.
+fn ann_makes_and_enters(port: u16, file: &str, extra: &[&str]) -> ClientProcess {
+    let mut args = vec!["--name", "Ann", "--passphrase-file", file];
+    args.extend_from_slice(extra);
+    let mut ann = ClientProcess::start("ann", port, &args);
+    ann.run("connect", "Connected");
+    ann.run(
+        &format!("makeroom secret {GROUP} {PORT} --private"),
+        &format!(
+            "Room 'secret' created (private: only people with its passphrase can read it): \
+             multicast group {GROUP} port {PORT}."
+        ),
+    );
+    ann.run("chat secret", "Entering chat room secret");
+    ann.expect("The room is private: messages are encrypted");
+    ann
+}
+
+#[test]
+fn the_passphrase_chats_both_ways_and_the_wire_holds_no_words_or_names() {
+    netns::isolated(|| {
+        let server = ServerProcess::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = pass_file(&dir, PASS);
+        // Everything sent to the room, on both its ports, from the start.
+        let plain_port = Capture::start(PORT);
+        let control_port = Capture::start(PORT + 1);
+
+        let logs = dir.path().join("logs");
+        let mut ann =
+            ann_makes_and_enters(server.port, &file, &["--log-dir", logs.to_str().unwrap()]);
+        // The directory keeps the room private, with its salt and verifier.
+        let mut crdp = server.connect();
+        let reply = crdp.ask("getroom secret");
+        assert!(
+            reply.starts_with(&format!("OK room secret {GROUP} {PORT} private salt=")),
+            "{reply}"
+        );
+        assert!(reply.contains(" verifier="), "{reply}");
+        drop(crdp);
+
+        let mut bob = ClientProcess::start_with_env(
+            "bob",
+            &[],
+            &[
+                "--server",
+                &format!("127.0.0.1:{}", server.port),
+                "--iface",
+                "127.0.0.1",
+                "--name",
+                "Bob",
+            ],
+            &[("ROOMCAST_PASSPHRASE", PASS)],
+        );
+        bob.run("chat secret", "Entering chat room secret");
+        bob.expect("The room is private");
+        ann.expect("Bob joined");
+
+        ann.send("zebra crossing at noon");
+        bob.expect("Ann: zebra crossing at noon");
+        bob.send("walrus reply");
+        ann.expect("Bob: walrus reply");
+
+        // The wire: sealed datagrams on the control port only, holding
+        // none of the words and no names.
+        eventually("datagrams captured", || control_port.datagrams().len() >= 2);
+        thread::sleep(Duration::from_millis(300));
+        let sealed = control_port.datagrams();
+        assert!(
+            plain_port.datagrams().is_empty(),
+            "a private room sent plain datagrams: {:?}",
+            plain_port.datagrams()
+        );
+        for datagram in &sealed {
+            assert!(
+                datagram.starts_with(b"\xffRC\x01\x05"),
+                "not sealed: {datagram:?}"
+            );
+            for word in [
+                "zebra", "crossing", "noon", "walrus", "reply", "Ann", "Bob", "secret",
+            ] {
+                assert!(
+                    !datagram.windows(word.len()).any(|w| w == word.as_bytes()),
+                    "{word:?} is in a datagram on the wire: {datagram:?}"
+                );
+            }
+        }
+
+        // Every captured datagram sent again: nothing is shown again.
+        let replay = sender();
+        for datagram in &sealed {
+            replay
+                .send_to(datagram, SocketAddrV4::new(GROUP, PORT + 1))
+                .unwrap();
+        }
+        // A plain `Name: text` datagram into the private room: not shown,
+        // counted.
+        replay
+            .send_to(b"Eve: plain words", SocketAddrV4::new(GROUP, PORT))
+            .unwrap();
+        bob.expect("[1 plain message ignored: this room is private]");
+        ann.expect("[1 plain message ignored: this room is private]");
+        // A message typed after the replays arrives once: so had the
+        // replays been shown, they would have come before it.
+        ann.send("after the replay");
+        bob.expect("Ann: after the replay");
+        bob.send("me too");
+        ann.expect("Bob: me too");
+        assert_eq!(bob.stdout.count("Ann: zebra crossing at noon"), 1);
+        assert_eq!(ann.stdout.count("Bob: walrus reply"), 1);
+        assert_eq!(ann.stdout.count("Ann: zebra crossing at noon"), 0);
+        for client in [&ann, &bob] {
+            assert_eq!(client.stdout.count("Eve: plain words"), 0);
+            assert_eq!(client.stdout.count("could not be decrypted"), 0);
+        }
+        // Ann's chat log has both sides, her own lines too.
+        let folder = logs.join("secret");
+        let log: String = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap())
+            .collect();
+        for line in [
+            "<Ann> zebra crossing at noon",
+            "<Bob> walrus reply",
+            "<Ann> after the replay",
+        ] {
+            assert_eq!(log.matches(line).count(), 1, "{line:?} in the log:\n{log}");
+        }
+    });
+}
+
+#[test]
+fn a_wrong_passphrase_is_told_at_once_and_shows_nothing() {
+    netns::isolated(|| {
+        let server = ServerProcess::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = pass_file(&dir, PASS);
+        let mut ann = ann_makes_and_enters(server.port, &file, &[]);
+
+        let mut eve = ClientProcess::start_with_env(
+            "eve",
+            &[],
+            &[
+                "--server",
+                &format!("127.0.0.1:{}", server.port),
+                "--iface",
+                "127.0.0.1",
+                "--name",
+                "Eve",
+            ],
+            &[("ROOMCAST_PASSPHRASE", "incorrect horse battery staple")],
+        );
+        eve.run(
+            "chat secret",
+            "Wrong passphrase for room 'secret': it is not the one the room was made with. \
+             Try 'chat secret' again.",
+        );
+        // She is at the prompt, not in the room.
+        eve.run("name", "Your chat name is Eve.");
+        ann.send("words for members only");
+        thread::sleep(Duration::from_millis(500));
+        assert_eq!(eve.stdout.count("members only"), 0);
+        assert_eq!(eve.stdout.count("Entering chat room"), 0);
+        assert_eq!(ann.stdout.count("Eve joined"), 0);
+    });
+}
+
+#[test]
+fn without_a_terminal_or_a_source_the_options_are_named() {
+    netns::isolated(|| {
+        assert!(
+            std::env::var_os("ROOMCAST_PASSPHRASE").is_none(),
+            "run the tests without ROOMCAST_PASSPHRASE set"
+        );
+        let server = ServerProcess::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+
+        // No passphrase at all: making a private room says what to do.
+        let mut dan = ClientProcess::start("dan", server.port, &["--name", "Dan"]);
+        dan.run("connect", "Connected");
+        dan.run(
+            "makeroom secret --private",
+            "Room 'secret' was not created: the room is private and its passphrase cannot be \
+             typed here (not a terminal): give it with --passphrase-file PATH or the \
+             ROOMCAST_PASSPHRASE environment variable.",
+        );
+        // Too short for a new room.
+        let short = pass_file(&dir, "short");
+        let mut kim = ClientProcess::start("kim", server.port, &["--passphrase-file", &short]);
+        kim.run("connect", "Connected");
+        let said = kim.run("makeroom secret --private", "was not created");
+        assert!(
+            said.contains("is too short: a new private room needs at least 8 bytes"),
+            "{said}"
+        );
+        // Made with a good one, entered without any: refused, named.
+        let file = pass_file(&dir, PASS);
+        let _ann = ann_makes_and_enters(server.port, &file, &[]);
+        dan.run(
+            "chat secret",
+            "You did not enter room 'secret': the room is private and its passphrase cannot \
+             be typed here",
+        );
+        let missing = dir.path().join("missing");
+        let mut lee = ClientProcess::start(
+            "lee",
+            server.port,
+            &["--passphrase-file", missing.to_str().unwrap()],
+        );
+        let said = lee.run("chat secret", "You did not enter room 'secret'");
+        assert!(said.contains("cannot read the passphrase file"), "{said}");
+        assert_eq!(dan.stdout.count("Entering chat room"), 0);
+    });
+}
+
+#[test]
+fn a_typed_passphrase_is_not_echoed() {
+    netns::isolated(|| {
+        let server = ServerProcess::start(&[]);
+        let port = server.port;
+        let command = format!(
+            "env -u ROOMCAST_PASSPHRASE {} client --server 127.0.0.1:{port} --iface 127.0.0.1 \
+             --name Alice --time-format none",
+            roomcast_bin().display()
+        );
+        let tmux = Tmux::start(&command);
+        tmux.wait_last_line("roomcast>");
+        tmux.type_text("connect");
+        tmux.press("Enter");
+        let connected = format!("roomcast [127.0.0.1:{port}]>");
+        tmux.wait_last_line(&connected);
+
+        // Made with the passphrase typed twice, never shown.
+        tmux.type_text(&format!("makeroom secret {GROUP} {PORT} --private"));
+        tmux.press("Enter");
+        tmux.wait_last_line("Passphrase for new private room 'secret':");
+        tmux.type_text("tiger lily pad");
+        tmux.press("Enter");
+        tmux.wait_last_line("Repeat it:");
+        tmux.type_text("tiger lily pad");
+        tmux.press("Enter");
+        let screen = tmux.wait_screen("the room made", |s| {
+            s.iter()
+                .any(|l| l.starts_with("Room 'secret' created (private"))
+        });
+        tmux.wait_last_line(&connected);
+        assert!(!screen.iter().any(|l| l.contains("tiger")), "{screen:#?}");
+
+        // A wrong passphrase: told at once, back at the prompt.
+        tmux.type_text("chat secret");
+        tmux.press("Enter");
+        tmux.wait_last_line("Passphrase for room 'secret':");
+        tmux.type_text("lion");
+        tmux.press("Enter");
+        let screen = tmux.wait_screen("the wrong passphrase told", |s| {
+            s.iter()
+                .any(|l| l.starts_with("Wrong passphrase for room 'secret'"))
+        });
+        tmux.wait_last_line(&connected);
+        assert!(!screen.iter().any(|l| l.contains("lion")), "{screen:#?}");
+
+        // Ctrl-C at the prompt gives up, with the terminal as it was.
+        tmux.type_text("chat secret");
+        tmux.press("Enter");
+        tmux.wait_last_line("Passphrase for room 'secret':");
+        tmux.type_text("half");
+        tmux.press("C-c");
+        let screen = tmux.wait_screen("giving up told", |s| {
+            s.iter()
+                .any(|l| l == "You did not enter room 'secret': no passphrase was given.")
+        });
+        tmux.wait_last_line(&connected);
+        assert!(!screen.iter().any(|l| l.contains("half")), "{screen:#?}");
+
+        // The right one enters; Ctrl-U and Backspace edit what is typed.
+        tmux.type_text("chat secret");
+        tmux.press("Enter");
+        tmux.wait_last_line("Passphrase for room 'secret':");
+        tmux.type_text("nonsense");
+        tmux.press("C-u");
+        tmux.type_text("tiger lily padX");
+        tmux.press("BSpace");
+        tmux.press("Enter");
+        let screen = tmux.wait_screen("entering the room", |s| {
+            s.iter().any(|l| l.starts_with("The room is private"))
+        });
+        tmux.wait_last_line("[secret] Alice>");
+        assert!(
+            !screen
+                .iter()
+                .any(|l| l.contains("tiger") || l.contains("nonsense")),
+            "{screen:#?}"
+        );
+        // Echo is back on for ordinary lines.
+        tmux.type_text("visible words");
+        tmux.wait_last_line("[secret] Alice> visible words");
+    });
+}
+
+/// A relay to the directory server at `to` that holds each `getroom`
+/// answer back for `delay` (longer than the client waits before it reads
+/// input ahead); serves connections until the test ends.
+fn slow_relay(to: std::net::SocketAddr, delay: Duration) -> u16 {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let server = TcpStream::connect(to).unwrap();
+            let (mut to_server, from_client) =
+                (server.try_clone().unwrap(), client.try_clone().unwrap());
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut &from_client, &mut to_server);
+            });
+            thread::spawn(move || {
+                let mut to_client = client;
+                let mut lines = BufReader::new(server);
+                let mut line = String::new();
+                while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line.starts_with("OK room ") {
+                        thread::sleep(delay);
+                    }
+                    if to_client.write_all(line.as_bytes()).is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    port
+}
+
+/// With a slow server the client reads input ahead (so leaving works at
+/// once); the passphrase is then asked only after that line, and never of
+/// a user who left with it: the terminal is left as it was (echo on).
+#[test]
+fn a_slow_server_asks_the_passphrase_after_the_line_read_ahead() {
+    netns::isolated(|| {
+        let server = ServerProcess::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = pass_file(&dir, PASS);
+        let mut ann = ann_makes_and_enters(server.port, &file, &[]);
+        let relay = slow_relay(server.addr(), Duration::from_millis(1500));
+        // The client, then the terminal's modes once it has exited, into
+        // the file `stty`.
+        let command = |stty: &std::path::Path| {
+            format!(
+                "sh -c 'env -u ROOMCAST_PASSPHRASE {} client --server 127.0.0.1:{relay} \
+                 --iface 127.0.0.1 --name Bob --time-format none; stty -a > {}; sleep 30'",
+                roomcast_bin().display(),
+                stty.display()
+            )
+        };
+        let echo_on = |stty: &std::path::Path| {
+            eventually("the client to exit and stty to run", || {
+                std::fs::read_to_string(stty).is_ok_and(|s| s.contains("echo"))
+            });
+            let modes = std::fs::read_to_string(stty).unwrap();
+            let words: Vec<&str> = modes.split_whitespace().collect();
+            assert!(
+                words.contains(&"echo") && words.contains(&"icanon"),
+                "the terminal was left without echo:\n{modes}"
+            );
+        };
+
+        // Enter pressed at the line read ahead: then the passphrase.
+        let stty = dir.path().join("stty-1");
+        let tmux = Tmux::start(&command(&stty));
+        tmux.wait_last_line("roomcast>");
+        tmux.type_text("chat secret");
+        tmux.press("Enter");
+        tmux.wait_screen("the notice", |s| {
+            s.iter().any(|l| {
+                l == "Room 'secret' is private: press Enter to type its passphrase (it will not \
+                      be shown)."
+            })
+        });
+        tmux.press("Enter");
+        tmux.wait_last_line("Passphrase for room 'secret':");
+        tmux.type_text(PASS);
+        tmux.press("Enter");
+        tmux.wait_last_line("[secret] Bob>");
+        ann.expect("Bob joined");
+        tmux.press("C-d");
+        echo_on(&stty);
+        drop(tmux);
+
+        // 'quit' typed at the line read ahead: no passphrase is asked, and
+        // the terminal keeps its echo.
+        let stty = dir.path().join("stty-2");
+        let tmux = Tmux::start(&command(&stty));
+        tmux.wait_last_line("roomcast>");
+        tmux.type_text("chat secret");
+        tmux.press("Enter");
+        tmux.wait_screen("the notice", |s| {
+            s.iter()
+                .any(|l| l.starts_with("Room 'secret' is private: press Enter"))
+        });
+        tmux.type_text("quit");
+        tmux.press("Enter");
+        echo_on(&stty);
+        assert!(
+            !tmux
+                .screen()
+                .iter()
+                .any(|l| l.starts_with("Passphrase for room")),
+            "{:#?}",
+            tmux.screen()
+        );
+    });
+}
