@@ -206,6 +206,9 @@ pub struct Client {
     out: heapless::Deque<Output, CLIENT_OUTPUT_QUEUE>,
     prompt: Prompt,
     exited: bool,
+    /// Input ended while lines still waited in the room's send queue: quit
+    /// once they are out.
+    quit_when_sent: bool,
 }
 
 impl Client {
@@ -230,6 +233,7 @@ impl Client {
             who_out: heapless::Deque::new(),
             sent: heapless::Deque::new(),
             out: heapless::Deque::new(),
+            quit_when_sent: false,
             prompt: Prompt::Main,
             exited: false,
         };
@@ -257,9 +261,16 @@ impl Client {
     }
 
     /// Whether the host should hand over the user's next line now. False
-    /// while connecting or waiting for a reply; see the module docs.
+    /// while connecting or waiting for a reply, and in a room while its send
+    /// queue has no room for another line (lines go out at most
+    /// [`SEND_RATE`](crate::chat::limits::SEND_RATE) a second); see the
+    /// module docs.
     pub fn ready_for_input(&self) -> bool {
         !self.exited
+            && self
+                .session
+                .as_ref()
+                .is_none_or(crate::chat::Session::can_send)
             && !matches!(self.conn, Conn::Connecting { .. })
             && self.pending.iter().all(|p| p.request == Request::Ping)
             && self.listing.is_none()
@@ -323,10 +334,23 @@ impl Client {
         self.step();
     }
 
-    /// Input ended (Ctrl-D, or the end of piped input): quit.
+    /// Input ended (Ctrl-D, or the end of piped input): quit, once the
+    /// lines still waiting in the room's send queue are out.
     pub fn handle_end_of_input(&mut self, now: Instant) {
         self.tick(now);
-        if !self.exited {
+        let waiting = self
+            .session
+            .as_ref()
+            .map_or(0, crate::chat::Session::queued);
+        if !self.exited && waiting > 0 && !self.quit_when_sent {
+            self.quit_when_sent = true;
+            say!(
+                self,
+                "{waiting} of your lines are still going out (at most {} a second); roomcast \
+                 quits once they are sent (Ctrl-] leaves the room at once, without them).",
+                crate::chat::limits::SEND_RATE
+            );
+        } else if !self.exited && waiting == 0 {
             self.quit();
         }
         self.step();
@@ -652,6 +676,13 @@ impl Client {
             } else {
                 self.server_line(&line);
             }
+        }
+        if self.quit_when_sent
+            && !self.exited
+            && self.out.is_empty()
+            && self.session.as_ref().is_none_or(|s| s.queued() == 0)
+        {
+            self.quit();
         }
         let prompt = self.current_prompt();
         if prompt != self.prompt && !self.exited {
