@@ -25,6 +25,14 @@
 //! [`Client::acts_at_once`] holds (`quit`, `exit`), which abandons what is
 //! pending.
 //!
+//! In a room, `ready_for_input` is also false while the room session's send
+//! queue has no room for another line
+//! ([`Session::can_send`](crate::chat::Session::can_send)): lines go out at
+//! most [`SEND_RATE`](crate::chat::limits::SEND_RATE) a second, and a paste
+//! or a script's piped lines wait rather than being refused. The end of
+//! input in a room waits for the queue to empty before quitting; leaving
+//! the room drops what still waits, saying how many lines.
+//!
 //! # Bounded waits
 //!
 //! Every wait ends: a connection attempt within

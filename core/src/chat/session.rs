@@ -376,6 +376,9 @@ pub struct Session {
     queue: heapless::Deque<u8, SEND_QUEUE_BYTES>,
     /// How many lines `queue` holds.
     queued: usize,
+    /// The pace of new messages: per second, and the burst
+    /// ([`SEND_RATE`], [`SEND_BURST`] unless [`Session::set_pace`]).
+    pace: (u32, u32),
     send_bucket: Bucket,
     nak_bucket: Bucket,
     repair_bucket: Bucket,
@@ -421,6 +424,7 @@ impl Session {
             self_addr: None,
             queue: heapless::Deque::new(),
             queued: 0,
+            pace: (SEND_RATE, SEND_BURST),
             send_bucket: Bucket {
                 milli: u64::from(SEND_BURST) * 1000,
                 at: now,
@@ -633,7 +637,10 @@ impl Session {
             at = at.min(self.now + NAK_DELAY);
         }
         if self.queued > 0 {
-            at = at.min(self.send_bucket.ready_at(self.now, SEND_RATE, SEND_BURST));
+            at = at.min(
+                self.send_bucket
+                    .ready_at(self.now, self.pace.0, self.pace.1),
+            );
         }
         Some(at.max(self.now))
     }

@@ -3,12 +3,12 @@
 //!
 //! A line the user sends waits in a bounded byte queue
 //! ([`SEND_QUEUE_BYTES`]) and goes out as a new message when the send
-//! bucket ([`SEND_RATE`], bursts of [`SEND_BURST`]) has a token and the
+//! bucket ([`SEND_RATE`](crate::chat::limits::SEND_RATE), bursts of [`SEND_BURST`](crate::chat::limits::SEND_BURST)) has a token and the
 //! outbox has room for its two datagrams. Repairs and requests go first:
 //! they run before the queue at each timer.
 
 use super::{MessageText, Session};
-use crate::chat::limits::{MAX_MESSAGE, SEND_BURST, SEND_QUEUE_BYTES, SEND_RATE};
+use crate::chat::limits::{MAX_MESSAGE, SEND_QUEUE_BYTES};
 
 /// Bytes of a queued line beyond its text: its length.
 const HEADER: usize = 2;
@@ -24,6 +24,18 @@ impl Session {
     /// How many lines wait in the send queue.
     pub fn queued(&self) -> usize {
         self.queued
+    }
+
+    /// Sets the pace of new messages: at most `rate` a second (at least
+    /// 1), after a burst of `burst` (at least 1). The default,
+    /// [`SEND_RATE`](crate::chat::limits::SEND_RATE) and [`SEND_BURST`](crate::chat::limits::SEND_BURST), keeps each message repairable for
+    /// the time [`crate::chat::limits::OWN_STORED`] explains; a faster pace
+    /// shortens that time in proportion (`OWN_STORED / rate`). For
+    /// benchmarks of the protocol's own speed, and for hosts that know
+    /// their network loses little.
+    pub fn set_pace(&mut self, rate: u32, burst: u32) {
+        self.pace = (rate.max(1), burst.max(1));
+        self.send_bucket.milli = self.send_bucket.milli.min(u64::from(self.pace.1) * 1000);
     }
 
     fn queue_free(&self) -> usize {
@@ -69,7 +81,10 @@ impl Session {
     /// Sends queued lines as far as the pace and the outbox allow.
     pub(super) fn pump(&mut self) {
         while self.queued > 0 && self.outbox_free() >= 2 {
-            if !self.send_bucket.take_burst(self.now, SEND_RATE, SEND_BURST) {
+            if !self
+                .send_bucket
+                .take_burst(self.now, self.pace.0, self.pace.1)
+            {
                 return;
             }
             let Some(text) = self.dequeue() else {
