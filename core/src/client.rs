@@ -30,8 +30,10 @@
 //! ([`Session::can_send`](crate::chat::Session::can_send)): lines go out at
 //! most [`SEND_RATE`](crate::chat::limits::SEND_RATE) a second, and a paste
 //! or a script's piped lines wait rather than being refused. The end of
-//! input in a room waits for the queue to empty before quitting; leaving
-//! the room drops what still waits, saying how many lines.
+//! input in a room waits for the queue to empty before quitting, and so
+//! does `/leave` before leaving (input is held meanwhile); Ctrl-]
+//! ([`Client::handle_leave_chat`]) leaves at once and drops what still
+//! waits, saying how many lines.
 //!
 //! # Bounded waits
 //!
@@ -217,6 +219,9 @@ pub struct Client {
     /// Input ended while lines still waited in the room's send queue: quit
     /// once they are out.
     quit_when_sent: bool,
+    /// `/leave` came while lines still waited in the room's send queue:
+    /// leave once they are out (input is held meanwhile).
+    leave_when_sent: bool,
 }
 
 impl Client {
@@ -242,6 +247,7 @@ impl Client {
             sent: heapless::Deque::new(),
             out: heapless::Deque::new(),
             quit_when_sent: false,
+            leave_when_sent: false,
             prompt: Prompt::Main,
             exited: false,
         };
@@ -275,6 +281,7 @@ impl Client {
     /// module docs.
     pub fn ready_for_input(&self) -> bool {
         !self.exited
+            && !self.leave_when_sent
             && self
                 .session
                 .as_ref()
@@ -685,11 +692,14 @@ impl Client {
                 self.server_line(&line);
             }
         }
-        if self.quit_when_sent
-            && !self.exited
-            && self.out.is_empty()
-            && self.session.as_ref().is_none_or(|s| s.queued() == 0)
-        {
+        let sent = self.out.is_empty() && self.session.as_ref().is_none_or(|s| s.queued() == 0);
+        if self.leave_when_sent && sent {
+            self.leave_when_sent = false;
+            if self.chat.is_some() {
+                self.leave_chat();
+            }
+        }
+        if self.quit_when_sent && !self.exited && sent {
             self.quit();
         }
         let prompt = self.current_prompt();

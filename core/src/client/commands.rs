@@ -61,7 +61,7 @@ impl Client {
     fn chat_line(&mut self, text: &str) {
         match text.trim() {
             "" => return,
-            "/leave" => return self.leave_chat(),
+            "/leave" => return self.leave_when_sent(),
             "/help" => return self.help(),
             "/who" => return self.who(),
             _ => {}
@@ -379,6 +379,26 @@ impl Client {
     }
 
     /// Leaves the room, or gives up joining it.
+    /// `/leave`: leaves the room once the lines still in the send queue
+    /// are out (a script's lines before its `/leave` all go out), at once
+    /// if there are none.
+    fn leave_when_sent(&mut self) {
+        let waiting = self
+            .session
+            .as_ref()
+            .map_or(0, crate::chat::Session::queued);
+        if waiting == 0 {
+            return self.leave_chat();
+        }
+        self.leave_when_sent = true;
+        say!(
+            self,
+            "{waiting} of your lines are still going out (at most {} a second); you leave the \
+             room once they are sent (Ctrl-] leaves at once, without them).",
+            crate::chat::limits::SEND_RATE
+        );
+    }
+
     pub(super) fn leave_chat(&mut self) {
         self.end_session();
         if let Some(room) = self.chat.take().or_else(|| self.joining.take()) {
