@@ -66,6 +66,14 @@ impl Client {
             "/who" => return self.who(),
             _ => {}
         }
+        if self.leave_when_sent {
+            say!(
+                self,
+                "You are leaving this room once your last lines are out; '{}' was not sent.",
+                Quote(text.as_bytes())
+            );
+            return;
+        }
         if self.session_send(text) {
             return;
         }
