@@ -229,6 +229,15 @@ struct Stored {
     sent: i64,
     delivered: bool,
     last_sent: Option<Instant>,
+    /// Where its name and text are, in `bodies`.
+    slot: u16,
+}
+
+/// The bulky part of a stored message, kept apart from [`Stored`] so that
+/// the store's scans (by origin and number) touch a few cache lines, not
+/// [`MAX_STORED`] slots of 1.2 KiB.
+#[derive(Clone, Debug)]
+struct Body {
     name: Name,
     text: MessageText,
 }
@@ -361,6 +370,10 @@ pub struct Session {
     ready: u64,
     rr: usize,
     store: heapless::Vec<Stored, MAX_STORED>,
+    /// Names and texts of the stored messages, by `Stored::slot`.
+    bodies: heapless::Vec<Body, MAX_STORED>,
+    /// Slots of `bodies` no stored message uses.
+    free: heapless::Vec<u16, MAX_STORED>,
     naks: heapless::Vec<NakEntry, MAX_PENDING_NAKS>,
     /// A gap could not get an entry: scan again at the next timer.
     nak_overflow: bool,
@@ -414,6 +427,8 @@ impl Session {
             ready: 0,
             rr: 0,
             store: heapless::Vec::new(),
+            bodies: heapless::Vec::new(),
+            free: heapless::Vec::new(),
             naks: heapless::Vec::new(),
             nak_overflow: false,
             repairs: heapless::Vec::new(),

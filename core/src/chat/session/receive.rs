@@ -2,7 +2,7 @@
 
 use core::net::SocketAddr;
 
-use super::{Event, Member, MessageText, Name, Session, Stored, fnv1a};
+use super::{Body, Event, Member, MessageText, Name, Session, Stored, fnv1a};
 use crate::chat::frame::{self, Data, FLAG_REPAIR, Frame, FrameBuf, MemberId, is_frame};
 use crate::chat::limits::{MAX_FRAME, MAX_HOLDBACK, OWN_ECHO, OWN_STORED, WINDOW};
 
@@ -226,19 +226,42 @@ impl Session {
             let Some(oldest) = oldest(take_own).or_else(|| oldest(!take_own)) else {
                 return false;
             };
-            self.store.swap_remove(oldest);
+            self.forget(oldest);
         }
-        self.store
-            .push(Stored {
-                origin,
-                seq,
-                sent,
-                delivered,
-                last_sent: None,
-                name,
-                text,
-            })
-            .is_ok()
+        let body = Body { name, text };
+        let slot = match self.free.pop() {
+            Some(k) => {
+                self.bodies[usize::from(k)] = body;
+                k
+            }
+            None => {
+                if self.bodies.push(body).is_err() {
+                    return false;
+                }
+                (self.bodies.len() - 1) as u16
+            }
+        };
+        let stored = Stored {
+            origin,
+            seq,
+            sent,
+            delivered,
+            last_sent: None,
+            slot,
+        };
+        match self.store.push(stored) {
+            Ok(()) => true,
+            Err(s) => {
+                let _ = self.free.push(s.slot);
+                false
+            }
+        }
+    }
+
+    /// Forgets stored message `k` (the last one takes its place).
+    pub(super) fn forget(&mut self, k: usize) {
+        let gone = self.store.swap_remove(k);
+        let _ = self.free.push(gone.slot);
     }
 }
 
