@@ -11,7 +11,7 @@
 #   1. 0 % loss: the plain datagram path (`bench chat`, the client's
 #      sockets, 1 MiB buffers, ramp to the highest loss-free rate) and the
 #      room protocol with the sender's pace lifted (`--pace 1000000`) at
-#      offered rates of 5,000 to 30,000 messages/s for 3 s each (the
+#      offered rates of 10,000 to 40,000 messages/s for 3 s each (the
 #      highest with every message delivered and no loss notice is its
 #      zero-loss rate), side by side, with the CPU time of each;
 #   2. 10 % loss dropped independently at each receiver (`--drop 10`) at
@@ -53,7 +53,7 @@ loss_rule() {
 for run in $(seq "$RUNS"); do
   echo "# run $run of $RUNS"
   timed "$BIN" bench chat --receivers 2 --rcvbuf 1048576 --size 68 --port $((47000 + run * 100)) --json
-  for rate in 5000 10000 15000 20000 30000; do
+  for rate in 10000 15000 20000 25000 30000 40000; do
     timed "$BIN" bench reliable --receivers 2 --pace 1000000 --rate $rate --count $((rate * 3)) \
       --size 64 --timeout 15 --port $((47600 + run * 2)) --json
   done
