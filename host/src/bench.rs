@@ -11,6 +11,10 @@
 //!   loss begins.
 //! - `roomcast bench raw`: the same with bare datagrams and minimal sockets,
 //!   which gives the machine's own limit.
+//! - `roomcast bench reliable`: the room protocol's sessions on real sockets
+//!   (one sender, receiving members), with a share of datagrams dropped at
+//!   each receiver if asked: delivery rate, loss, repair delay, and the
+//!   bytes of a quiet member (`--quiet`).
 //!
 //! Every target must be on this machine (a loopback address) unless
 //! `--allow-remote` says otherwise, and the multicast modes refuse to run
@@ -20,6 +24,7 @@
 mod chat;
 mod hist;
 mod load;
+mod reliable;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -45,6 +50,10 @@ enum Mode {
     /// The machine's limit: the same ramp with bare datagrams and minimal
     /// sockets (no roomcast framing). Run inside tools/sandbox.
     Raw(chat::ChatArgs),
+    /// Reliable chat on real sockets: members running the room protocol
+    /// on loopback, one sending; delivery, loss notices, repair delay.
+    /// Run inside tools/sandbox.
+    Reliable(reliable::ReliableArgs),
 }
 
 /// Runs the benchmark the arguments ask for.
@@ -53,6 +62,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         None => load::run(args.load),
         Some(Mode::Chat(chat)) => chat::run(chat, chat::Flavor::Roomcast),
         Some(Mode::Raw(chat)) => chat::run(chat, chat::Flavor::Raw),
+        Some(Mode::Reliable(args)) => reliable::run(args),
     }
 }
 
