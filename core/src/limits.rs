@@ -45,11 +45,11 @@ pub const MAX_ROOM_KIND: usize = 7;
 /// 32 + 1 + 39 + 1 + 5 + 1 + 7 + 1 = 87 bytes.
 pub const MAX_FULL_ROOM_LINE: usize = MAX_ROOM_LINE + 1 + MAX_ROOM_KIND;
 
-/// The longest line of a multi-line listing: a `getdir` room line is at
+/// The longest room line of a listing: a `getdir` room line is at
 /// most 32 + 1 + 39 + 1 + 5 + 1 = 79 bytes, a `getdir full` one 87
-/// ([`MAX_FULL_ROOM_LINE`]), a `help` line under 100. The
-/// next line of a listing is produced once this much output room is free
-/// (a reply needs [`MAX_LINE`]), so a listing fills the send buffer.
+/// ([`MAX_FULL_ROOM_LINE`]). The next room line of a listing is produced
+/// once this much output room is free (a reply, and a `help` line, need
+/// [`MAX_LINE`]), so a listing fills the send buffer.
 pub const MAX_LISTING_LINE: usize = 128;
 
 // A room line of either listing fits in the room a listing line is given.

@@ -402,13 +402,14 @@ impl Connection {
 
     /// Output room needed before the next line is produced: a whole
     /// [`MAX_LINE`] for a reply, but only [`MAX_LISTING_LINE`] for the next
-    /// line of a listing, so a listing fills the send buffer and goes out in
-    /// fewer writes.
+    /// room line of a `getdir` listing (either form), so a listing fills the
+    /// send buffer and goes out in fewer writes. A `help` line asks for a
+    /// whole line too: `makeroom`'s is longer than `MAX_LISTING_LINE`, and
+    /// a line that did not fit would be lost.
     fn room_needed(&self) -> usize {
-        if self.listing.is_some() {
-            MAX_LISTING_LINE
-        } else {
-            MAX_LINE
+        match self.listing {
+            Some(Listing::Rooms { .. }) => MAX_LISTING_LINE,
+            Some(Listing::Help { .. }) | None => MAX_LINE,
         }
     }
 
