@@ -99,7 +99,7 @@ use crate::limits::{
 };
 use crate::privacy::{FrameKey, RoomKeys, RoomSecret, Salt};
 use crate::time::Instant;
-use crate::wire::{Command, Privacy, Room, RoomName};
+use crate::wire::{Command, Privacy, Room, RoomKind, RoomName};
 
 pub use self::api::{
     ClientConfig, ConnectFailure, Datagram, KeyFailure, KnownServer, LEAVE_CHAT_BYTE, Mode, Output,
@@ -160,6 +160,10 @@ enum Conn {
         last_send: Instant,
         /// The server's greeting arrived.
         greeted: bool,
+        /// The server answers `getdir full`: false once it refused it as
+        /// an older server does (`usage`, `unknown`), so this connection
+        /// asks with `getdir` from then on.
+        full_listing: bool,
     },
 }
 
@@ -184,7 +188,11 @@ impl MakeAt {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Request {
     Greeting,
+    /// `getdir`, shown as a table without the rooms' kinds (an older
+    /// server, without `getdir full`).
     GetDir,
+    /// `getdir full`, shown as a table with each room's kind.
+    GetDirFull,
     /// `getdir` to find the room for `chat`, from a server without
     /// `getroom`.
     Lookup(RoomName),
@@ -217,7 +225,11 @@ struct Pending {
 enum Listing {
     /// `getdir` shown as a table.
     Table {
-        rows: heapless::Deque<Room, LISTING_BUFFER>,
+        /// Each room with its kind, if the listing says it (`getdir full`).
+        rows: heapless::Deque<(Room, Option<RoomKind>), LISTING_BUFFER>,
+        /// A `getdir full` listing: its lines end with the kind, and the
+        /// table has a column for it.
+        full: bool,
         /// Column widths, once known; rows then go out as they come.
         widths: Option<(usize, usize)>,
         count: usize,
@@ -487,6 +499,7 @@ impl Client {
                 purpose: purpose.clone(),
                 last_send: now,
                 greeted: false,
+                full_listing: true,
             };
             self.recv.clear();
             self.push_pending(Request::Greeting);
@@ -909,7 +922,9 @@ impl Client {
             .find(|&r| *r != Request::Ping);
         let _ = match request {
             Some(Request::Greeting) => write!(note, " Is it a roomcast directory server?"),
-            Some(Request::GetDir) => write!(note, " The room list did not arrive in full."),
+            Some(Request::GetDir | Request::GetDirFull) => {
+                write!(note, " The room list did not arrive in full.")
+            }
             Some(Request::MakeRoom(room)) => write!(
                 note,
                 " Room {} may or may not have been created; 'getdir' tells once you \

@@ -80,7 +80,10 @@ pub use client::{
 pub use directory::{Directory, DirectoryError};
 pub use error::ErrorCode;
 pub use owner::{Owner, Token, TokenHash, is_valid_token};
-pub use parse::{ParseError, command_kind, parse_command, parse_reply_line, parse_room_line};
+pub use parse::{
+    ParseError, command_kind, parse_command, parse_full_room_line, parse_reply_line,
+    parse_room_line,
+};
 pub use server::{
     ConnId, Connection, Event, PROTOCOL_VERSION, Resolved, Server, ServerConfig, Timeout,
     busy_reply, connections_quota_reply,
@@ -91,6 +94,6 @@ pub use text::{
 };
 pub use time::Instant;
 pub use wire::{
-    Command, CommandKind, LineBuf, Privacy, ReplyLine, Room, RoomName, encode_command,
-    encode_room_line, is_valid_room_name,
+    Command, CommandKind, LineBuf, Privacy, ReplyLine, Room, RoomKind, RoomName, encode_command,
+    encode_full_room_line, encode_room_line, is_valid_room_name,
 };

@@ -36,11 +36,24 @@ pub const MAX_ADDRESS_TEXT: usize = 39;
 /// and the LF.
 pub const MAX_ROOM_LINE: usize = MAX_ROOM_NAME + 1 + MAX_ADDRESS_TEXT + 1 + 5 + 1;
 
-/// The longest line of a multi-line listing: a `getdir` room line is at
-/// most 32 + 1 + 39 + 1 + 5 + 1 = 79 bytes, a `help` line under 100. The
-/// next line of a listing is produced once this much output room is free
-/// (a reply needs [`MAX_LINE`]), so a listing fills the send buffer.
+/// The longest room kind word of a `getdir full` line: `private` (the
+/// other is `open`).
+pub const MAX_ROOM_KIND: usize = 7;
+
+/// The longest `getdir full` line of a room: a `getdir` line's fields, a
+/// space, the kind word (at most [`MAX_ROOM_KIND`] bytes) and the LF:
+/// 32 + 1 + 39 + 1 + 5 + 1 + 7 + 1 = 87 bytes.
+pub const MAX_FULL_ROOM_LINE: usize = MAX_ROOM_LINE + 1 + MAX_ROOM_KIND;
+
+/// The longest room line of a listing: a `getdir` room line is at
+/// most 32 + 1 + 39 + 1 + 5 + 1 = 79 bytes, a `getdir full` one 87
+/// ([`MAX_FULL_ROOM_LINE`]). The next room line of a listing is produced
+/// once this much output room is free (a reply, and a `help` line, need
+/// [`MAX_LINE`]), so a listing fills the send buffer.
 pub const MAX_LISTING_LINE: usize = 128;
+
+// A room line of either listing fits in the room a listing line is given.
+const _: () = assert!(MAX_FULL_ROOM_LINE <= MAX_LISTING_LINE);
 
 /// How many bytes of output one connection buffers. A reply that does not
 /// fit waits; a long directory listing is produced line by line as this

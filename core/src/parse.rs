@@ -16,7 +16,9 @@ use crate::error::ErrorCode;
 use crate::limits::{MAX_TOKEN, MAX_WORDS, MIN_ROOM_PORT, MIN_TOKEN};
 use crate::owner::{Token, is_valid_token};
 use crate::privacy::{KEY_TEXT, Salt, Verifier};
-use crate::wire::{Command, CommandKind, Privacy, ReplyLine, Room, RoomName, is_valid_room_name};
+use crate::wire::{
+    Command, CommandKind, Privacy, ReplyLine, Room, RoomKind, RoomName, is_valid_room_name,
+};
 
 /// Why a line could not be read. Borrowed parts point into the line, so an
 /// error message can quote what was wrong.
@@ -292,7 +294,12 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError<'_>> {
         return Err(ParseError::Usage(kind));
     }
     Ok(match kind {
-        CommandKind::GetDir => Command::GetDir,
+        CommandKind::GetDir => match args.first() {
+            None => Command::GetDir,
+            // `full` in any case, as `private` in `makeroom`.
+            Some(word) if word.eq_ignore_ascii_case(b"full") => Command::GetDirFull,
+            Some(_) => return Err(ParseError::Usage(kind)),
+        },
         CommandKind::Salt => Command::Salt,
         CommandKind::Ping => Command::Ping,
         CommandKind::Help => Command::Help,
@@ -402,6 +409,30 @@ pub fn parse_room_line(line: &[u8]) -> Result<Room, ParseError<'_>> {
         group: group_address(group)?,
         port: room_port(port)?,
     })
+}
+
+/// Parses one `getdir full` listing line (without its LF): `<name>
+/// <address> <port> <kind>`, the kind `open` or `private` (lower case, as
+/// the server writes it). Words after the kind (a later version may add
+/// some) are ignored; a line without a kind, or of a kind this version does
+/// not know, is refused, so a room is never shown as open on a guess. The
+/// caller checks for the `.` that ends a listing first.
+pub fn parse_full_room_line(line: &[u8]) -> Result<(Room, RoomKind), ParseError<'_>> {
+    let text = text_of(line)?;
+    let mut rest = text.as_bytes();
+    let mut next = || -> Result<&[u8], ParseError<'_>> {
+        let (tail, w) = word(rest).map_err(|_| ParseError::BadReply)?;
+        rest = tail;
+        Ok(w)
+    };
+    let (name, group, port, kind) = (next()?, next()?, next()?, next()?);
+    let kind = RoomKind::from_word(as_str(kind)).ok_or(ParseError::BadReply)?;
+    let room = Room {
+        name: room_name(name)?,
+        group: group_address(group)?,
+        port: room_port(port)?,
+    };
+    Ok((room, kind))
 }
 
 #[cfg(test)]

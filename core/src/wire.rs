@@ -6,7 +6,9 @@
 use core::fmt::{self, Write as _};
 use core::net::IpAddr;
 
-use crate::limits::{MAX_ADDRESS_TEXT, MAX_LINE, MAX_ROOM_LINE, MAX_ROOM_NAME};
+use crate::limits::{
+    MAX_ADDRESS_TEXT, MAX_FULL_ROOM_LINE, MAX_LINE, MAX_ROOM_KIND, MAX_ROOM_LINE, MAX_ROOM_NAME,
+};
 use crate::owner::Token;
 use crate::privacy::{Salt, Verifier};
 
@@ -42,11 +44,56 @@ pub struct Privacy {
     pub verifier: Verifier,
 }
 
+/// Whether a room is open or private, as a `getdir full` line says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RoomKind {
+    /// `open`: anyone on the network can read the room.
+    Open,
+    /// `private`: the room is sealed with a key derived from its
+    /// passphrase (`getroom` gives its salt and verifier).
+    Private,
+}
+
+impl RoomKind {
+    /// The kind of a room the directory keeps with this privacy.
+    pub fn of(privacy: Option<&Privacy>) -> Self {
+        match privacy {
+            None => RoomKind::Open,
+            Some(_) => RoomKind::Private,
+        }
+    }
+
+    /// The kind's word on the wire (at most [`MAX_ROOM_KIND`] bytes).
+    pub const fn word(self) -> &'static str {
+        match self {
+            RoomKind::Open => "open",
+            RoomKind::Private => "private",
+        }
+    }
+
+    /// The kind a word names, exactly as the server writes it (lower
+    /// case); `None` for any other word.
+    pub fn from_word(word: &str) -> Option<Self> {
+        match word {
+            "open" => Some(RoomKind::Open),
+            "private" => Some(RoomKind::Private),
+            _ => None,
+        }
+    }
+}
+
+// Every kind word fits the room a `getdir full` line gives it.
+const _: () = assert!(
+    RoomKind::Open.word().len() <= MAX_ROOM_KIND && RoomKind::Private.word().len() <= MAX_ROOM_KIND
+);
+
 /// A command from a client to the directory server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// `getdir`: list every room.
     GetDir,
+    /// `getdir full`: list every room with its kind, open or private.
+    GetDirFull,
     /// `makeroom <name> <address> <port>`: add a room.
     MakeRoom(Room),
     /// `makeroom <name>`: add a room on a group and port the server picks
@@ -129,6 +176,8 @@ impl CommandKind {
             CommandKind::MakeRoom => (1, 6),
             CommandKind::GetRoom => (1, 1),
             CommandKind::DeleteRoom => (1, 2),
+            // `getdir` or `getdir full`.
+            CommandKind::GetDir => (0, 1),
             _ => (0, 0),
         }
     }
@@ -136,7 +185,7 @@ impl CommandKind {
     /// The command's syntax, as `help` and `ERR usage` show it.
     pub const fn usage(self) -> &'static str {
         match self {
-            CommandKind::GetDir => "getdir",
+            CommandKind::GetDir => "getdir [full]",
             CommandKind::GetRoom => "getroom <name>",
             CommandKind::Salt => "salt",
             CommandKind::MakeRoom => {
@@ -152,7 +201,9 @@ impl CommandKind {
     /// What the command does, in a few words, for `help`.
     pub const fn summary(self) -> &'static str {
         match self {
-            CommandKind::GetDir => "list every room: name, multicast address, port",
+            CommandKind::GetDir => {
+                "list every room: name, multicast address, port (full: and open or private)"
+            }
             CommandKind::GetRoom => {
                 "one room's address and port, and its salt and verifier if private"
             }
@@ -172,7 +223,7 @@ impl Command {
     /// Which command this is.
     pub fn kind(&self) -> CommandKind {
         match self {
-            Command::GetDir => CommandKind::GetDir,
+            Command::GetDir | Command::GetDirFull => CommandKind::GetDir,
             Command::GetRoom(_) => CommandKind::GetRoom,
             Command::Salt => CommandKind::Salt,
             Command::MakeRoom(_)
@@ -217,6 +268,7 @@ pub fn encode_command(command: &Command) -> LineBuf {
             "makeroom {name} private {} {}",
             privacy.salt, privacy.verifier
         ),
+        Command::GetDirFull => writeln!(line, "getdir full"),
         Command::GetRoom(name) => writeln!(line, "getroom {name}"),
         Command::DeleteRoom(name, None) => writeln!(line, "deleteroom {name}"),
         Command::DeleteRoom(name, Some(token)) => writeln!(line, "deleteroom {name} {token}"),
@@ -234,13 +286,49 @@ pub fn encode_room_line(room: &Room, out: &mut LineBuf) -> fmt::Result {
     out.push_str(text).map_err(|_| fmt::Error)
 }
 
+/// Appends the `getdir full` line for `room` of `kind`, `<name> <address>
+/// <port> <kind>` and LF.
+pub fn encode_full_room_line(room: &Room, kind: RoomKind, out: &mut LineBuf) -> fmt::Result {
+    let mut line = [0u8; MAX_FULL_ROOM_LINE];
+    let len = full_room_line(room, kind, &mut line);
+    // The name (a str) and ASCII: UTF-8.
+    let text = core::str::from_utf8(&line[..len]).map_err(|_| fmt::Error)?;
+    out.push_str(text).map_err(|_| fmt::Error)
+}
+
 /// Writes the `getdir` line for `room` into `out` and returns its length.
+pub(crate) fn room_line<const N: usize>(room: &Room, out: &mut [u8; N]) -> usize {
+    let len = room_fields(room, out);
+    out[len] = b'\n';
+    len + 1
+}
+
+/// Writes the `getdir full` line for `room` of `kind` into `out` and
+/// returns its length.
+pub(crate) fn full_room_line(
+    room: &Room,
+    kind: RoomKind,
+    out: &mut [u8; MAX_FULL_ROOM_LINE],
+) -> usize {
+    let mut len = room_fields(room, out);
+    out[len] = b' ';
+    len += 1;
+    let word = kind.word().as_bytes();
+    out[len..len + word.len()].copy_from_slice(word);
+    len += word.len();
+    out[len] = b'\n';
+    len + 1
+}
+
+/// Writes `<name> <address> <port>` for `room` into `out` (at least
+/// [`MAX_ROOM_LINE`] bytes: checked when compiled) and returns its length.
 ///
 /// By hand, not with `write!`: formatting `Ipv4Addr` and the port through
 /// `core::fmt` was a third of the cost of a `getdir` listing. An IPv6 group
 /// goes through `core::fmt` (RFC 5952 form).
-pub(crate) fn room_line(room: &Room, out: &mut [u8; MAX_ROOM_LINE]) -> usize {
-    fn push_decimal(out: &mut [u8; MAX_ROOM_LINE], len: &mut usize, mut n: u16) {
+fn room_fields<const N: usize>(room: &Room, out: &mut [u8; N]) -> usize {
+    const { assert!(N >= MAX_ROOM_LINE) };
+    fn push_decimal<const N: usize>(out: &mut [u8; N], len: &mut usize, mut n: u16) {
         let mut digits = [0u8; 5];
         let mut i = digits.len();
         loop {
@@ -279,8 +367,7 @@ pub(crate) fn room_line(room: &Room, out: &mut [u8; MAX_ROOM_LINE]) -> usize {
     out[len] = b' ';
     len += 1;
     push_decimal(out, &mut len, room.port);
-    out[len] = b'\n';
-    len + 1
+    len
 }
 
 /// A reply's first line, as a client reads it.

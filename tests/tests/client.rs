@@ -132,6 +132,42 @@ fn rooms_sharing_a_port_and_clients_sharing_a_host() {
     });
 }
 
+/// The real client's `getdir` table says which rooms are private: it asks
+/// the server with `getdir full` and shows an ACCESS column.
+#[test]
+fn the_getdir_table_marks_private_rooms() {
+    let server = ServerProcess::start(&[]);
+    let mut crdp = server.connect();
+    assert!(
+        crdp.ask("makeroom lobby 239.77.4.1 47401")
+            .starts_with("OK created")
+    );
+    let salt = crdp.ask("salt");
+    let salt = salt.strip_prefix("OK salt=").unwrap();
+    // The verifier is the maker's business; any 22 base64url characters.
+    let make = format!("makeroom vault 239.77.4.2 47401 private {salt} AgICAgICAgICAgICAgICAg");
+    assert!(crdp.ask(&make).starts_with("OK created vault"));
+    drop(crdp);
+    let mut client = ClientProcess::start("c", server.port, &[]);
+    client.run("connect", "Connected to the directory server");
+    client.send("getdir");
+    let words =
+        |line: &str| -> Vec<String> { line.split_whitespace().map(str::to_string).collect() };
+    assert_eq!(
+        words(&client.expect("ROOM")),
+        ["ROOM", "ADDRESS", "PORT", "ACCESS"]
+    );
+    assert_eq!(
+        words(&client.expect("lobby")),
+        ["lobby", "239.77.4.1", "47401", "open"]
+    );
+    assert_eq!(
+        words(&client.expect("vault")),
+        ["vault", "239.77.4.2", "47401", "private"]
+    );
+    client.expect("(2 rooms)");
+}
+
 /// A piped line longer than the client reads at once is refused as one
 /// line: it is never cut into pieces that would each run (or, in a room,
 /// each be sent).

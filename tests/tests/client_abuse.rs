@@ -545,7 +545,20 @@ fn a_server_closing_mid_reply_or_sending_garbage() {
     let cases: Vec<(&[&str], Script, &str)> = vec![
         (
             &["connect", "getdir"],
-            answer_and_close(b"OK 3 rooms\nlobby 239.1.1.1 5000\n"),
+            answer_and_close(b"OK 3 rooms\nlobby 239.1.1.1 5000 open\n"),
+            "closed the connection. The room list did not arrive in full.",
+        ),
+        (
+            &["connect", "getdir"],
+            // A server older than `getdir full`: the client asks again with
+            // `getdir`, whose listing is cut short.
+            Box::new(|stream| {
+                stream.write_all(GREETING).unwrap();
+                assert_eq!(read_line(stream), "getdir full\n");
+                let _ = stream.write_all(b"ERR usage usage: getdir\n");
+                assert_eq!(read_line(stream), "getdir\n");
+                let _ = stream.write_all(b"OK 2 rooms\nlobby 239.1.1.1 5000\n");
+            }),
             "closed the connection. The room list did not arrive in full.",
         ),
         (
@@ -573,8 +586,10 @@ fn a_server_closing_mid_reply_or_sending_garbage() {
         ),
         (
             &["connect", "getdir"],
-            answer_and_wait(b"OK 2 rooms\nlobby 239.1.1.1 5000\nattic 1.2.3 5000\n.\n".to_vec()),
-            "sent a directory line that is not a room ('attic 1.2.3 5000')",
+            answer_and_wait(
+                b"OK 2 rooms\nlobby 239.1.1.1 5000 open\nattic 1.2.3 5000 open\n.\n".to_vec(),
+            ),
+            "sent a directory line that is not a room ('attic 1.2.3 5000 open')",
         ),
         (
             &["connect"],

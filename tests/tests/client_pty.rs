@@ -47,7 +47,7 @@ fn prompts_ctrl_bracket_and_messages_above_a_half_typed_line() {
         tmux.press("Enter");
         let screen = tmux.wait_screen("the table", |s| s.iter().any(|l| l == "(1 room)"));
         assert!(
-            screen.iter().any(|l| l == "lobby  239.77.1.1  47101"),
+            screen.iter().any(|l| l == "lobby  239.77.1.1  47101  open"),
             "{screen:#?}"
         );
 

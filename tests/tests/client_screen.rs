@@ -493,7 +493,7 @@ fn getdir_aligns_wide_and_combining_names_by_display_width() {
         let row = row[0];
         assert_eq!(
             row.split_whitespace().collect::<Vec<_>>(),
-            [name, group, port],
+            [name, group, port, "open"],
             "{row:?}"
         );
         assert_eq!(

@@ -34,17 +34,19 @@ fn trickling_server() -> (u16, Receiver<()>) {
             .unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut line = String::new();
-        while line != "getdir\n" {
+        while !line.starts_with("getdir") {
             line.clear();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
                 return;
             }
         }
+        // A `getdir full` listing's rows end with the room's kind.
+        let kind = if line == "getdir full\n" { " open" } else { "" };
         let _ = stream.write_all(b"OK 4096 rooms\n");
         stream.set_read_timeout(Some(ROW_EVERY)).unwrap();
         let mut buf = [0; 256];
         for i in 0..4096 {
-            let row = format!("room{i:04} 239.1.{}.{} 5000\n", i / 256, i % 256);
+            let row = format!("room{i:04} 239.1.{}.{} 5000{kind}\n", i / 256, i % 256);
             if stream.write_all(row.as_bytes()).is_err() {
                 return;
             }

@@ -55,7 +55,7 @@ fn the_eight_demonstration_steps() {
         );
         let row = alice.expect("lobby");
         let cols: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(cols, ["lobby", "239.77.0.1", "47001"], "{row:?}");
+        assert_eq!(cols, ["lobby", "239.77.0.1", "47001", "open"], "{row:?}");
         alice.expect("(1 room)");
 
         // 4. bye: the client is back at the main prompt; the server says the

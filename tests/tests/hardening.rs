@@ -761,9 +761,9 @@ fn the_server_and_client_run_with_a_one_mib_main_stack() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout
-            .lines()
-            .any(|l| l.split_whitespace().eq(["small", "239.1.1.9", "5000"])),
+        stdout.lines().any(|l| l
+            .split_whitespace()
+            .eq(["small", "239.1.1.9", "5000", "open"])),
         "{stdout}"
     );
 }

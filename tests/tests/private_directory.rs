@@ -116,6 +116,20 @@ fn a_private_room_is_made_with_a_salt_and_shown_by_getroom() {
             "."
         ]
     );
+    // `getdir full` says which rooms are private; `full` in any case.
+    for command in ["getdir full", "GETDIR Full"] {
+        assert_eq!(
+            other.request(command),
+            [
+                "OK 2 rooms",
+                "lobby 239.1.1.1 5000 open",
+                "secret 239.1.1.3 5000 private",
+                "."
+            ],
+            "{command}"
+        );
+    }
+    assert_eq!(other.ask("getdir fully"), "ERR usage usage: getdir [full]");
     // Owners as ever: the token deletes it from anywhere.
     assert_eq!(
         other.ask(&format!("deleteroom secret {token}")),
@@ -129,7 +143,12 @@ fn a_private_room_is_made_with_a_salt_and_shown_by_getroom() {
     assert!(reply.ends_with(" private"), "{reply}");
     // help lists the new commands.
     let help = c.request("help");
-    for usage in ["getroom <name>", "salt", "[private <salt> <verifier>]"] {
+    for usage in [
+        "getdir [full]",
+        "getroom <name>",
+        "salt",
+        "[private <salt> <verifier>]",
+    ] {
         assert!(
             help.iter().any(|l| l.contains(usage)),
             "{usage} is not in {help:?}"

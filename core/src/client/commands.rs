@@ -161,7 +161,7 @@ impl Client {
             Mode::Connected => say!(
                 self,
                 "Commands (connected to {}):\n  \
-                 getdir                  list the chat rooms\n  \
+                 getdir                  list the chat rooms, open or private\n  \
                  makeroom <name>         create a room; the server picks its address\n  \
                  makeroom <name> <address> <port>\n                          \
                  create a room on this group (239.0.0.0/8, ff14/ff15/ff18::/16)\n  \
@@ -350,7 +350,7 @@ impl Client {
         match parse_command(text.as_bytes()) {
             Ok(command) => {
                 let request = match &command {
-                    Command::GetDir => Request::GetDir,
+                    Command::GetDir | Command::GetDirFull => return self.list_rooms(),
                     Command::MakeRoom(room) => Request::MakeRoom(room.name.clone()),
                     Command::AllocRoom(name) => Request::MakeRoom(name.clone()),
                     Command::DeleteRoom(name, _) => Request::DeleteRoom(name.clone()),
@@ -378,6 +378,18 @@ impl Client {
                 let text = make_text(format_args!("{e}"));
                 say!(self, "{}", Clean(&text));
             }
+        }
+    }
+
+    /// `getdir` (or `getdir full`) typed: asks with `getdir full`, so the
+    /// table shows which rooms are private, unless this connection's
+    /// server turned that down (an older one); then with `getdir`.
+    fn list_rooms(&mut self) {
+        match self.conn {
+            Conn::Open {
+                full_listing: true, ..
+            } => self.send_request(Request::GetDirFull, &Command::GetDirFull),
+            _ => self.send_request(Request::GetDir, &Command::GetDir),
         }
     }
 

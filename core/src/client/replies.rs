@@ -6,7 +6,7 @@ use core::fmt::Write as _;
 use crate::error::ErrorCode;
 use crate::limits::{MAX_ROOM_LINE, MAX_ROOM_NAME, MAX_ROOMS};
 use crate::owner::Token;
-use crate::parse::{parse_reply_line, parse_room_line};
+use crate::parse::{parse_full_room_line, parse_reply_line, parse_room_line};
 use crate::server::PROTOCOL_VERSION;
 use crate::time::Instant;
 use crate::wire::{Command, ReplyLine};
@@ -14,6 +14,9 @@ use crate::wire::{Command, ReplyLine};
 use super::render::{Clean, fmt_len};
 use super::{Client, Conn, Listing, Output, Pending, Purpose, Request};
 use crate::text;
+
+/// The port column's width when a column follows it: 5 digits at most.
+const PORT_WIDTH: usize = 5;
 
 impl Client {
     // ---- server lines ----
@@ -98,11 +101,13 @@ impl Client {
                     }
                 }
             }
-            Request::GetDir => {
-                self.restore_pending(Request::GetDir, sent);
+            Request::GetDir | Request::GetDirFull => {
+                let full = request == Request::GetDirFull;
+                self.restore_pending(request, sent);
                 self.listing_rows = 0;
                 self.listing = Some(Listing::Table {
                     rows: heapless::Deque::new(),
+                    full,
                     widths: None,
                     count: 0,
                     ended: false,
@@ -184,7 +189,18 @@ impl Client {
                 );
                 self.end_lookup_connection();
             }
-            Request::GetDir => {
+            // An older server, without `getdir full`: ask as before, and
+            // remember it for this connection.
+            Request::GetDirFull
+                if token == ErrorCode::Usage.token()
+                    || token == ErrorCode::UnknownCommand.token() =>
+            {
+                if let Conn::Open { full_listing, .. } = &mut self.conn {
+                    *full_listing = false;
+                }
+                self.send_request(Request::GetDir, &Command::GetDir);
+            }
+            Request::GetDir | Request::GetDirFull => {
                 say!(self, "Could not list the rooms: {message}")
             }
             Request::MakeRoom(name) => {
@@ -233,8 +249,14 @@ impl Client {
         if line == b"." {
             return self.end_listing();
         }
-        let room = match parse_room_line(line) {
-            Ok(room) => room,
+        let full = matches!(self.listing, Some(Listing::Table { full: true, .. }));
+        let parsed = if full {
+            parse_full_room_line(line).map(|(room, kind)| (room, Some(kind)))
+        } else {
+            parse_room_line(line).map(|room| (room, None))
+        };
+        let (room, kind) = match parsed {
+            Ok(parsed) => parsed,
             Err(_) => return self.protocol_error("a directory line that is not a room", line),
         };
         self.listing_rows += 1;
@@ -252,15 +274,17 @@ impl Client {
                 rows,
                 widths,
                 count,
+                full,
                 ..
             }) => {
                 *count += 1;
                 // Rows are flushed before the next line is read, so there is
                 // room in `rows` whenever widths are known.
-                let _ = rows.push_back(room);
+                let _ = rows.push_back((room, kind));
                 if widths.is_none() && rows.is_full() {
                     *widths = Some((MAX_ROOM_NAME, 15));
-                    self.table_header(MAX_ROOM_NAME, 15);
+                    let full = *full;
+                    self.table_header(MAX_ROOM_NAME, 15, full);
                 }
             }
             None => {}
@@ -279,6 +303,7 @@ impl Client {
             }
             Some(Listing::Table {
                 rows,
+                full,
                 widths,
                 count,
                 ..
@@ -290,22 +315,23 @@ impl Client {
                 let widths = widths.unwrap_or_else(|| {
                     let name = rows
                         .iter()
-                        .map(|r| text::display_width(&r.name))
+                        .map(|(r, _)| text::display_width(&r.name))
                         .max()
                         .unwrap_or(0)
                         .max(4);
                     let addr = rows
                         .iter()
-                        .map(|r| fmt_len(format_args!("{}", r.group)))
+                        .map(|(r, _)| fmt_len(format_args!("{}", r.group)))
                         .max()
                         .unwrap_or(0)
                         .max(7);
-                    self.table_header(name, addr);
+                    self.table_header(name, addr, full);
                     (name, addr)
                 });
                 // Flushed by `step` through `flush_listing_row`.
                 self.listing = Some(Listing::Table {
                     rows,
+                    full,
                     widths: Some(widths),
                     count,
                     ended: true,
@@ -316,8 +342,21 @@ impl Client {
         }
     }
 
-    fn table_header(&mut self, name: usize, addr: usize) {
-        say!(self, "{:<name$}  {:<addr$}  PORT", "ROOM", "ADDRESS");
+    /// The table's header; a `full` table has an ACCESS column after the
+    /// port (`open` or `private`), so the other columns stay where they
+    /// were.
+    fn table_header(&mut self, name: usize, addr: usize, full: bool) {
+        if full {
+            say!(
+                self,
+                "{:<name$}  {:<addr$}  {:<PORT_WIDTH$}  ACCESS",
+                "ROOM",
+                "ADDRESS",
+                "PORT"
+            );
+        } else {
+            say!(self, "{:<name$}  {:<addr$}  PORT", "ROOM", "ADDRESS");
+        }
     }
 
     /// Emits one buffered table row, or the footer; false if none is due.
@@ -327,19 +366,29 @@ impl Client {
             widths: Some((name_w, addr_w)),
             count,
             ended,
+            ..
         }) = &mut self.listing
         else {
             return false;
         };
         let (name_w, addr_w, count) = (*name_w, *addr_w, *count);
-        if let Some(room) = rows.pop_front() {
+        if let Some((room, kind)) = rows.pop_front() {
             let name = text::Padded {
                 text: &room.name,
                 width: name_w,
             };
             let mut group = heapless::String::<{ crate::limits::MAX_ADDRESS_TEXT }>::new();
             let _ = write!(group, "{}", room.group);
-            say!(self, "{name}  {:<addr_w$}  {}", group.as_str(), room.port);
+            match kind {
+                Some(kind) => say!(
+                    self,
+                    "{name}  {:<addr_w$}  {:<PORT_WIDTH$}  {}",
+                    group.as_str(),
+                    room.port,
+                    kind.word()
+                ),
+                None => say!(self, "{name}  {:<addr_w$}  {}", group.as_str(), room.port),
+            }
             return true;
         }
         if *ended {

@@ -4,9 +4,12 @@
 use super::*;
 use crate::limits::{MAX_LINE, MAX_ROOM_NAME};
 use crate::privacy::{Salt, Verifier};
-use crate::wire::{LineBuf, Privacy, encode_command, encode_room_line};
+use crate::wire::{
+    LineBuf, Privacy, RoomKind, encode_command, encode_full_room_line, encode_room_line,
+};
 use proptest::prelude::*;
 use std::string::{String, ToString};
+use std::vec;
 use std::vec::Vec;
 
 fn name(s: &str) -> RoomName {
@@ -49,6 +52,33 @@ fn every_command_parses_to_its_exact_value() {
         parse("makeroom Lobby 239.1.2.3 5000"),
         Ok(Command::MakeRoom(room("Lobby", [239, 1, 2, 3], 5000)))
     );
+}
+
+/// `getdir` takes no word or `full`, whose case is ignored as a verb's
+/// (and as `private` in `makeroom`).
+#[test]
+fn getdir_full_is_getdir_with_one_word() {
+    for line in [
+        "getdir full",
+        "GETDIR FULL",
+        "getdir Full",
+        "GetDir fULL",
+        " \tgetdir\t full \t",
+        "getdir full\r",
+    ] {
+        assert_eq!(parse(line), Ok(Command::GetDirFull), "{line:?}");
+    }
+    assert_eq!(Command::GetDirFull.kind(), CommandKind::GetDir);
+    assert_eq!(CommandKind::GetDir.arity(), (0, 1));
+    assert_eq!(
+        ParseError::Usage(CommandKind::GetDir).to_string(),
+        "usage: getdir [full]"
+    );
+    assert_eq!(
+        encode_command(&Command::GetDirFull).as_str(),
+        "getdir full\n"
+    );
+    assert_eq!(command_kind(b"getdir full"), Some(CommandKind::GetDir));
 }
 
 #[test]
@@ -116,9 +146,12 @@ fn unknown_commands_quote_the_word() {
 
 #[test]
 fn wrong_argument_counts_are_usage_errors_for_every_command() {
-    let cases: [(&str, CommandKind); 13] = [
+    let cases: [(&str, CommandKind); 16] = [
         ("getdir x", CommandKind::GetDir),
         ("getdir x y z", CommandKind::GetDir),
+        ("getdir full x", CommandKind::GetDir),
+        ("getdir fulls", CommandKind::GetDir),
+        ("getdir full\u{0131}", CommandKind::GetDir),
         ("ping x", CommandKind::Ping),
         ("help me", CommandKind::Help),
         ("bye now", CommandKind::Bye),
@@ -349,6 +382,83 @@ fn the_longest_room_line_is_an_ipv6_one() {
     let mut line = LineBuf::new();
     encode_room_line(&room, &mut line).unwrap();
     assert_eq!(line.len(), crate::limits::MAX_ROOM_LINE);
+}
+
+/// The longest `getdir full` line: the longest room line and `private`.
+#[test]
+fn the_longest_full_room_line_is_a_private_ipv6_one() {
+    use crate::limits::MAX_FULL_ROOM_LINE;
+    let room = Room {
+        name: "x".repeat(MAX_ROOM_NAME).as_str().try_into().unwrap(),
+        group: "ff15:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+        port: 65535,
+    };
+    let mut line = LineBuf::new();
+    encode_full_room_line(&room, RoomKind::Private, &mut line).unwrap();
+    assert_eq!(line.len(), MAX_FULL_ROOM_LINE);
+    assert_eq!(MAX_FULL_ROOM_LINE, 87);
+    assert!(line.ends_with(" 65535 private\n"), "{line}");
+    let mut open = LineBuf::new();
+    encode_full_room_line(&room, RoomKind::Open, &mut open).unwrap();
+    assert_eq!(open.len(), MAX_FULL_ROOM_LINE - 3);
+    assert_eq!(
+        parse_full_room_line(line.trim_end().as_bytes()),
+        Ok((room, RoomKind::Private))
+    );
+}
+
+#[test]
+fn full_room_lines_parse() {
+    let lobby = room("Lobby", [239, 1, 2, 3], 5000);
+    for (line, kind) in [
+        (&b"Lobby 239.1.2.3 5000 open"[..], RoomKind::Open),
+        (b"Lobby 239.1.2.3 5000 private", RoomKind::Private),
+        (b"Lobby 239.1.2.3 5000 private\r", RoomKind::Private),
+        (b"Lobby\t239.1.2.3  5000 open ", RoomKind::Open),
+        // Words a later version adds are ignored, however many.
+        (b"Lobby 239.1.2.3 5000 open a b c d e f g h", RoomKind::Open),
+    ] {
+        assert_eq!(
+            parse_full_room_line(line),
+            Ok((lobby.clone(), kind)),
+            "{line:?}"
+        );
+    }
+    for line in [
+        &b"Lobby 239.1.2.3 5000"[..],
+        b"Lobby 239.1.2.3 5000 ",
+        b"Lobby 239.1.2.3 5000 OPEN",
+        b"Lobby 239.1.2.3 5000 Private",
+        b"Lobby 239.1.2.3 5000 sealed",
+        b"Lobby 239.1.2.3 5000 openly",
+        b".",
+        b"",
+    ] {
+        assert_eq!(
+            parse_full_room_line(line),
+            Err(ParseError::BadReply),
+            "{line:?}"
+        );
+    }
+    assert_eq!(
+        parse_full_room_line(b"Lobby 239.1.2.3 80 open"),
+        Err(ParseError::BadPort("80"))
+    );
+    assert_eq!(
+        parse_full_room_line(b"Lobby 224.1.2.3 5000 open"),
+        Err(ParseError::NotAdminScoped(
+            Ipv4Addr::new(224, 1, 2, 3).into()
+        ))
+    );
+    assert_eq!(
+        parse_full_room_line(b"\xff 239.1.2.3 5000 open"),
+        Err(ParseError::NotUtf8)
+    );
+    // A plain `getdir` line's parser refuses a full one, as before.
+    assert_eq!(
+        parse_room_line(b"Lobby 239.1.2.3 5000 open"),
+        Err(ParseError::BadReply)
+    );
 }
 
 #[test]
@@ -823,6 +933,7 @@ fn arb_room() -> impl Strategy<Value = Room> {
 fn arb_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         Just(Command::GetDir),
+        Just(Command::GetDirFull),
         Just(Command::Ping),
         Just(Command::Help),
         Just(Command::Bye),
@@ -869,6 +980,17 @@ proptest! {
     }
 
     #[test]
+    fn prop_full_room_lines_round_trip(r in arb_room(), private in any::<bool>()) {
+        let kind = if private { RoomKind::Private } else { RoomKind::Open };
+        let mut line = LineBuf::new();
+        encode_full_room_line(&r, kind, &mut line).unwrap();
+        prop_assert!(line.ends_with('\n'));
+        prop_assert!(line.len() <= crate::limits::MAX_FULL_ROOM_LINE);
+        let text = line.trim_end_matches('\n');
+        prop_assert_eq!(parse_full_room_line(text.as_bytes()), Ok((r, kind)));
+    }
+
+    #[test]
     fn prop_any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         if let Err(e) = parse_command(&bytes) {
             let reply = std::format!("ERR {} {e}\n", e.code());
@@ -876,6 +998,7 @@ proptest! {
         }
         let _ = parse_reply_line(&bytes);
         let _ = parse_room_line(&bytes);
+        let _ = parse_full_room_line(&bytes);
     }
 
     #[test]

@@ -4,11 +4,11 @@ use core::fmt::{self, Write as _};
 use core::net::IpAddr;
 
 use crate::error::ErrorCode;
-use crate::limits::{CONN_RECV_BUF, CONN_SEND_BUF, MAX_LINE, MAX_LISTING_LINE, MAX_ROOM_LINE};
+use crate::limits::{CONN_RECV_BUF, CONN_SEND_BUF, MAX_FULL_ROOM_LINE, MAX_LINE, MAX_LISTING_LINE};
 use crate::parse::{ParseError, command_kind, parse_command};
 use crate::privacy::Salt;
 use crate::time::Instant;
-use crate::wire::{Command, CommandKind, LineBuf, RoomName, room_line};
+use crate::wire::{Command, CommandKind, LineBuf, RoomKind, RoomName, full_room_line, room_line};
 
 use super::quota::{Refusal, TokenBucket};
 use super::shared::{Change, Staging};
@@ -17,12 +17,15 @@ use super::{ConnId, Event, PROTOCOL_VERSION, Resolved, Server, ServerConfig, Tim
 /// A multi-line reply still being produced, a line at a time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Listing {
-    /// `getdir`: the next room is the first after `after`.
+    /// `getdir` (or `getdir full`): the next room is the first after
+    /// `after`.
     Rooms {
         after: Option<RoomName>,
         /// Where the room after `after` was: checked, then used, so the
         /// walk needs no binary search per line while nothing changes.
         next: usize,
+        /// `getdir full`: each line ends with the room's kind.
+        full: bool,
     },
     /// `help`: the next line is the one for `CommandKind::ALL[next]`.
     Help { next: usize },
@@ -399,13 +402,14 @@ impl Connection {
 
     /// Output room needed before the next line is produced: a whole
     /// [`MAX_LINE`] for a reply, but only [`MAX_LISTING_LINE`] for the next
-    /// line of a listing, so a listing fills the send buffer and goes out in
-    /// fewer writes.
+    /// room line of a `getdir` listing (either form), so a listing fills the
+    /// send buffer and goes out in fewer writes. A `help` line asks for a
+    /// whole line too: `makeroom`'s is longer than `MAX_LISTING_LINE`, and
+    /// a line that did not fit would be lost.
     fn room_needed(&self) -> usize {
-        if self.listing.is_some() {
-            MAX_LISTING_LINE
-        } else {
-            MAX_LINE
+        match self.listing {
+            Some(Listing::Rooms { .. }) => MAX_LISTING_LINE,
+            Some(Listing::Help { .. }) | None => MAX_LINE,
         }
     }
 
@@ -608,13 +612,14 @@ impl Connection {
 
     fn reply_ok_query(&mut self, now: Instant, server: &mut Server, command: &Command) {
         match command {
-            Command::GetDir => {
+            Command::GetDir | Command::GetDirFull => {
                 let n = server.directory().len();
                 let s = if n == 1 { "" } else { "s" };
                 self.push_line(now, format_args!("OK {n} room{s}"));
                 self.listing = Some(Listing::Rooms {
                     after: None,
                     next: 0,
+                    full: *command == Command::GetDirFull,
                 });
             }
             // What clients see: a room still waiting to be stored is not
@@ -671,8 +676,10 @@ impl Connection {
         };
         let mut line = LineBuf::new();
         match listing {
-            Listing::Rooms { after, next } => {
+            Listing::Rooms { after, next, full } => {
                 let rooms = server.directory().rooms();
+                // Beside `rooms`, index for index.
+                let privacy = server.directory().privacy();
                 let start = server
                     .directory()
                     .next_after_hinted(after.as_deref(), *next)
@@ -680,9 +687,15 @@ impl Connection {
                 // As many room lines as fit, straight into the send buffer;
                 // the cursor moves once per batch, not once per line.
                 let mut index = start;
-                let mut encoded = [0u8; MAX_ROOM_LINE];
+                let mut encoded = [0u8; MAX_FULL_ROOM_LINE];
                 while index < rooms.len() && CONN_SEND_BUF - self.send.len() >= MAX_LISTING_LINE {
-                    let len = room_line(&rooms[index], &mut encoded);
+                    let room = &rooms[index];
+                    let len = if *full {
+                        let kind = RoomKind::of(privacy.get(index).and_then(Option::as_ref));
+                        full_room_line(room, kind, &mut encoded)
+                    } else {
+                        room_line(room, &mut encoded)
+                    };
                     let _ = self.send.extend_from_slice(&encoded[..len]);
                     index += 1;
                 }

@@ -445,6 +445,7 @@ impl Server {
                 });
             }
             Command::GetDir
+            | Command::GetDirFull
             | Command::Salt
             | Command::Ping
             | Command::Help

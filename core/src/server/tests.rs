@@ -354,6 +354,31 @@ fn help_lists_every_command_then_a_dot() {
     assert_eq!(s.send("ping\n"), "OK pong\n");
 }
 
+/// Every `help` line arrives, however little room the peer's reading
+/// leaves: a line is produced only once a whole line's room is free
+/// (`makeroom`'s is longer than a room line).
+#[test]
+fn help_arrives_whole_to_a_peer_that_reads_a_byte_at_a_time() {
+    let whole = Session::new().send("help\n");
+    let longest = whole.lines().map(str::len).max().unwrap();
+    assert!(longest + 1 > crate::limits::MAX_LISTING_LINE, "{whole}");
+    let mut host = Host::with(ServerConfig::default(), directory_of(200));
+    let mut conn = host.connect();
+    let input = b"getdir full\nhelp\nhelp\n";
+    assert_eq!(
+        conn.handle_bytes(host.now, &mut host.server, input),
+        input.len()
+    );
+    let mut out = Vec::new();
+    while !conn.poll_transmit().is_empty() {
+        out.push(conn.poll_transmit()[0]);
+        conn.handle_sent(host.now, &mut host.server, 1);
+    }
+    let out = text(out);
+    let help_at = out.find("OK commands").unwrap();
+    assert_eq!(&out[help_at..], whole.repeat(2));
+}
+
 #[test]
 fn pipelined_commands_are_answered_in_order() {
     let mut s = Session::new();

@@ -362,13 +362,13 @@ fn getdir_table_aligns_by_display_width() {
     let header = rows.remove(0);
     let footer = rows.pop();
     rows.sort();
-    assert_eq!(header, "ROOM    ADDRESS    PORT");
+    assert_eq!(header, "ROOM    ADDRESS    PORT   ACCESS");
     assert_eq!(footer.as_deref(), Some("(4 rooms)"));
     let mut expected = [
-        "abc     239.1.1.1  5000",
-        "\u{4f1a}\u{8b70}\u{5ba4}  239.1.1.2  5000",
-        "\u{1F600}      239.1.1.3  5000",
-        "ab\u{316}c     239.1.1.4  5000",
+        "abc     239.1.1.1  5000   open",
+        "\u{4f1a}\u{8b70}\u{5ba4}  239.1.1.2  5000   open",
+        "\u{1F600}      239.1.1.3  5000   open",
+        "ab\u{316}c     239.1.1.4  5000   open",
     ];
     expected.sort();
     assert_eq!(rows, expected);
@@ -390,16 +390,16 @@ fn getdir_table_is_aligned() {
     say(&mut net, c, "connect");
     let mark = net.mark(c);
     net.type_line(c, "getdir");
-    assert_eq!(actions(&net.since(c, mark)), [line("getdir\n")]);
+    assert_eq!(actions(&net.since(c, mark)), [line("getdir full\n")]);
     assert!(!net.client(c).ready_for_input());
     net.run_until_idle();
     assert_eq!(
         shown(&net.since(c, mark)),
         [
-            "ROOM          ADDRESS        PORT",
-            "lobby         239.1.1.1      5000",
-            "the-big-room  239.100.200.1  65000",
-            "z             239.0.0.1      1024",
+            "ROOM          ADDRESS        PORT   ACCESS",
+            "lobby         239.1.1.1      5000   open",
+            "the-big-room  239.100.200.1  65000  open",
+            "z             239.0.0.1      1024   open",
             "(3 rooms)",
         ]
     );
@@ -409,7 +409,11 @@ fn getdir_table_is_aligned() {
     say(&mut net, c, "connect");
     assert_eq!(
         shown(&say(&mut net, c, "getdir")),
-        ["ROOM  ADDRESS    PORT", "x     239.1.1.1  5000", "(1 room)"]
+        [
+            "ROOM  ADDRESS    PORT   ACCESS",
+            "x     239.1.1.1  5000   open",
+            "(1 room)"
+        ]
     );
     let (mut net, c) = pair_with(5, &[]);
     say(&mut net, c, "connect");
@@ -433,10 +437,13 @@ fn a_long_listing_streams_in_wide_columns() {
     say(&mut net, c, "connect");
     let lines = shown(&say(&mut net, c, "getdir"));
     assert_eq!(lines.len(), n + 2, "{lines:#?}");
-    assert_eq!(lines[0], format!("{:<32}  {:<15}  PORT", "ROOM", "ADDRESS"));
+    assert_eq!(
+        lines[0],
+        format!("{:<32}  {:<15}  PORT   ACCESS", "ROOM", "ADDRESS")
+    );
     for (i, row) in lines[1..=n].iter().enumerate() {
         let expected = format!(
-            "{:<32}  {:<15}  5000",
+            "{:<32}  {:<15}  5000   open",
             format!("room{i:04}"),
             format!("239.1.{}.{}", i / 256, i % 256)
         );
@@ -572,7 +579,7 @@ fn replies_may_come_in_any_pieces() {
     // Bytes a server might send (CR LF, any cuts), fed one at a time.
     let mut c = hostile_connected();
     user(&mut c, 5, "getdir");
-    let reply = b"OK 2 rooms\r\nb 239.1.1.2 5001\r\na 239.1.1.1 5000\n.\n";
+    let reply = b"OK 2 rooms\r\nb 239.1.1.2 5001 private\r\na 239.1.1.1 5000 open\n.\n";
     let mut out = Vec::new();
     for b in reply {
         out.extend(hostile_sends(&mut c, 6, &[*b]));
@@ -580,9 +587,9 @@ fn replies_may_come_in_any_pieces() {
     assert_eq!(
         shown(&out),
         [
-            "ROOM  ADDRESS    PORT",
-            "b     239.1.1.2  5001",
-            "a     239.1.1.1  5000",
+            "ROOM  ADDRESS    PORT   ACCESS",
+            "b     239.1.1.2  5001   private",
+            "a     239.1.1.1  5000   open",
             "(2 rooms)"
         ]
     );

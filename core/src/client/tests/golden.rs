@@ -71,9 +71,9 @@ Connected to the directory server at localhost:5577. Type 'help' for its command
 [send \"makeroom lobby 239.1.1.1 5000\\n\"]
 [keep the token of lobby on localhost:5577]
 Room lobby created: multicast group 239.1.1.1 port 5000. Type 'chat lobby' to enter it.
-[send \"getdir\\n\"]
-ROOM   ADDRESS    PORT
-lobby  239.1.1.1  5000
+[send \"getdir full\\n\"]
+ROOM   ADDRESS    PORT   ACCESS
+lobby  239.1.1.1  5000   open
 (1 room)
 [send \"bye\\n\"]
 [close]
@@ -119,6 +119,7 @@ fn golden_private_room_session() {
     for line in [
         "connect",
         "makeroom secret 239.1.1.9 6000 --private",
+        "getdir",
         "bye",
         "chat secret",
     ] {
@@ -153,6 +154,10 @@ Connected to the directory server at localhost:5577. Type 'help' for its command
 [send \"makeroom secret 239.1.1.9 6000 private SALT-OR-VERIFIER SALT-OR-VERIFIER\\n\"]
 [keep the token of secret on localhost:5577]
 Room 'secret' created (private: only people with its passphrase can read it): multicast group 239.1.1.9 port 6000. Type 'chat secret' to enter it.
+[send \"getdir full\\n\"]
+ROOM    ADDRESS    PORT   ACCESS
+secret  239.1.1.9  6000   private
+(1 room)
 [send \"bye\\n\"]
 [close]
 Disconnected from the directory server at localhost:5577.

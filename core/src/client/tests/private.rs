@@ -573,3 +573,135 @@ fn the_fuzz_seeds_verifier_is_that_of_its_secret() {
     let keys = RoomKeys::derive(&RoomSecret([7; SECRET_BYTES]));
     assert_eq!(keys.verifier.to_text().as_str(), "WIJfw1JUh1xsxOiQQcwevw");
 }
+
+// ---- getdir: which rooms are private ----
+
+#[test]
+fn the_room_table_says_which_rooms_are_private() {
+    let (mut net, c) = with_secret_room();
+    say(&mut net, c, "makeroom lobby 239.1.1.1 5000");
+    let out = say(&mut net, c, "getdir");
+    assert_eq!(sent_lines(&out), ["getdir full\n"]);
+    assert_eq!(
+        shown(&out),
+        [
+            "ROOM    ADDRESS    PORT   ACCESS",
+            "lobby   239.1.1.1  5000   open",
+            "secret  239.1.1.9  6000   private",
+            "(2 rooms)",
+        ]
+    );
+    // Typed as the protocol has it, in any case: the same.
+    let again = say(&mut net, c, "GETDIR Full");
+    assert_eq!(sent_lines(&again), ["getdir full\n"]);
+    assert_eq!(shown(&again), shown(&out));
+    assert!(net.client(c).ready_for_input());
+}
+
+/// A server older than `getdir full` answers it `ERR usage` (or `ERR
+/// unknown`): the client asks with `getdir` once, shows the table as
+/// before, and asks so for the rest of the connection.
+#[test]
+fn an_older_server_without_getdir_full_is_asked_with_getdir() {
+    for refusal in [
+        &b"ERR usage usage: getdir\n"[..],
+        b"ERR unknown 'getdir' is not a command\n",
+    ] {
+        let mut c = hostile_connected();
+        let out = user(&mut c, 10, "getdir");
+        assert_eq!(actions(&out), [line("getdir full\n")]);
+        let out = hostile_sends(&mut c, 11, refusal);
+        assert_eq!(actions(&out), [line("getdir\n")]);
+        assert_eq!(shown(&out), Vec::<String>::new());
+        assert!(!c.ready_for_input());
+        let out = hostile_sends(&mut c, 12, b"OK 1 room\nlobby 239.1.1.1 5000\n.\n");
+        assert_eq!(
+            shown(&out),
+            [
+                "ROOM   ADDRESS    PORT",
+                "lobby  239.1.1.1  5000",
+                "(1 room)"
+            ]
+        );
+        assert!(c.ready_for_input());
+        // Remembered for this connection: straight to `getdir`.
+        let out = user(&mut c, 13, "getdir");
+        assert_eq!(actions(&out), [line("getdir\n")]);
+        let out = hostile_sends(&mut c, 14, b"OK 0 rooms\n.\n");
+        assert_eq!(
+            shown(&out),
+            ["No rooms yet. Create one with: makeroom <name>"]
+        );
+        // A plain `getdir` refused is told, not asked again.
+        let out = user(&mut c, 15, "getdir");
+        assert_eq!(actions(&out), [line("getdir\n")]);
+        let out = hostile_sends(&mut c, 16, b"ERR usage usage: getdir\n");
+        assert_eq!(actions(&out), []);
+        assert_eq!(all_shown(&out), "Could not list the rooms: usage: getdir");
+        // A new connection asks the full listing again.
+        user(&mut c, 17, "bye");
+        hostile_sends(&mut c, 18, b"OK bye\n");
+        user(&mut c, 19, "connect");
+        c.handle_connected(t(20));
+        hostile_sends(&mut c, 21, &real_greeting());
+        let out = user(&mut c, 22, "getdir");
+        assert_eq!(actions(&out), [line("getdir full\n")]);
+    }
+}
+
+/// Any other refusal of `getdir full` is told, without a second try.
+#[test]
+fn other_refusals_of_getdir_full_are_told() {
+    let mut c = hostile_connected();
+    user(&mut c, 10, "getdir");
+    let out = hostile_sends(&mut c, 11, b"ERR quota rate: slow down\n");
+    assert_eq!(actions(&out), []);
+    assert_eq!(all_shown(&out), "Could not list the rooms: rate: slow down");
+    assert!(c.ready_for_input());
+    let out = user(&mut c, 12, "getdir");
+    assert_eq!(actions(&out), [line("getdir full\n")]);
+}
+
+/// A full listing's line must say its kind, one this client knows; words
+/// after the kind (a later version's) are ignored.
+#[test]
+fn full_listing_lines_must_say_a_known_kind() {
+    let mut c = hostile_connected();
+    user(&mut c, 10, "getdir");
+    let out = hostile_sends(
+        &mut c,
+        11,
+        b"OK 1 room\nlobby 239.1.1.1 5000 private since=2026 more\n.\n",
+    );
+    assert_eq!(
+        shown(&out),
+        [
+            "ROOM   ADDRESS    PORT   ACCESS",
+            "lobby  239.1.1.1  5000   private",
+            "(1 room)"
+        ]
+    );
+    for (row, quoted) in [
+        (&b"lobby 239.1.1.1 5000\n"[..], "lobby 239.1.1.1 5000"),
+        (
+            b"lobby 239.1.1.1 5000 sealed\n",
+            "lobby 239.1.1.1 5000 sealed",
+        ),
+        (
+            b"lobby 239.1.1.1 5000 Private\n",
+            "lobby 239.1.1.1 5000 Private",
+        ),
+    ] {
+        let mut c = hostile_connected();
+        user(&mut c, 10, "getdir");
+        hostile_sends(&mut c, 11, b"OK 1 room\n");
+        let out = hostile_sends(&mut c, 12, row);
+        assert_eq!(actions(&out), [Output::Close, Output::Prompt(Prompt::Main)]);
+        assert!(
+            all_shown(&out).contains(&format!(
+                "sent a directory line that is not a room ('{quoted}')"
+            )),
+            "{out:?}"
+        );
+    }
+}

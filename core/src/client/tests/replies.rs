@@ -28,7 +28,7 @@ fn server_lost_while_connected() {
 fn server_lost_mid_listing() {
     let mut c = hostile_connected();
     user(&mut c, 5, "getdir");
-    let out = hostile_sends(&mut c, 6, b"OK 2 rooms\na 239.1.1.1 5000\n");
+    let out = hostile_sends(&mut c, 6, b"OK 2 rooms\na 239.1.1.1 5000 open\n");
     assert_eq!(shown(&out), Vec::<String>::new());
     c.handle_server_closed(t(7));
     let out = drain(&mut c);
@@ -181,7 +181,7 @@ fn a_close_before_the_reply_says_what_may_have_happened() {
         ),
         (
             "getdir",
-            b"OK 3 rooms\nlobby 239.1.1.1 5000\n",
+            b"OK 3 rooms\nlobby 239.1.1.1 5000 open\n",
             " The room list did not arrive in full.",
         ),
     ];
@@ -259,7 +259,7 @@ fn a_listing_longer_than_any_directory_is_a_protocol_error() {
     let mut bytes = b"OK 0 rooms\n".to_vec();
     // MAX_ROOMS lines are a full directory; distinct rooms, as a server lists.
     for i in 0..MAX_ROOMS {
-        bytes.extend(format!("r{i:05} 239.2.{}.{} 5000\n", i / 256, i % 256).bytes());
+        bytes.extend(format!("r{i:05} 239.2.{}.{} 5000 open\n", i / 256, i % 256).bytes());
     }
     let out = hostile_sends(&mut c, 6, &bytes);
     assert!(
@@ -267,7 +267,7 @@ fn a_listing_longer_than_any_directory_is_a_protocol_error() {
         "a full directory is fine"
     );
     // One more, and the server is not a directory server.
-    let out = hostile_sends(&mut c, 7, b"extra 239.3.0.1 5000\n");
+    let out = hostile_sends(&mut c, 7, b"extra 239.3.0.1 5000 open\n");
     assert_eq!(actions(&out), [Output::Close, Output::Prompt(Prompt::Main)]);
     assert!(
         all_shown(&out).contains("more rooms than a directory can hold"),
@@ -307,15 +307,17 @@ fn a_trickled_listing_is_bounded_as_a_whole() {
     let mark = net.mark(c);
     net.type_line(c, "getdir");
     net.run_until_idle();
-    let sent = when(&net, c, &line("getdir\n"));
-    assert!(net.hostile.received.ends_with(b"getdir\n"));
+    let sent = when(&net, c, &line("getdir full\n"));
+    assert!(net.hostile.received.ends_with(b"getdir full\n"));
     // One row every 8 s: each comes well within the first-line timeout, so
     // a timer restarted at every row would wait for all 4,096 (9 hours).
     net.hostile_send(b"OK 4096 rooms\n");
     let mut rows = 0;
     while net.client(c).mode() == Mode::Connected {
         assert!(rows < 4096, "the client never gave up");
-        net.hostile_send(format!("r{rows} 239.1.{}.{} 5000\n", rows / 256, rows % 256).as_bytes());
+        net.hostile_send(
+            format!("r{rows} 239.1.{}.{} 5000 open\n", rows / 256, rows % 256).as_bytes(),
+        );
         net.advance(Duration::from_secs(8));
         rows += 1;
     }
@@ -335,7 +337,7 @@ fn a_trickled_listing_is_bounded_as_a_whole() {
 fn quit_works_at_once_while_a_reply_trickles_in() {
     let (mut net, c) = hostile_pair();
     net.type_line(c, "getdir");
-    net.hostile_send(b"OK 4096 rooms\nr0 239.1.1.1 5000\n");
+    net.hostile_send(b"OK 4096 rooms\nr0 239.1.1.1 5000 open\n");
     net.advance(Duration::from_secs(8));
     assert!(!net.client(c).ready_for_input());
     // Typed while the reply is still coming: not held until it ends.
@@ -352,7 +354,7 @@ fn quit_works_at_once_while_a_reply_trickles_in() {
     // Ctrl-D (the end of input) too.
     let (mut net, c) = hostile_pair();
     net.type_line(c, "getdir");
-    net.hostile_send(b"OK 4096 rooms\nr0 239.1.1.1 5000\n");
+    net.hostile_send(b"OK 4096 rooms\nr0 239.1.1.1 5000 open\n");
     net.advance(Duration::from_secs(8));
     let at = net.now();
     net.input(c, Input::End);
@@ -366,7 +368,7 @@ fn quit_works_at_once_while_a_reply_trickles_in() {
     let mark = net.mark(c);
     net.type_line(c, "bye");
     assert_eq!(net.since(c, mark), []);
-    net.hostile_send(b"r0 239.1.1.1 5000\n.\n");
+    net.hostile_send(b"r0 239.1.1.1 5000 open\n.\n");
     net.run_until_idle();
     let out = net.since(c, mark);
     assert_eq!(shown(&out).last().map(String::as_str), Some("(1 room)"));
@@ -380,10 +382,10 @@ fn a_slow_listing_that_ends_within_the_bound_is_shown() {
     let mark = net.mark(c);
     net.type_line(c, "getdir");
     net.run_until_idle();
-    let sent = when(&net, c, &line("getdir\n"));
-    net.hostile_send(b"OK 2 rooms\na 239.1.1.1 5000\n");
+    let sent = when(&net, c, &line("getdir full\n"));
+    net.hostile_send(b"OK 2 rooms\na 239.1.1.1 5000 open\n");
     net.advance(Duration::from_secs(9));
-    net.hostile_send(b"b 239.1.1.2 5000\n");
+    net.hostile_send(b"b 239.1.1.2 5000 private\n");
     // The end arrives 1 ms before the bound (the link takes LINK_DELAY).
     let end_at = sent + (LISTING_TIMEOUT - Duration::from_millis(1));
     net.advance(end_at.saturating_since(net.now()) - crate::sim::LINK_DELAY);
@@ -393,9 +395,9 @@ fn a_slow_listing_that_ends_within_the_bound_is_shown() {
     assert_eq!(
         shown(&out),
         [
-            "ROOM  ADDRESS    PORT",
-            "a     239.1.1.1  5000",
-            "b     239.1.1.2  5000",
+            "ROOM  ADDRESS    PORT   ACCESS",
+            "a     239.1.1.1  5000   open",
+            "b     239.1.1.2  5000   private",
             "(2 rooms)"
         ]
     );

@@ -248,6 +248,11 @@ fn getroom_answers_open_private_and_missing_rooms() {
         host.feed(&mut conn, b"getdir\n"),
         "OK 2 rooms\nLobby 239.1.2.3 5000\nSecret 239.1.2.5 6000\n.\n"
     );
+    // `getdir full` says which is which.
+    assert_eq!(
+        host.feed(&mut conn, b"getdir full\n"),
+        "OK 2 rooms\nLobby 239.1.2.3 5000 open\nSecret 239.1.2.5 6000 private\n.\n"
+    );
     // Deleting a private room removes its salt and verifier with it.
     assert_eq!(
         host.feed(&mut conn, b"deleteroom SECRET\n"),
@@ -375,4 +380,123 @@ fn the_fuzz_dictionarys_salt_is_the_first_a_server_seeded_with_sevens_answers() 
         host.feed(&mut conn, line.as_bytes())
             .ends_with(" private\n")
     );
+}
+
+// ---- getdir full ----
+
+#[test]
+fn getdir_full_gives_each_rooms_kind() {
+    let mut host = Host::new();
+    let mut conn = host.connect();
+    assert_eq!(host.feed(&mut conn, b"getdir full\n"), "OK 0 rooms\n.\n");
+    host.feed(&mut conn, b"makeroom lobby 239.1.2.3 5000\n");
+    let given = salt(&mut host, &mut conn);
+    let line = format!("makeroom Attic private {given} {VERIFIER}\n");
+    let made = host.feed(&mut conn, line.as_bytes());
+    let [_, _, _, group, port, ..] = made.split(' ').collect::<Vec<_>>()[..] else {
+        panic!("{made}");
+    };
+    host.take_events();
+    let want = format!("OK 2 rooms\nAttic {group} {port} private\nlobby 239.1.2.3 5000 open\n.\n");
+    // `full` in any case, as the verb; blanks as anywhere.
+    for line in [
+        "getdir full\n",
+        "GETDIR FULL\n",
+        "getdir Full\r\n",
+        " getdir\tfull \n",
+    ] {
+        assert_eq!(host.feed(&mut conn, line.as_bytes()), want, "{line:?}");
+    }
+    let mut want_event = answered(Some(CommandKind::GetDir), None, None);
+    if let Event::Answered { conn: c, .. } = &mut want_event {
+        *c = conn.id();
+    }
+    assert_eq!(host.take_events(), vec![want_event; 4]);
+    // Any other word, or more words, is a usage error that shows the form.
+    for line in [
+        "getdir fully\n",
+        "getdir full full\n",
+        "getdir all\n",
+        "getdir 1\n",
+    ] {
+        assert_eq!(
+            host.feed(&mut conn, line.as_bytes()),
+            "ERR usage usage: getdir [full]\n",
+            "{line:?}"
+        );
+    }
+    // One room: `room`, as `getdir` says it.
+    host.feed(&mut conn, b"deleteroom lobby\n");
+    assert_eq!(
+        host.feed(&mut conn, b"getdir full\n"),
+        format!("OK 1 room\nAttic {group} {port} private\n.\n")
+    );
+}
+
+#[test]
+fn the_longest_getdir_full_line_is_sent_whole() {
+    use crate::limits::MAX_FULL_ROOM_LINE;
+    let mut host = Host::new();
+    let mut conn = host.connect();
+    let long = "n".repeat(crate::limits::MAX_ROOM_NAME);
+    let group = "ff15:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+    let given = salt(&mut host, &mut conn);
+    let line = format!("makeroom {long} {group} 65535 private {given} {VERIFIER}\n");
+    assert!(
+        host.feed(&mut conn, line.as_bytes())
+            .starts_with("OK created")
+    );
+    let reply = host.feed(&mut conn, b"getdir full\n");
+    let row = format!("{long} {group} 65535 private\n");
+    assert_eq!(row.len(), MAX_FULL_ROOM_LINE);
+    assert_eq!(reply, format!("OK 1 room\n{row}.\n"));
+}
+
+/// A long `getdir full` to a peer that reads a little at a time streams as
+/// `getdir` does: every room once, in order, with its kind, the send buffer
+/// never over its bound.
+#[test]
+fn a_long_full_listing_streams_with_the_kinds() {
+    let rooms = 1000;
+    let mut dir = Directory::new();
+    for i in 0..rooms {
+        let [_, _, b, c] = u32::try_from(i).unwrap().to_be_bytes();
+        let privacy = (i % 3 == 0).then_some(Privacy {
+            salt: Salt([1; 16]),
+            verifier: Verifier([2; 16]),
+        });
+        let room = room(&format!("r{i:04}"), [239, 1, b, c], 5000);
+        dir.insert_private(room, crate::Owner::default(), privacy)
+            .unwrap();
+    }
+    let mut host = Host::with(ServerConfig::default(), dir);
+    let mut conn = host.connect();
+    let input = b"getdir full\ngetdir\n";
+    assert_eq!(
+        conn.handle_bytes(host.now, &mut host.server, input),
+        input.len()
+    );
+    let mut out = Vec::new();
+    while !conn.poll_transmit().is_empty() {
+        let pending = conn.poll_transmit();
+        assert!(pending.len() <= CONN_SEND_BUF);
+        let n = pending.len().min(300);
+        out.extend_from_slice(&pending[..n]);
+        conn.handle_sent(host.now, &mut host.server, n);
+    }
+    let mut want = format!("OK {rooms} rooms\n");
+    for i in 0..rooms {
+        let [_, _, b, c] = u32::try_from(i).unwrap().to_be_bytes();
+        let kind = if i % 3 == 0 { "private" } else { "open" };
+        want += &format!("r{i:04} 239.1.{b}.{c} 5000 {kind}\n");
+    }
+    want += ".\n";
+    // The plain listing after it is as ever.
+    want += &format!("OK {rooms} rooms\n");
+    for i in 0..rooms {
+        let [_, _, b, c] = u32::try_from(i).unwrap().to_be_bytes();
+        want += &format!("r{i:04} 239.1.{b}.{c} 5000\n");
+    }
+    want += ".\n";
+    assert!(text(out) == want, "listing garbled");
 }
