@@ -11,6 +11,10 @@
 //!   loss begins.
 //! - `roomcast bench raw`: the same with bare datagrams and minimal sockets,
 //!   which gives the machine's own limit.
+//! - `roomcast bench seal`: what sealing costs per message, through the room
+//!   protocol's session, in a private room beside an open one (no sockets).
+//! - `roomcast bench argon2`: the key derivation a client runs before it
+//!   enters a private room (Argon2id), its time and peak memory.
 //!
 //! Every target must be on this machine (a loopback address) unless
 //! `--allow-remote` says otherwise, and the multicast modes refuse to run
@@ -20,6 +24,7 @@
 mod chat;
 mod hist;
 mod load;
+mod seal;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -45,6 +50,13 @@ enum Mode {
     /// The machine's limit: the same ramp with bare datagrams and minimal
     /// sockets (no roomcast framing). Run inside tools/sandbox.
     Raw(chat::ChatArgs),
+    /// What a private room costs per message: the room protocol's session
+    /// sending and receiving, sealed beside open, in one process (no
+    /// sockets).
+    Seal(seal::SealArgs),
+    /// What entering a private room costs: the Argon2id key derivation
+    /// with the shipped parameters, its time and peak memory.
+    Argon2(seal::Argon2Args),
 }
 
 /// Runs the benchmark the arguments ask for.
@@ -53,6 +65,8 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         None => load::run(args.load),
         Some(Mode::Chat(chat)) => chat::run(chat, chat::Flavor::Roomcast),
         Some(Mode::Raw(chat)) => chat::run(chat, chat::Flavor::Raw),
+        Some(Mode::Seal(seal)) => seal::run_seal(seal),
+        Some(Mode::Argon2(argon2)) => seal::run_argon2(argon2),
     }
 }
 
