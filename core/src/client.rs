@@ -25,6 +25,16 @@
 //! [`Client::acts_at_once`] holds (`quit`, `exit`), which abandons what is
 //! pending.
 //!
+//! In a room, `ready_for_input` is also false while the room session's send
+//! queue has no room for another line
+//! ([`Session::can_send`](crate::chat::Session::can_send)): lines go out at
+//! most [`SEND_RATE`](crate::chat::limits::SEND_RATE) a second, and a paste
+//! or a script's piped lines wait rather than being refused. The end of
+//! input in a room waits for the queue to empty before quitting, and so
+//! does `/leave` before leaving (input is held meanwhile); Ctrl-]
+//! ([`Client::handle_leave_chat`]) leaves at once and drops what still
+//! waits, saying how many lines.
+//!
 //! # Bounded waits
 //!
 //! Every wait ends: a connection attempt within
@@ -279,6 +289,12 @@ pub struct Client {
     out: heapless::Deque<Output, CLIENT_OUTPUT_QUEUE>,
     prompt: Prompt,
     exited: bool,
+    /// Input ended while lines still waited in the room's send queue: quit
+    /// once they are out.
+    quit_when_sent: bool,
+    /// `/leave` came while lines still waited in the room's send queue:
+    /// leave once they are out (input is held meanwhile).
+    leave_when_sent: bool,
 }
 
 impl Client {
@@ -305,6 +321,8 @@ impl Client {
             who_out: heapless::Deque::new(),
             sent: heapless::Deque::new(),
             out: heapless::Deque::new(),
+            quit_when_sent: false,
+            leave_when_sent: false,
             prompt: Prompt::Main,
             exited: false,
         };
@@ -332,9 +350,17 @@ impl Client {
     }
 
     /// Whether the host should hand over the user's next line now. False
-    /// while connecting or waiting for a reply; see the module docs.
+    /// while connecting or waiting for a reply, and in a room while its send
+    /// queue has no room for another line (lines go out at most
+    /// [`SEND_RATE`](crate::chat::limits::SEND_RATE) a second); see the
+    /// module docs.
     pub fn ready_for_input(&self) -> bool {
         !self.exited
+            && !self.leave_when_sent
+            && self
+                .session
+                .as_ref()
+                .is_none_or(crate::chat::Session::can_send)
             && !matches!(self.conn, Conn::Connecting { .. })
             && self.pending.iter().all(|p| p.request == Request::Ping)
             && self.listing.is_none()
@@ -427,10 +453,23 @@ impl Client {
         self.step();
     }
 
-    /// Input ended (Ctrl-D, or the end of piped input): quit.
+    /// Input ended (Ctrl-D, or the end of piped input): quit, once the
+    /// lines still waiting in the room's send queue are out.
     pub fn handle_end_of_input(&mut self, now: Instant) {
         self.tick(now);
-        if !self.exited {
+        let waiting = self
+            .session
+            .as_ref()
+            .map_or(0, crate::chat::Session::queued);
+        if !self.exited && waiting > 0 && !self.quit_when_sent {
+            self.quit_when_sent = true;
+            say!(
+                self,
+                "{waiting} of your lines are still going out (at most {} a second); roomcast \
+                 quits once they are sent (Ctrl-] leaves the room at once, without them).",
+                crate::chat::limits::SEND_RATE
+            );
+        } else if !self.exited && waiting == 0 {
             self.quit();
         }
         self.step();
@@ -760,6 +799,16 @@ impl Client {
             } else {
                 self.server_line(&line);
             }
+        }
+        let sent = self.out.is_empty() && self.session.as_ref().is_none_or(|s| s.queued() == 0);
+        if self.leave_when_sent && sent {
+            self.leave_when_sent = false;
+            if self.chat.is_some() {
+                self.leave_chat();
+            }
+        }
+        if self.quit_when_sent && !self.exited && sent {
+            self.quit();
         }
         let prompt = self.current_prompt();
         if prompt != self.prompt && !self.exited {

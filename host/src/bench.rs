@@ -11,6 +11,10 @@
 //!   loss begins.
 //! - `roomcast bench raw`: the same with bare datagrams and minimal sockets,
 //!   which gives the machine's own limit.
+//! - `roomcast bench reliable`: the room protocol's sessions on real sockets
+//!   (one sender, receiving members), with a share of datagrams dropped at
+//!   each receiver if asked: delivery rate, loss, repair delay, and the
+//!   bytes of a quiet member (`--quiet`).
 //! - `roomcast bench seal`: what sealing costs per message, through the room
 //!   protocol's session, in a private room beside an open one (no sockets).
 //! - `roomcast bench argon2`: the key derivation a client runs before it
@@ -24,6 +28,7 @@
 mod chat;
 mod hist;
 mod load;
+mod reliable;
 mod seal;
 
 use std::fmt::Write as _;
@@ -50,6 +55,10 @@ enum Mode {
     /// The machine's limit: the same ramp with bare datagrams and minimal
     /// sockets (no roomcast framing). Run inside tools/sandbox.
     Raw(chat::ChatArgs),
+    /// Reliable chat on real sockets: members running the room protocol
+    /// on loopback, one sending; delivery, loss notices, repair delay.
+    /// Run inside tools/sandbox.
+    Reliable(reliable::ReliableArgs),
     /// What a private room costs per message: the room protocol's session
     /// sending and receiving, sealed beside open, in one process (no
     /// sockets).
@@ -65,6 +74,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         None => load::run(args.load),
         Some(Mode::Chat(chat)) => chat::run(chat, chat::Flavor::Roomcast),
         Some(Mode::Raw(chat)) => chat::run(chat, chat::Flavor::Raw),
+        Some(Mode::Reliable(args)) => reliable::run(args),
         Some(Mode::Seal(seal)) => seal::run_seal(seal),
         Some(Mode::Argon2(argon2)) => seal::run_argon2(argon2),
     }

@@ -133,15 +133,50 @@ fn chat_and_raw_multicast_modes_deliver() {
     });
 }
 
+/// `bench reliable` runs the room protocol's sessions on real sockets: with
+/// a share of datagrams dropped at each receiver, every message still
+/// arrives, once, in order, through repairs; a quiet room reports its
+/// heartbeat bytes.
+#[test]
+fn reliable_mode_delivers_everything_through_repairs() {
+    netns::isolated(|| {
+        let json = bench(&[
+            "reliable", "--port", "47300", "--count", "30", "--rate", "9", "--drop", "20",
+        ]);
+        assert_eq!(number(&json, "delivered"), Some(60.0), "{json}");
+        assert_eq!(number(&json, "expected"), Some(60.0), "{json}");
+        assert_eq!(number(&json, "reported_lost"), Some(0.0), "{json}");
+        assert_eq!(number(&json, "duplicates"), Some(0.0), "{json}");
+        assert_eq!(number(&json, "out_of_order"), Some(0.0), "{json}");
+        assert!(number(&json, "dropped").unwrap() > 0.0, "{json}");
+        assert!(number(&json, "repairs").unwrap() > 0.0, "{json}");
+        assert!(
+            number(&json, "frame_bytes_beyond_text").unwrap() > 30.0,
+            "{json}"
+        );
+        let quiet = bench(&["reliable", "--port", "47310", "--quiet", "1"]);
+        assert!(number(&quiet, "heartbeats").unwrap() >= 3.0, "{quiet}");
+        assert!(
+            number(&quiet, "bytes_per_member_per_s").unwrap() > 0.0,
+            "{quiet}"
+        );
+    });
+}
+
 /// The multicast modes refuse to run where an interface besides loopback
 /// exists (here a veth pair, in the test's own namespace).
 #[test]
 fn multicast_modes_refuse_a_network_with_other_interfaces() {
     netns::isolated(|| {
         netns::ip(&["link", "add", "rc0", "type", "veth", "peer", "name", "rc1"]);
-        for mode in ["chat", "raw"] {
+        for (mode, args) in [
+            ("chat", ["--no-ramp", "--duration", "0.1"]),
+            ("raw", ["--no-ramp", "--duration", "0.1"]),
+            ("reliable", ["--quiet", "0.1", "--json"]),
+        ] {
             let out = Command::new(roomcast_bin())
-                .args(["bench", mode, "--no-ramp", "--duration", "0.1"])
+                .args(["bench", mode])
+                .args(args)
                 .output()
                 .expect("run roomcast bench");
             assert!(!out.status.success(), "{mode} ran beside other interfaces");

@@ -13,19 +13,18 @@ use client_common::{ClientProcess, eventually};
 use roomcast_tests::lan::{Host, Lan};
 use roomcast_tests::{ServerProcess, netns};
 
-/// Messages each sender types in the lossy test.
-const PER_SENDER: usize = 120;
+/// Lines Ann's script pipes into the room at once in the lossy test: a
+/// member sends at most `SEND_RATE` (10) messages a second, so they take a
+/// minute to go out; the others wait in her client's send queue, and her
+/// client holds the rest of its input meanwhile.
+const ANN_LINES: usize = 600;
 
-/// How often each sender types one. The room's senders together send
-/// 20 messages a second: each member stores the last 128 messages of the
-/// room (`MAX_STORED`), so a message stays repairable for about 6 s, time
-/// for several rounds of requests and repairs when 10 % of datagrams are
-/// lost at every receiver. (Much faster, a message whose repairs keep
-/// getting lost falls out of every store first and is reported lost.)
-const PACE: Duration = Duration::from_millis(200);
+/// Lines each of the others pipes at once, at the same time.
+const OTHER_LINES: usize = 60;
 
-/// How long a whole run may take to deliver everything.
-const DELIVERY_WAIT: Duration = Duration::from_secs(40);
+/// How long a whole run may take to deliver everything: Ann's lines at the
+/// sender's pace (60 s), and time to repair the last ones.
+const DELIVERY_WAIT: Duration = Duration::from_secs(120);
 
 /// Drops one datagram in ten to the room's two ports, at `host`'s input.
 fn lossy(host: &Host, port: u16) {
@@ -133,19 +132,26 @@ fn every_message_arrives_once_and_in_order_over_a_lossy_lan() {
                 }
             }
         }
-        // Paced as a busy room types: 4 senders, one line each every PACE,
-        // 480 messages, 1440 deliveries.
-        for k in 0..PER_SENDER {
-            for (c, name) in clients.iter_mut().zip(names) {
-                c.send(&format!("m {name} {k:04}"));
+        // Each pipes its whole block at once (no pacing by the test), Ann
+        // the most, and Ann's input then ends: her client quits once her
+        // lines are out.
+        let count = |name: &str| {
+            if name == "Ann" {
+                ANN_LINES
+            } else {
+                OTHER_LINES
             }
-            std::thread::sleep(PACE);
-        }
+        };
         let expected = |name: &str| -> Vec<String> {
-            (0..PER_SENDER)
+            (0..count(name))
                 .map(|k| format!("m {name} {k:04}"))
                 .collect()
         };
+        for (c, name) in clients.iter_mut().zip(names) {
+            let block: String = expected(name).iter().map(|l| format!("{l}\n")).collect();
+            c.send_bytes(block.as_bytes());
+        }
+        clients[0].close_stdin();
         let deadline = Instant::now() + DELIVERY_WAIT;
         for (i, c) in clients.iter().enumerate() {
             for (j, sender) in names.iter().enumerate() {
@@ -154,7 +160,7 @@ fn every_message_arrives_once_and_in_order_over_a_lossy_lan() {
                 }
                 loop {
                     let got = texts_from(&c.stdout.all(), sender);
-                    if got.len() >= PER_SENDER {
+                    if got.len() >= count(sender) {
                         assert_eq!(
                             got,
                             expected(sender),
@@ -165,9 +171,10 @@ fn every_message_arrives_once_and_in_order_over_a_lossy_lan() {
                     }
                     assert!(
                         Instant::now() < deadline,
-                        "{} got {} of {sender}'s {PER_SENDER} messages; it printed:\n{}",
+                        "{} got {} of {sender}'s {} messages; it printed:\n{}",
                         names[i],
                         got.len(),
+                        count(sender),
                         c.stdout.all().join("\n")
                     );
                     std::thread::sleep(Duration::from_millis(100));
@@ -175,12 +182,16 @@ fn every_message_arrives_once_and_in_order_over_a_lossy_lan() {
             }
             let all = c.stdout.all();
             assert!(
-                !all.iter().any(|l| l.contains("could not be recovered")),
+                !all.iter()
+                    .any(|l| l.contains("could not be recovered") || l.contains("not sent")),
                 "{} reported a loss:\n{}",
                 names[i],
                 all.join("\n")
             );
         }
+        // Ann's client said it would quit once her lines were out, and did.
+        printed(&clients[0], "of your lines are still going out");
+        assert_eq!(clients[0].wait_exit(), Some(0));
         // The network did lose datagrams (about one in ten) all along.
         for name in names {
             let n = dropped(lan.host(name));
@@ -191,11 +202,11 @@ fn every_message_arrives_once_and_in_order_over_a_lossy_lan() {
         std::thread::sleep(Duration::from_millis(500));
         for (i, c) in clients.iter().enumerate() {
             for (j, sender) in names.iter().enumerate() {
-                let expected = if i == j { 0 } else { PER_SENDER };
+                let expected = if i == j { 0 } else { count(sender) };
                 assert_eq!(texts_from(&c.stdout.all(), sender).len(), expected);
             }
         }
-        for c in &mut clients {
+        for c in &mut clients[1..] {
             c.send("/leave");
             c.expect("You left chat room lossy");
         }

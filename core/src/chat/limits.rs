@@ -33,15 +33,63 @@ pub const MAX_MEMBERS: usize = 64;
 
 /// How many messages a session stores: its own and others' delivered ones
 /// (to repair them and to serve late joiners) and the ones held back waiting
-/// for a gap to fill. When full, the oldest delivered message is forgotten;
-/// it can then no longer be repaired from here.
-pub const MAX_STORED: usize = 128;
+/// for a gap to fill: [`OWN_STORED`] for its own, 128 for the others'.
+/// When full, the oldest delivered message is forgotten (an own one only to
+/// make room for a newer own one: see [`OWN_STORED`]); it can then no longer
+/// be repaired from here. About 1.2 KiB each (a slot holds the longest name
+/// and text), so 328 slots are about 380 KiB of the session.
+pub const MAX_STORED: usize = OWN_STORED + 128;
+
+/// How many of [`MAX_STORED`] are kept for the member's own messages (PGM's
+/// transmit window): others' messages never push an own one out, and an
+/// own message is forgotten only when a newer own one needs its slot. With
+/// the sender's pace ([`SEND_RATE`]) a message therefore stays repairable
+/// by its origin for at least `(OWN_STORED - SEND_BURST) / SEND_RATE` =
+/// (200 - 10) / 10 = **19 s** after it is sent, even while its origin sends
+/// without pause (a paste, a script).
+///
+/// Why 19 s is enough: a receiver that lost a message notices within 100 ms
+/// (the origin's next message at [`SEND_RATE`]) or 250 ms (a heartbeat,
+/// [`HEARTBEAT_MIN`]) and asks after 20-120 ms ([`NAK_DELAY`],
+/// [`NAK_SPREAD`]); it asks again after 0.5-1 s, 1-2 s, then every 2-4 s
+/// ([`NAK_RETRY`], [`NAK_RETRY_MAX`]). So its 1st to 6th requests go out
+/// within 0.4, 1.4, 3.4, 7.4, 11.4 and 15.4 s of the loss. At 10 % loss at
+/// every receiver a round fails only if the request or the repair is lost:
+/// at most 1 - 0.9 * 0.9 = 0.19 (less, as others' requests and repairs from
+/// other members help), so six rounds all fail with a chance below 0.19^6 =
+/// 5e-5 per lost datagram, 1e-6 at the usual 0.1 per round. A message the
+/// origin no longer has may still come from any other member that stores it.
+pub const OWN_STORED: usize = 200;
+
+/// The most new messages a member sends per second, sustained (a token
+/// bucket of [`SEND_BURST`]; repairs, requests and heartbeats are not
+/// counted: they have their own limits). Lines the user sends faster wait
+/// in the send queue ([`SEND_QUEUE_BYTES`]). The pace keeps every message
+/// repairable for a while ([`OWN_STORED`]) and keeps a burst within what a
+/// receiver with a gap can hold back: 64 messages ([`WINDOW`]) are 6.4 s of
+/// a sender at this rate, longer than four rounds of repair. A person types
+/// far slower (a busy room is a few lines a second in all); a pasted or
+/// piped block of 400 lines takes 40 s to go out.
+pub const SEND_RATE: u32 = 10;
+
+/// How many messages a member may send at once, beyond [`SEND_RATE`], after
+/// a quiet while: a short paste goes out at once.
+pub const SEND_BURST: u32 = 10;
+
+/// The bytes of the send queue: lines accepted by
+/// [`crate::chat::Session::handle_send`] that wait for [`SEND_RATE`], each
+/// taking 2 bytes plus its text. When a line does not fit, `handle_send`
+/// says `Busy` (the roomcast client holds the user's input meanwhile:
+/// it stops reading it until the queue has room for the longest line). 16
+/// KiB hold 16 lines of the longest kind ([`MAX_MESSAGE`]) or about 390 of
+/// 40 bytes: 39 s at [`SEND_RATE`].
+pub const SEND_QUEUE_BYTES: usize = 16 * 1024;
 
 /// How many stored messages may be held back, waiting for an earlier one
 /// from the same sender. An out-of-order message past this is dropped (it
-/// is asked for again once the gap fills), so at least
-/// `MAX_STORED - MAX_HOLDBACK` slots always take the next message in order
-/// and the session's own messages.
+/// is asked for again once the gap fills), so of the 128 slots for others'
+/// messages at least `128 - MAX_HOLDBACK` = 32 always take the next message
+/// in order (the session's own have [`OWN_STORED`]).
 pub const MAX_HOLDBACK: usize = 96;
 
 /// How far past the next expected message of a sender a message may be and

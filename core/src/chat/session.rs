@@ -7,6 +7,7 @@ use super::frame::{Data, FrameBuf, MemberId, decode, encode_bye, encode_data, is
 use super::limits::{
     HEARTBEAT_MIN, MAX_EVENTS, MAX_MEMBERS, MAX_MESSAGE, MAX_OUTBOX, MAX_PENDING_NAKS,
     MAX_PENDING_REPAIRS, MAX_STORED, MEMBER_TIMEOUT, NAK_DELAY, NAK_RATE, OWN_ECHO, REPAIR_RATE,
+    SEND_BURST, SEND_QUEUE_BYTES, SEND_RATE,
 };
 use super::seal::{DatagramBuf, Sealing};
 use crate::Instant;
@@ -16,6 +17,7 @@ mod presence;
 mod receive;
 mod repair;
 mod sealed;
+mod send;
 
 /// A display name as the session keeps it.
 pub type Name = heapless::String<{ super::limits::MAX_NAME }>;
@@ -143,7 +145,10 @@ pub enum UsageError {
     BadName,
     /// A message longer than [`MAX_MESSAGE`] bytes.
     TooLong,
-    /// The host has not drained [`Session::poll_transmit`].
+    /// The send queue ([`super::limits::SEND_QUEUE_BYTES`]) has no room
+    /// for this line: lines go out at most
+    /// [`super::limits::SEND_RATE`] a second. Try again later (the roomcast
+    /// client holds the user's input while [`Session::can_send`] is false).
     Busy,
     /// The session has left the room.
     Closed,
@@ -158,7 +163,11 @@ impl core::fmt::Display for UsageError {
                 super::limits::MAX_NAME
             ),
             UsageError::TooLong => write!(f, "a message has at most {MAX_MESSAGE} bytes"),
-            UsageError::Busy => f.write_str("the outgoing queue is full; drain it first"),
+            UsageError::Busy => write!(
+                f,
+                "too many lines are waiting to go out (at most {SEND_RATE} a second); \
+                 send it again in a moment"
+            ),
             UsageError::Closed => f.write_str("the session has left the room"),
         }
     }
@@ -212,6 +221,9 @@ pub struct Stats {
     pub unsealed: u64,
     /// Private: datagrams on the plain port, not shown.
     pub plain_refused: u64,
+    /// Lines still in the send queue when the session left the room (never
+    /// sent).
+    pub unsent: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -243,6 +255,15 @@ struct Stored {
     sent: i64,
     delivered: bool,
     last_sent: Option<Instant>,
+    /// Where its name and text are, in `bodies`.
+    slot: u16,
+}
+
+/// The bulky part of a stored message, kept apart from [`Stored`] so that
+/// the store's scans (by origin and number) touch a few cache lines, not
+/// [`MAX_STORED`] slots of 1.2 KiB.
+#[derive(Clone, Debug)]
+struct Body {
     name: Name,
     text: MessageText,
 }
@@ -265,7 +286,8 @@ struct RepairEntry {
     due: Instant,
 }
 
-/// A token bucket: at most `rate` per second, bursts of `rate`.
+/// A token bucket: at most `rate` per second, bursts of `rate` (or of
+/// `burst`, with [`Bucket::take_burst`]).
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
     milli: u64,
@@ -280,19 +302,35 @@ impl Bucket {
         }
     }
     fn take(&mut self, now: Instant, rate: u32) -> bool {
+        self.take_burst(now, rate, rate)
+    }
+    /// Thousandths of a token held at `now`.
+    fn level(&self, now: Instant, rate: u32, burst: u32) -> u64 {
         let us = u64::try_from(now.saturating_since(self.at).as_micros()).unwrap_or(u64::MAX);
-        let cap = u64::from(rate) * 1000;
-        self.milli = self
-            .milli
+        let cap = u64::from(burst) * 1000;
+        self.milli
             .saturating_add(us.saturating_mul(u64::from(rate)) / 1000)
-            .min(cap);
-        self.at = now;
+            .min(cap)
+    }
+    fn take_burst(&mut self, now: Instant, rate: u32, burst: u32) -> bool {
+        self.milli = self.level(now, rate, burst);
+        self.at = self.at.max(now);
         if self.milli >= 1000 {
             self.milli -= 1000;
             true
         } else {
             false
         }
+    }
+    /// When the next token is there (`now` if it is already).
+    fn ready_at(&self, now: Instant, rate: u32, burst: u32) -> Instant {
+        let have = self.level(now, rate, burst);
+        if have >= 1000 || rate == 0 {
+            return now;
+        }
+        // Tokens accrue at `rate` thousandths per millisecond: round up.
+        let us = ((1000 - have) * 1000).div_ceil(u64::from(rate));
+        now + Duration::from_micros(us)
     }
 }
 
@@ -339,8 +377,8 @@ fn fnv1a(data: &[u8]) -> u64 {
 ///
 /// Every call does work bounded by the named limits of
 /// [`crate::chat::limits`]; the session's memory is fixed at creation. No
-/// datagram can make it panic. It is about 230 KiB (mostly the stored
-/// messages and the outgoing queue): a host keeps it boxed.
+/// datagram can make it panic. It is about 470 KiB (mostly the stored
+/// messages, [`MAX_STORED`]): a host keeps it boxed.
 #[derive(Clone, Debug)]
 pub struct Session {
     me: MemberId,
@@ -358,6 +396,10 @@ pub struct Session {
     ready: u64,
     rr: usize,
     store: heapless::Vec<Stored, MAX_STORED>,
+    /// Names and texts of the stored messages, by `Stored::slot`.
+    bodies: heapless::Vec<Body, MAX_STORED>,
+    /// Slots of `bodies` no stored message uses.
+    free: heapless::Vec<u16, MAX_STORED>,
     naks: heapless::Vec<NakEntry, MAX_PENDING_NAKS>,
     /// A gap could not get an entry: scan again at the next timer.
     nak_overflow: bool,
@@ -369,6 +411,14 @@ pub struct Session {
     /// (address, hash), in case a member's frames turn up later.
     plain_shown: heapless::Deque<(SocketAddr, u64), OWN_ECHO>,
     self_addr: Option<SocketAddr>,
+    /// Lines waiting for [`SEND_RATE`]: each a 2-byte length and the text.
+    queue: heapless::Deque<u8, SEND_QUEUE_BYTES>,
+    /// How many lines `queue` holds.
+    queued: usize,
+    /// The pace of new messages: per second, and the burst
+    /// ([`SEND_RATE`], [`SEND_BURST`] unless [`Session::set_pace`]).
+    pace: (u32, u32),
+    send_bucket: Bucket,
     nak_bucket: Bucket,
     repair_bucket: Bucket,
     closed: bool,
@@ -406,6 +456,8 @@ impl Session {
             ready: 0,
             rr: 0,
             store: heapless::Vec::new(),
+            bodies: heapless::Vec::new(),
+            free: heapless::Vec::new(),
             naks: heapless::Vec::new(),
             nak_overflow: false,
             repairs: heapless::Vec::new(),
@@ -414,6 +466,13 @@ impl Session {
             echo: heapless::Deque::new(),
             plain_shown: heapless::Deque::new(),
             self_addr: None,
+            queue: heapless::Deque::new(),
+            queued: 0,
+            pace: (SEND_RATE, SEND_BURST),
+            send_bucket: Bucket {
+                milli: u64::from(SEND_BURST) * 1000,
+                at: now,
+            },
             nak_bucket: Bucket::new(now, NAK_RATE),
             repair_bucket: Bucket::new(now, REPAIR_RATE),
             closed: false,
@@ -496,7 +555,10 @@ impl Session {
 
     /// The user sends `text` to the room. It goes out as a frame on the
     /// control port and as one plain `Name: text` datagram on the room's
-    /// port.
+    /// port: at once if the sender's pace allows ([`SEND_RATE`], bursts of
+    /// [`SEND_BURST`]), else from the send queue, in order, as it does
+    /// (drain after [`Session::handle_timeout`] as ever). `Busy` if the
+    /// queue has no room for it ([`SEND_QUEUE_BYTES`]).
     pub fn handle_send(&mut self, now: Instant, text: &str) -> Result<(), UsageError> {
         self.tick(now);
         if self.closed {
@@ -505,12 +567,19 @@ impl Session {
         if text.len() > MAX_MESSAGE {
             return Err(UsageError::TooLong);
         }
-        if self.outbox.capacity() - self.outbox.len() < 2 {
+        if !self.enqueue(text) {
             return Err(UsageError::Busy);
         }
+        self.pump();
+        Ok(())
+    }
+
+    /// Sends `text` as the next message now (the send queue's pace allowed
+    /// it and the outbox has room for both datagrams).
+    fn send_now(&mut self, text: &str) {
         let seq = self.next_seq;
         let mut t = MessageText::new();
-        t.push_str(text).map_err(|_| UsageError::TooLong)?;
+        let _ = t.push_str(text);
         let sent = self.now_us();
         self.store_message(self.me, seq, sent, true, self.name.clone(), t);
         self.next_seq = self.next_seq.saturating_add(1);
@@ -538,7 +607,6 @@ impl Session {
         self.last_send = self.now;
         self.hb_interval = HEARTBEAT_MIN;
         self.hb_due = self.now + HEARTBEAT_MIN;
-        Ok(())
     }
 
     /// A datagram arrived on `channel` from `from`. Anything is accepted:
@@ -575,6 +643,7 @@ impl Session {
         }
         self.tell_refusals();
         self.run_timers();
+        self.pump();
     }
 
     /// The user leaves the room: a goodbye goes out, and the session does
@@ -582,6 +651,7 @@ impl Session {
     pub fn handle_leave(&mut self, now: Instant) {
         self.tick(now);
         if !self.closed {
+            self.drop_queue();
             self.transmit(Channel::Control, encode_bye(self.me));
             self.closed = true;
         }
@@ -640,6 +710,12 @@ impl Session {
         }
         if let Some(due) = self.refusals_due() {
             at = at.min(due);
+        }
+        if self.queued > 0 {
+            at = at.min(
+                self.send_bucket
+                    .ready_at(self.now, self.pace.0, self.pace.1),
+            );
         }
         Some(at.max(self.now))
     }

@@ -10,7 +10,8 @@ use super::frame::{
 };
 use super::limits::{
     CATCHUP, HEARTBEAT_MAX, MAX_FRAME, MAX_HOLDBACK, MAX_MEMBERS, MAX_MESSAGE, MAX_NAK_RANGE,
-    MAX_NAME, MEMBER_TIMEOUT, NAK_TRIES, REPAIR_RATE, WINDOW,
+    MAX_NAME, MAX_STORED, MEMBER_TIMEOUT, NAK_TRIES, OWN_STORED, REPAIR_RATE, SEND_BURST,
+    SEND_QUEUE_BYTES, SEND_RATE, WINDOW,
 };
 use super::{Channel, Event, MemberId, Session, Transmit, UsageError};
 use crate::Instant;
@@ -641,6 +642,158 @@ fn control_port_is_the_next_one() {
 
 #[test]
 fn a_session_is_of_bounded_size() {
+    // Mostly the stored messages (MAX_STORED slots of about 1.2 KiB).
     let size = core::mem::size_of::<Session>();
-    assert!(size < 256 * 1024, "{size} bytes");
+    assert!(size < 512 * 1024, "{size} bytes");
+}
+
+// ---- Sending: pace, queue, own store ----
+
+/// The seqs of the DATA frames (first transmissions) in `t`.
+fn data_seqs(t: &[Transmit]) -> Vec<u32> {
+    t.iter()
+        .filter_map(|x| match decode(&x.data) {
+            Ok((_, Frame::Data(d))) if d.flags & FLAG_REPAIR == 0 => Some(d.seq),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs `s`'s timers up to `until` (ms), collecting what it sends.
+fn run_until(s: &mut Session, until: u64) -> Vec<Transmit> {
+    let mut out = Vec::new();
+    while let Some(due) = s.poll_timeout() {
+        if due > at(until) {
+            break;
+        }
+        s.handle_timeout(due);
+        out.extend(drain(s).0);
+    }
+    out
+}
+
+#[test]
+fn a_burst_goes_out_at_the_senders_pace_in_order() {
+    let mut a = session(1, "Ann");
+    let _ = drain(&mut a);
+    let lines = 3 * SEND_BURST;
+    for k in 0..lines {
+        a.handle_send(at(0), &std::format!("line {k}"))
+            .expect("queued");
+    }
+    let first = data_seqs(&drain(&mut a).0);
+    assert_eq!(
+        first,
+        (1..=SEND_BURST).collect::<Vec<_>>(),
+        "a burst at once"
+    );
+    assert_eq!(a.queued(), (lines - SEND_BURST) as usize);
+    // Then one every 1/SEND_RATE s: after 1 s, SEND_RATE more.
+    let next = a.poll_timeout().expect("a deadline");
+    assert_eq!(next, at(1000 / u64::from(SEND_RATE)));
+    let more = data_seqs(&run_until(&mut a, 1000));
+    assert_eq!(
+        more,
+        (SEND_BURST + 1..=SEND_BURST + SEND_RATE).collect::<Vec<_>>()
+    );
+    let rest = data_seqs(&run_until(&mut a, 10_000));
+    assert_eq!(
+        rest,
+        (SEND_BURST + SEND_RATE + 1..=lines).collect::<Vec<_>>()
+    );
+    assert_eq!(a.queued(), 0);
+    assert_eq!(a.stats().messages_sent, u64::from(lines));
+}
+
+#[test]
+fn the_send_queue_is_bounded_in_bytes_and_says_busy() {
+    let mut a = session(1, "Ann");
+    let _ = drain(&mut a);
+    // The burst goes out at once and takes no queue.
+    for _ in 0..SEND_BURST {
+        a.handle_send(at(0), "x").expect("sent");
+    }
+    assert_eq!(a.queued(), 0);
+    let long = "y".repeat(MAX_MESSAGE);
+    let fit = SEND_QUEUE_BYTES / (2 + MAX_MESSAGE);
+    for _ in 0..fit {
+        assert!(a.can_send());
+        a.handle_send(at(0), &long).expect("queued");
+    }
+    assert!(!a.can_send(), "no room for the longest line");
+    assert_eq!(a.handle_send(at(0), &long), Err(UsageError::Busy));
+    // What is left fits a shorter line exactly.
+    let left = SEND_QUEUE_BYTES - fit * (2 + MAX_MESSAGE) - 2;
+    assert_eq!(
+        a.handle_send(at(0), &"z".repeat(left + 1)),
+        Err(UsageError::Busy)
+    );
+    a.handle_send(at(0), &"z".repeat(left))
+        .expect("fits exactly");
+    assert_eq!(a.queued(), fit + 1);
+    let _ = drain(&mut a);
+    // Leaving drops what waits, and counts it.
+    a.handle_leave(at(1));
+    assert_eq!(a.stats().unsent, (fit + 1) as u64);
+    assert_eq!(a.queued(), 0);
+    assert_eq!(a.handle_send(at(2), "late"), Err(UsageError::Closed));
+}
+
+#[test]
+fn others_messages_never_push_out_own_ones() {
+    let mut a = session(1, "Ann");
+    let _ = drain(&mut a);
+    // OWN_STORED own messages, sent at the pace.
+    let mut t = 0;
+    for k in 0..OWN_STORED {
+        a.handle_send(at(t), &std::format!("own {k}"))
+            .expect("queued");
+        let _ = drain(&mut a);
+        let _ = run_until(&mut a, t + 100);
+        t += 100;
+    }
+    // A flood of another member's messages fills the rest of the store many
+    // times over.
+    for seq in 1..=3 * MAX_STORED as u32 {
+        a.handle_datagram(at(t), addr(2), Channel::Control, &data(2, seq, "other"));
+        let _ = drain(&mut a);
+    }
+    assert_eq!(a.stored(), MAX_STORED);
+    // The oldest own message is still repaired when asked for.
+    let nak = encode_nak(
+        MemberId(9),
+        &Nak {
+            origin: MemberId(1),
+            first: 1,
+            count: 1,
+            attempt: 1,
+        },
+    );
+    a.handle_datagram(at(t), addr(9), Channel::Control, &nak);
+    let repairs = |t: &[Transmit]| {
+        t.iter()
+            .filter_map(|x| match decode(&x.data) {
+                Ok((_, Frame::Data(d))) if d.flags & FLAG_REPAIR != 0 => Some(d.seq),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(repairs(&run_until(&mut a, t + 50)), [1]);
+    // One more own message: the oldest own one makes room for it.
+    t += 1000;
+    a.handle_send(at(t), "one more").expect("sent");
+    let _ = drain(&mut a);
+    a.handle_datagram(at(t), addr(9), Channel::Control, &nak);
+    assert!(repairs(&run_until(&mut a, t + 50)).is_empty(), "1 is gone");
+    let nak2 = encode_nak(
+        MemberId(9),
+        &Nak {
+            origin: MemberId(1),
+            first: 2,
+            count: 1,
+            attempt: 1,
+        },
+    );
+    a.handle_datagram(at(t + 60), addr(9), Channel::Control, &nak2);
+    assert_eq!(repairs(&run_until(&mut a, t + 120)), [2]);
 }

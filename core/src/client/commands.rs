@@ -61,10 +61,18 @@ impl Client {
     fn chat_line(&mut self, text: &str) {
         match text.trim() {
             "" => return,
-            "/leave" => return self.leave_chat(),
+            "/leave" => return self.leave_when_sent(),
             "/help" => return self.help(),
             "/who" => return self.who(),
             _ => {}
+        }
+        if self.leave_when_sent {
+            say!(
+                self,
+                "You are leaving this room once your last lines are out; '{}' was not sent.",
+                Quote(text.as_bytes())
+            );
+            return;
         }
         if self.session_send(text) {
             return;
@@ -408,6 +416,26 @@ impl Client {
     }
 
     /// Leaves the room, or gives up joining it.
+    /// `/leave`: leaves the room once the lines still in the send queue
+    /// are out (a script's lines before its `/leave` all go out), at once
+    /// if there are none.
+    fn leave_when_sent(&mut self) {
+        let waiting = self
+            .session
+            .as_ref()
+            .map_or(0, crate::chat::Session::queued);
+        if waiting == 0 {
+            return self.leave_chat();
+        }
+        self.leave_when_sent = true;
+        say!(
+            self,
+            "{waiting} of your lines are still going out (at most {} a second); you leave the \
+             room once they are sent (Ctrl-] leaves at once, without them).",
+            crate::chat::limits::SEND_RATE
+        );
+    }
+
     pub(super) fn leave_chat(&mut self) {
         self.room_key = None;
         self.end_session();

@@ -114,8 +114,17 @@ impl Client {
     /// Leaves the room protocol: the goodbye goes out before the host
     /// leaves the group.
     pub(super) fn end_session(&mut self) {
+        let unsent = self.session.as_ref().map_or(0, Session::queued);
         if let Some(session) = self.session.as_mut() {
             session.handle_leave(self.now);
+        }
+        if unsent > 0 {
+            let plural = if unsent == 1 { "line" } else { "lines" };
+            say!(
+                self,
+                "{unsent} {plural} you sent had not gone out yet and {} not sent.",
+                if unsent == 1 { "was" } else { "were" }
+            );
         }
         while let Some(t) = self.session.as_mut().and_then(Session::poll_transmit) {
             self.emit(transmit_output(t));

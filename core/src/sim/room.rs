@@ -159,6 +159,9 @@ pub struct Scenario {
 
 const SEC: u64 = 1_000_000;
 
+/// How long a line refused as `Busy` waits before it is tried again.
+const BUSY_RETRY: u64 = 50_000;
+
 impl Scenario {
     /// A swarm scenario: the seed picks the size, the faults and how hard,
     /// the churn and the messages.
@@ -203,8 +206,9 @@ impl Scenario {
                 partitions.push((start, start + len, mask));
             }
         }
-        // Now and then more messages than a member stores (MAX_STORED), so
-        // that old ones fall out of every store.
+        // Now and then more messages than a member stores of others' (128 of
+        // MAX_STORED), so that old ones fall out of every store but their
+        // origin's.
         let count = if n >= 6 && r.chance(0.15) {
             r.range(150, 240)
         } else {
@@ -277,6 +281,40 @@ impl Scenario {
             fault_end,
             end: fault_end + 60 * SEC,
             private,
+        }
+    }
+
+    /// A burst: member 0 sends `count` messages of 40 bytes at once, at 2 s,
+    /// into a room of `n` members present from the start, with independent
+    /// `loss` and, if `bursty`, Gilbert-Elliott bursts on top (a bad state
+    /// entered after 2 % of datagrams and left after 4 on average, losing
+    /// 75 % while in it). The faults last until well after the last message
+    /// has gone out at the sender's pace (`SEND_RATE`).
+    pub fn burst(seed: u64, n: usize, count: usize, loss: f64, bursty: bool) -> Self {
+        let paced = count as u64 * SEC / u64::from(crate::chat::limits::SEND_RATE);
+        let fault_end = 2 * SEC + paced + 20 * SEC;
+        Scenario {
+            seed,
+            joins: vec![0; n],
+            churn: Vec::new(),
+            messages: vec![(2 * SEC, 0, 40); count],
+            faults: Faults {
+                loss,
+                burst: bursty.then_some(Burst {
+                    p_good_bad: 0.02,
+                    p_bad_good: 0.25,
+                    loss_bad: 0.75,
+                }),
+                dup: 0.0,
+                delay_us: 500,
+                jitter_us: 2000,
+            },
+            partitions: Vec::new(),
+            plain: vec![false; n],
+            blackout: Vec::new(),
+            fault_end,
+            end: fault_end + 60 * SEC,
+            private: None,
         }
     }
 
@@ -683,8 +721,15 @@ impl Sim {
                     .session
                     .as_mut()
                     .expect("a member in the room");
-                if s.handle_send(now, &text).is_err() {
-                    return Err(self.fail(format!("n{i} could not send {seq}")));
+                match s.handle_send(now, &text) {
+                    Ok(()) => {}
+                    Err(crate::chat::UsageError::Busy) => {
+                        // The send queue is full: the line waits, as the
+                        // client holds its user's input, and is tried again.
+                        self.push(self.now + BUSY_RETRY, Ev::Send(i, k));
+                        return Ok(());
+                    }
+                    Err(e) => return Err(self.fail(format!("n{i} could not send {seq}: {e}"))),
                 }
                 self.next_seq[i] += 1;
                 self.sent.insert(

@@ -357,7 +357,7 @@ fn summary(s: &Step) -> String {
 
 /// Refuses to run unless loopback is the only network interface (as in
 /// `tools/sandbox`).
-fn only_loopback() -> Result<(), String> {
+pub(super) fn only_loopback() -> Result<(), String> {
     let dev = std::fs::read_to_string("/proc/net/dev")
         .map_err(|e| format!("cannot read /proc/net/dev to check the network: {e}"))?;
     let others: Vec<&str> = dev
@@ -705,7 +705,11 @@ fn decode(data: &[u8], flavor: Flavor) -> Option<(u64, u64, u64)> {
 // option; on Windows this receiver does not drop another group's
 // datagrams, which the benchmark, alone on its group, does not need.
 
-fn client_recv_socket(group: Ipv4Addr, port: u16, iface: Ipv4Addr) -> io::Result<UdpSocket> {
+pub(super) fn client_recv_socket(
+    group: Ipv4Addr,
+    port: u16,
+    iface: Ipv4Addr,
+) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     platform::share_port(&socket)?;
     platform::only_own_memberships(&socket, false)?;
@@ -715,7 +719,7 @@ fn client_recv_socket(group: Ipv4Addr, port: u16, iface: Ipv4Addr) -> io::Result
     Ok(socket.into())
 }
 
-fn client_send_socket(iface: Ipv4Addr) -> io::Result<UdpSocket> {
+pub(super) fn client_send_socket(iface: Ipv4Addr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_multicast_if_v4(&iface)?;
     socket.set_multicast_ttl_v4(TTL)?;

@@ -70,6 +70,11 @@ impl Histogram {
         self.max = self.max.max(other.max);
     }
 
+    /// How many values were recorded.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
     /// The largest value recorded (exact), 0 if none.
     pub fn max(&self) -> u64 {
         self.max

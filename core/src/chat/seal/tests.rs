@@ -408,7 +408,8 @@ fn a_captured_datagram_replayed_later_is_not_delivered_again() {
 #[test]
 fn a_private_session_is_of_bounded_size() {
     let size = core::mem::size_of::<Session>();
-    assert!(size < 256 * 1024, "{size} bytes");
+    // Fixed when made: mostly the MAX_STORED messages and the send queue.
+    assert!(size < 640 * 1024, "{size} bytes");
     let long = "x".repeat(MAX_MESSAGE);
     let mut a = private(1, &"N".repeat(crate::chat::limits::MAX_NAME), 7);
     a.handle_send(at(0), &long)

@@ -40,21 +40,22 @@ impl Session {
                 if age <= in_room.saturating_add(micros(AGE_SLACK)) {
                     self.stats.delivered += 1;
                     let already_shown = self.was_shown_plain(i, j);
-                    let s = &self.store[j];
+                    let body = &self.bodies[usize::from(self.store[j].slot)];
                     return Some(Event::Message {
                         from: id,
-                        name: s.name.clone(),
-                        text: s.text.clone(),
+                        name: body.name.clone(),
+                        text: body.text.clone(),
                         already_shown,
                     });
                 }
                 let age = Duration::from_micros(u64::try_from(age).unwrap_or(0));
                 if age <= HISTORY_AGE {
                     self.stats.delivered += 1;
+                    let body = &self.bodies[usize::from(s.slot)];
                     return Some(Event::History {
                         from: id,
-                        name: s.name.clone(),
-                        text: s.text.clone(),
+                        name: body.name.clone(),
+                        text: body.text.clone(),
                         age,
                     });
                 }
@@ -98,7 +99,7 @@ impl Session {
         if self.plain_shown.is_empty() {
             return false;
         }
-        let s = &self.store[j];
+        let s = &self.bodies[usize::from(self.store[j].slot)];
         let mut plain = FrameBuf::new();
         let _ = plain.extend_from_slice(s.name.as_bytes());
         let _ = plain.extend_from_slice(b": ");

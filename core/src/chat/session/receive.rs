@@ -2,9 +2,9 @@
 
 use core::net::SocketAddr;
 
-use super::{Event, Member, MessageText, Name, Session, Stored, fnv1a};
+use super::{Body, Event, Member, MessageText, Name, Session, Stored, fnv1a};
 use crate::chat::frame::{self, Data, FLAG_REPAIR, Frame, FrameBuf, MemberId, is_frame};
-use crate::chat::limits::{MAX_FRAME, MAX_HOLDBACK, OWN_ECHO, WINDOW};
+use crate::chat::limits::{MAX_FRAME, MAX_HOLDBACK, OWN_ECHO, OWN_STORED, WINDOW};
 
 impl Session {
     pub(super) fn on_plain(&mut self, from: SocketAddr, data: &[u8]) {
@@ -196,7 +196,10 @@ impl Session {
         self.on_hi(oi, d.seq, sent);
     }
 
-    /// Stores a message, forgetting the oldest delivered one if full.
+    /// Stores a message, forgetting the oldest delivered one if full: an own
+    /// message only for a newer own one, once there are [`OWN_STORED`] of
+    /// them (they are kept for repair as long as the pace allows: see
+    /// there), else one of the others'.
     pub(super) fn store_message(
         &mut self,
         origin: MemberId,
@@ -207,25 +210,58 @@ impl Session {
         text: MessageText,
     ) -> bool {
         if self.store.is_full() {
-            let Some(oldest) = (0..self.store.len())
-                .filter(|&i| self.store[i].delivered)
-                .min_by_key(|&i| self.store[i].sent)
-            else {
+            let me = self.me;
+            let own = self.store.iter().filter(|s| s.origin == me).count();
+            // (Before the store first fills, own ones may take more.)
+            let take_own = own > OWN_STORED || (origin == me && own == OWN_STORED);
+            let oldest = |own_ones: bool| {
+                (0..self.store.len())
+                    .filter(|&i| {
+                        self.store[i].delivered && (self.store[i].origin == me) == own_ones
+                    })
+                    .min_by_key(|&i| self.store[i].sent)
+            };
+            // Others' messages leave first; own ones only as said above
+            // (or if nothing else can go).
+            let Some(oldest) = oldest(take_own).or_else(|| oldest(!take_own)) else {
                 return false;
             };
-            self.store.swap_remove(oldest);
+            self.forget(oldest);
         }
-        self.store
-            .push(Stored {
-                origin,
-                seq,
-                sent,
-                delivered,
-                last_sent: None,
-                name,
-                text,
-            })
-            .is_ok()
+        let body = Body { name, text };
+        let slot = match self.free.pop() {
+            Some(k) => {
+                self.bodies[usize::from(k)] = body;
+                k
+            }
+            None => {
+                if self.bodies.push(body).is_err() {
+                    return false;
+                }
+                (self.bodies.len() - 1) as u16
+            }
+        };
+        let stored = Stored {
+            origin,
+            seq,
+            sent,
+            delivered,
+            last_sent: None,
+            slot,
+        };
+        match self.store.push(stored) {
+            Ok(()) => true,
+            Err(s) => {
+                let _ = self.free.push(s.slot);
+                false
+            }
+        }
+    }
+
+    /// Forgets stored message `k` (the last one takes its place).
+    pub(super) fn forget(&mut self, k: usize) {
+        let gone = self.store.swap_remove(k);
+        let _ = self.free.push(gone.slot);
     }
 }
 

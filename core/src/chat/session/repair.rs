@@ -38,8 +38,15 @@ impl Session {
             m.lost = m.lost.saturating_add(skipped);
             m.next = new_next;
             self.ready |= 1 << i;
-            self.store
-                .retain(|s| !(s.origin == id && !s.delivered && s.seq < new_next));
+            let mut k = 0;
+            while k < self.store.len() {
+                let s = &self.store[k];
+                if s.origin == id && !s.delivered && s.seq < new_next {
+                    self.forget(k);
+                } else {
+                    k += 1;
+                }
+            }
             self.naks.retain(|n| !(n.origin == id && n.seq < new_next));
         }
         let m = &mut self.members[i];
@@ -230,13 +237,14 @@ impl Session {
             return;
         }
         let s = &self.store[j];
+        let body = &self.bodies[usize::from(s.slot)];
         let data = Data {
             flags: FLAG_REPAIR,
             origin,
             seq,
             age_ms: self.age_ms(s.sent),
-            name: &s.name,
-            text: &s.text,
+            name: &body.name,
+            text: &body.text,
         };
         if let Some(frame) = encode_data(self.me, &data) {
             self.store[j].last_sent = Some(now);

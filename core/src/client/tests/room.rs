@@ -209,3 +209,107 @@ fn what_cannot_be_recovered_is_said_and_a_silent_member_leaves() {
         "{left:?}"
     );
 }
+
+/// Hands `mel` lines of 500 bytes while it is ready for input (at most
+/// 100); returns how many it took and what it put out.
+fn paste(mel: &mut Client, now: Instant) -> (usize, Vec<Output>) {
+    let mut out = Vec::new();
+    let mut taken = 0;
+    while taken < 100 && mel.ready_for_input() {
+        let text = std::format!("{taken:03} {}", "x".repeat(496));
+        mel.handle_user_line(now, text.as_bytes());
+        out.extend(drain(mel));
+        taken += 1;
+    }
+    (taken, out)
+}
+
+/// Runs `mel`'s timers from `now` until `done` holds (at most 60 s).
+fn run_timers(mel: &mut Client, mut now: Instant, done: impl Fn(&Client) -> bool) -> Vec<Output> {
+    let mut out = Vec::new();
+    let end = now + Duration::from_secs(60);
+    while !done(mel) && now < end {
+        now = mel.poll_timeout().unwrap_or(end).max(now);
+        mel.handle_timeout(now);
+        out.extend(drain(mel));
+    }
+    out
+}
+
+fn plain_sent(out: &[Output]) -> usize {
+    out.iter()
+        .filter(|o| matches!(o, Output::SendDatagram(_)))
+        .count()
+}
+
+#[test]
+fn a_paste_is_held_and_paced_and_the_end_of_input_waits_for_it() {
+    let net = room_of_two();
+    let mut mel = net.into_client(0);
+    let now = t(60_000);
+    let (taken, out) = paste(&mut mel, now);
+    // The burst went out at once; the rest waits, and so does the input.
+    let burst = crate::chat::limits::SEND_BURST as usize;
+    assert_eq!(plain_sent(&out), burst);
+    assert!(taken > burst && taken < 100, "{taken}");
+    assert!(!mel.ready_for_input());
+    mel.handle_end_of_input(now);
+    let out = drain(&mut mel);
+    let waiting = taken - burst;
+    assert_eq!(
+        all_shown(&out),
+        std::format!(
+            "{waiting} of your lines are still going out (at most 10 a second); roomcast quits \
+             once they are sent (Ctrl-] leaves the room at once, without them)."
+        )
+    );
+    assert!(!mel.has_exited());
+    let out = run_timers(&mut mel, now, Client::has_exited);
+    assert_eq!(
+        plain_sent(&out),
+        waiting,
+        "every line went out before quitting"
+    );
+    assert!(all_shown(&out).ends_with("Goodbye."), "{}", all_shown(&out));
+    assert!(!all_shown(&out).contains("not sent"));
+}
+
+#[test]
+fn leave_waits_for_the_lines_before_it_and_ctrl_bracket_does_not() {
+    let net = room_of_two();
+    let mut mel = net.into_client(0);
+    let now = t(60_000);
+    let (taken, _) = paste(&mut mel, now);
+    let waiting = taken - crate::chat::limits::SEND_BURST as usize;
+    mel.handle_user_line(now, b"/leave");
+    let out = drain(&mut mel);
+    assert!(
+        all_shown(&out).starts_with(&std::format!("{waiting} of your lines are still going out")),
+        "{out:?}"
+    );
+    assert_eq!(mel.mode(), Mode::Chat);
+    assert!(
+        !mel.ready_for_input(),
+        "what follows /leave waits until it is done"
+    );
+    let out = run_timers(&mut mel, now, |c| c.mode() != Mode::Chat);
+    assert_eq!(plain_sent(&out), waiting);
+    assert!(all_shown(&out).contains("You left chat room Lobby"));
+    assert!(mel.ready_for_input());
+
+    // Ctrl-] leaves at once, and says what was not sent.
+    let net = room_of_two();
+    let mut mel = net.into_client(0);
+    let (taken, _) = paste(&mut mel, now);
+    let waiting = taken - crate::chat::limits::SEND_BURST as usize;
+    mel.handle_leave_chat(now);
+    let out = drain(&mut mel);
+    assert_eq!(plain_sent(&out), 0);
+    assert!(
+        all_shown(&out).starts_with(&std::format!(
+            "{waiting} lines you sent had not gone out yet and were not sent."
+        )),
+        "{out:?}"
+    );
+    assert_eq!(mel.mode(), Mode::Main);
+}

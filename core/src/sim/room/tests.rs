@@ -57,6 +57,65 @@ proptest! {
     }
 }
 
+/// Seeds of each burst test in the default run; `BURST_SEEDS=n` runs more,
+/// `SEED=n` replays one.
+const BURST_SEEDS: u64 = 2;
+
+/// Messages member 0 sends at once in the burst tests.
+const BURST: usize = 1000;
+
+/// One member pastes [`BURST`] lines at once into a room of 4 with `loss`
+/// (and bursts of loss): every other member gets every one, once, in
+/// order, and nothing is reported lost.
+fn burst_case(name: &str, loss: f64, bursty: bool) {
+    let seeds: Vec<u64> = match env_u64("SEED") {
+        Some(seed) => vec![seed],
+        None => (0..env_u64("BURST_SEEDS").unwrap_or(BURST_SEEDS)).collect(),
+    };
+    for seed in seeds {
+        let sc = Scenario::burst(seed, 4, BURST, loss, bursty);
+        let r = Sim::new(sc).run().unwrap_or_else(|f| {
+            panic!(
+                "{f}replay this one: SEED={seed} cargo test -p roomcast-core --lib \
+                 sim::room::tests::{name} -- --nocapture"
+            )
+        });
+        let fail = |what: &str| {
+            panic!(
+                "seed {seed}: {what}: {} sent, {} delivered, {} reported lost, {} receiver \
+                 losses, {} requests, {} repairs\nreplay: SEED={seed} cargo test -p roomcast-core \
+                 --lib sim::room::tests::{name} -- --nocapture",
+                r.messages, r.delivered, r.reported_lost, r.receiver_losses, r.naks, r.repairs
+            )
+        };
+        if r.messages != BURST as u64 {
+            fail("not every line was sent");
+        }
+        if r.reported_lost != 0 {
+            fail("a loss was reported");
+        }
+        if r.delivered != 3 * BURST as u64 {
+            fail("not every member got every message");
+        }
+        if r.receiver_losses < BURST as u64 / 10 {
+            fail("the network hardly lost anything");
+        }
+        if env_u64("SEED").is_some() {
+            println!("{r:#?}");
+        }
+    }
+}
+
+#[test]
+fn burst_under_independent_loss() {
+    burst_case("burst_under_independent_loss", 0.1, false);
+}
+
+#[test]
+fn burst_under_bursty_loss() {
+    burst_case("burst_under_bursty_loss", 0.1, true);
+}
+
 #[test]
 fn same_seed_same_run() {
     let a = run_seed(7).map_err(|f| f.what);
