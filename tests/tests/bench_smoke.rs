@@ -163,6 +163,43 @@ fn reliable_mode_delivers_everything_through_repairs() {
     });
 }
 
+/// `bench reliable --private` runs a private room on real sockets: sealed
+/// frames (53 bytes more than the open room's, no plain copy), and repairs
+/// still bring every message through a share of drops.
+#[test]
+fn reliable_mode_runs_a_private_room() {
+    netns::isolated(|| {
+        let json = bench(&[
+            "reliable",
+            "--port",
+            "47320",
+            "--count",
+            "20",
+            "--rate",
+            "9",
+            "--drop",
+            "20",
+            "--private",
+        ]);
+        assert!(json.contains("\"room\":\"private\""), "{json}");
+        assert_eq!(number(&json, "delivered"), Some(40.0), "{json}");
+        assert_eq!(number(&json, "reported_lost"), Some(0.0), "{json}");
+        assert_eq!(number(&json, "duplicates"), Some(0.0), "{json}");
+        assert!(number(&json, "repairs").unwrap() > 0.0, "{json}");
+        // A DATA frame of "m0" (31 + 2) sealed (+ 53); no plain copy.
+        assert_eq!(
+            number(&json, "frame_bytes_beyond_text"),
+            Some(86.0),
+            "{json}"
+        );
+        assert_eq!(
+            number(&json, "plain_bytes_beyond_text"),
+            Some(0.0),
+            "{json}"
+        );
+    });
+}
+
 /// The multicast modes refuse to run where an interface besides loopback
 /// exists (here a veth pair, in the test's own namespace).
 #[test]
