@@ -15,6 +15,10 @@
 //!   (one sender, receiving members), with a share of datagrams dropped at
 //!   each receiver if asked: delivery rate, loss, repair delay, and the
 //!   bytes of a quiet member (`--quiet`).
+//! - `roomcast bench seal`: what sealing costs per message, through the room
+//!   protocol's session, in a private room beside an open one (no sockets).
+//! - `roomcast bench argon2`: the key derivation a client runs before it
+//!   enters a private room (Argon2id), its time and peak memory.
 //!
 //! Every target must be on this machine (a loopback address) unless
 //! `--allow-remote` says otherwise, and the multicast modes refuse to run
@@ -25,6 +29,7 @@ mod chat;
 mod hist;
 mod load;
 mod reliable;
+mod seal;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -54,6 +59,13 @@ enum Mode {
     /// on loopback, one sending; delivery, loss notices, repair delay.
     /// Run inside tools/sandbox.
     Reliable(reliable::ReliableArgs),
+    /// What a private room costs per message: the room protocol's session
+    /// sending and receiving, sealed beside open, in one process (no
+    /// sockets).
+    Seal(seal::SealArgs),
+    /// What entering a private room costs: the Argon2id key derivation
+    /// with the shipped parameters, its time and peak memory.
+    Argon2(seal::Argon2Args),
 }
 
 /// Runs the benchmark the arguments ask for.
@@ -63,6 +75,8 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         Some(Mode::Chat(chat)) => chat::run(chat, chat::Flavor::Roomcast),
         Some(Mode::Raw(chat)) => chat::run(chat, chat::Flavor::Raw),
         Some(Mode::Reliable(args)) => reliable::run(args),
+        Some(Mode::Seal(seal)) => seal::run_seal(seal),
+        Some(Mode::Argon2(argon2)) => seal::run_argon2(argon2),
     }
 }
 

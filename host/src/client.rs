@@ -25,7 +25,7 @@ mod chatlog;
 mod config;
 mod keys;
 mod net;
-mod passphrase;
+pub(crate) mod passphrase;
 mod style;
 mod terminal;
 mod tokens;

@@ -163,6 +163,43 @@ fn reliable_mode_delivers_everything_through_repairs() {
     });
 }
 
+/// `bench reliable --private` runs a private room on real sockets: sealed
+/// frames (53 bytes more than the open room's, no plain copy), and repairs
+/// still bring every message through a share of drops.
+#[test]
+fn reliable_mode_runs_a_private_room() {
+    netns::isolated(|| {
+        let json = bench(&[
+            "reliable",
+            "--port",
+            "47320",
+            "--count",
+            "20",
+            "--rate",
+            "9",
+            "--drop",
+            "20",
+            "--private",
+        ]);
+        assert!(json.contains("\"room\":\"private\""), "{json}");
+        assert_eq!(number(&json, "delivered"), Some(40.0), "{json}");
+        assert_eq!(number(&json, "reported_lost"), Some(0.0), "{json}");
+        assert_eq!(number(&json, "duplicates"), Some(0.0), "{json}");
+        assert!(number(&json, "repairs").unwrap() > 0.0, "{json}");
+        // A DATA frame of "m0" (31 + 2) sealed (+ 53); no plain copy.
+        assert_eq!(
+            number(&json, "frame_bytes_beyond_text"),
+            Some(86.0),
+            "{json}"
+        );
+        assert_eq!(
+            number(&json, "plain_bytes_beyond_text"),
+            Some(0.0),
+            "{json}"
+        );
+    });
+}
+
 /// The multicast modes refuse to run where an interface besides loopback
 /// exists (here a veth pair, in the test's own namespace).
 #[test]
@@ -188,4 +225,43 @@ fn multicast_modes_refuse_a_network_with_other_interfaces() {
             );
         }
     });
+}
+
+/// `bench seal` runs both kinds of room through the session and reports
+/// the sizes the protocol gives: a DATA frame and its plain copy in an open
+/// room, the frame sealed (53 bytes more) and nothing else in a private one.
+#[test]
+fn seal_mode_measures_open_and_private_rooms() {
+    let json = bench(&["seal", "--messages", "300", "--runs", "1", "--sizes", "60"]);
+    for key in [
+        "open_send_ns",
+        "open_receive_ns",
+        "private_send_ns",
+        "private_receive_ns",
+        "seal_alone_ns",
+        "open_alone_ns",
+    ] {
+        let ns = number(&json, key).unwrap_or(0.0);
+        assert!(ns > 0.0, "{key}: {json}");
+    }
+    assert!(number(&json, "total_ratio").unwrap() > 0.0, "{json}");
+    // 8-byte name, 60-byte text: frame 31 + 8 + 60, plain copy 8 + 2 + 60.
+    assert_eq!(number(&json, "open_datagrams"), Some(2.0), "{json}");
+    assert_eq!(number(&json, "open_bytes"), Some(169.0), "{json}");
+    assert_eq!(number(&json, "private_datagrams"), Some(1.0), "{json}");
+    assert_eq!(number(&json, "private_bytes"), Some(152.0), "{json}");
+    assert_eq!(number(&json, "seal_overhead_bytes"), Some(53.0), "{json}");
+}
+
+/// `bench argon2` runs the shipped derivation and reads its peak memory,
+/// which holds the 64 MiB Argon2id block array.
+#[test]
+fn argon2_mode_times_the_key_derivation() {
+    let json = bench(&["argon2", "--runs", "1"]);
+    assert_eq!(number(&json, "memory_kib"), Some(65536.0), "{json}");
+    assert!(number(&json, "median_ms").unwrap() > 0.0, "{json}");
+    if cfg!(target_os = "linux") {
+        let after = number(&json, "peak_rss_after_kib").unwrap();
+        assert!(after >= 65536.0, "{json}");
+    }
 }

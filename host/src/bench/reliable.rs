@@ -24,6 +24,15 @@
 //! `--quiet SECS` runs the members without messages instead, and reports
 //! the bytes each sends per second (heartbeats).
 //!
+//! `--private` runs a private room: every member's session seals its
+//! frames (XChaCha20-Poly1305, [`roomcast_core::chat::Sealing`]) under one
+//! key and sends no plain copy, as the client does in a private room. The
+//! key is a fixed benchmark key (no Argon2id: `roomcast bench argon2`
+//! measures that); each member's sealer is its own. The sender's first
+//! transmissions are then timed when the session counts them sent (it
+//! cannot read its sealed frames), and with `--drop` the delay of repaired
+//! messages is not told apart.
+//!
 //! As `roomcast bench chat`, it refuses to run where any network interface
 //! other than loopback exists (run it inside `tools/sandbox`), sends with
 //! TTL 1 on a loopback address, to a group in 239.0.0.0/8.
@@ -38,7 +47,8 @@ use std::time::{Duration, Instant};
 
 use polling::{Event as Interest, Events, PollMode, Poller};
 use roomcast_core::chat::frame::{FLAG_REPAIR, Frame, decode};
-use roomcast_core::chat::{Channel, Event, MemberId, Session};
+use roomcast_core::chat::{Channel, Event, MemberId, Sealing, Session};
+use roomcast_core::privacy::{RoomKeys, RoomSecret, SECRET_BYTES};
 
 use super::hist::Histogram;
 use super::{Json, human_ns, parse_seconds};
@@ -104,6 +114,10 @@ pub struct ReliableArgs {
     #[arg(long, value_parser = parse_seconds)]
     quiet: Option<Duration>,
 
+    /// A private room: frames sealed under a benchmark key, no plain copies.
+    #[arg(long)]
+    private: bool,
+
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -161,6 +175,12 @@ struct Member {
     /// When each message was first transmitted (ns since `base`, 0: not
     /// yet), written by the sender.
     sent_at: Arc<Vec<AtomicU64>>,
+    /// A private room's session: its frames are sealed.
+    private: bool,
+    /// Messages the sender's session had sent at the last drain (private).
+    counted: u64,
+    /// The text's size, for the bytes beyond it (private).
+    size: usize,
 }
 
 impl Member {
@@ -170,7 +190,30 @@ impl Member {
 
     /// Sends what the session put out and takes its events.
     fn drain(&mut self) -> io::Result<()> {
+        // A private session's frames are sealed: the messages it sent since
+        // the last drain go out in this one.
+        let fresh = if self.private && self.index == 0 {
+            let sent = self.session.stats().messages_sent;
+            let at = self.base.elapsed().as_nanos() as u64;
+            for seq in self.counted..sent {
+                if let Some(a) = self.sent_at.get(seq as usize) {
+                    a.store(at, Ordering::SeqCst);
+                }
+            }
+            let fresh = self.counted == 0 && sent > 0;
+            self.counted = sent;
+            fresh
+        } else {
+            false
+        };
+        let mut first = fresh;
         while let Some(t) = self.session.poll_transmit() {
+            // The first message's sealed frame: the first control datagram
+            // after it was sent (no heartbeat is queued before it).
+            if first && t.channel == Channel::Control && self.tally.overhead.is_none() {
+                self.tally.overhead = Some((t.data.len().saturating_sub(self.size), 0));
+                first = false;
+            }
             let dest = match t.channel {
                 Channel::Plain => self.dest_plain,
                 Channel::Control => self.dest_control,
@@ -288,6 +331,12 @@ pub fn run(args: ReliableArgs) -> Result<(), String> {
         .checked_add(1)
         .ok_or("--port must leave room for the control port")?;
     let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..count).map(|_| AtomicU64::new(0)).collect());
+    // A private room's key: a fixed benchmark key (nothing here is secret);
+    // the wall clock makes each run's sealers new.
+    let keys = RoomKeys::derive(&RoomSecret([0x42; SECRET_BYTES]));
+    let wall_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut handles = Vec::new();
     for index in 0..members {
         let open = |port| {
@@ -300,15 +349,18 @@ pub fn run(args: ReliableArgs) -> Result<(), String> {
         let control = open(control_port).map_err(|e| format!("member {index}: {e}"))?;
         let send = client_send_socket(args.iface).map_err(|e| format!("member {index}: {e}"))?;
         let name = format!("m{index}");
-        let mut session = Box::new(
-            Session::new(
-                roomcast_core::Instant::from_micros(base.elapsed().as_micros() as u64),
-                MemberId(0x5EED_0000 + index as u64),
-                &name,
-                index as u64 + 1,
-            )
-            .map_err(|e| e.to_string())?,
-        );
+        let now = roomcast_core::Instant::from_micros(base.elapsed().as_micros() as u64);
+        let id = MemberId(0x5EED_0000 + index as u64);
+        let made = if args.private {
+            let mut sealer = [0u8; 16];
+            sealer[..8].copy_from_slice(&(index as u64 + 1).to_be_bytes());
+            sealer[8..].copy_from_slice(&wall_ms.to_be_bytes());
+            let sealing = Sealing::new(&keys.frame, sealer, now, wall_ms);
+            Session::new_private(now, id, &name, index as u64 + 1, sealing)
+        } else {
+            Session::new(now, id, &name, index as u64 + 1)
+        };
+        let mut session = Box::new(made.map_err(|e| e.to_string())?);
         if args.pace > 0 {
             session.set_pace(args.pace, args.pace);
         }
@@ -328,6 +380,9 @@ pub fn run(args: ReliableArgs) -> Result<(), String> {
             seen: BTreeSet::new(),
             next: 0,
             sent_at: sent_at.clone(),
+            private: args.private,
+            counted: 0,
+            size: args.size as usize,
         };
         let (stop, done, ready) = (stop.clone(), done.clone(), ready.clone());
         let (size, rate) = (args.size as usize, args.rate);
@@ -512,6 +567,7 @@ fn report(args: &ReliableArgs, tallies: &[Tally], elapsed: Duration, count: u64)
     if args.json {
         let j = Json::default()
             .str("mode", "reliable")
+            .str("room", if args.private { "private" } else { "open" })
             .int("receivers", receivers.len() as u64)
             .int("count", count)
             .int("size", args.size.into())
@@ -538,8 +594,9 @@ fn report(args: &ReliableArgs, tallies: &[Tally], elapsed: Duration, count: u64)
         println!("{}", j.finish());
     } else {
         println!(
-            "roomcast bench reliable: 1 sender, {} receivers, {count} messages of {} bytes, \
-             drop {} %, pace {}",
+            "roomcast bench reliable: {} room, 1 sender, {} receivers, {count} messages of {} \
+             bytes, drop {} %, pace {}",
+            if args.private { "private" } else { "open" },
             receivers.len(),
             args.size,
             args.drop,
