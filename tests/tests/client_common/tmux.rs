@@ -84,7 +84,17 @@ impl Tmux {
 
     /// The screen's lines, trailing blanks removed.
     pub fn screen(&self) -> Vec<String> {
-        let out = self.run(&["capture-pane", "-p", "-t", "client"]);
+        self.capture(&["capture-pane", "-p", "-t", "client"])
+    }
+
+    /// The screen with everything scrolled off above it (tmux's history).
+    #[allow(dead_code)] // Not every test file that shares this module uses it.
+    pub fn history(&self) -> Vec<String> {
+        self.capture(&["capture-pane", "-p", "-S", "-", "-t", "client"])
+    }
+
+    fn capture(&self, args: &[&str]) -> Vec<String> {
+        let out = self.run(args);
         let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| l.trim_end().to_string())
@@ -104,9 +114,24 @@ impl Tmux {
     }
 
     pub fn wait_screen(&self, what: &str, check: impl Fn(&[String]) -> bool) -> Vec<String> {
+        self.wait_capture(what, Self::screen, check)
+    }
+
+    /// As [`wait_screen`](Self::wait_screen), over the history too.
+    #[allow(dead_code)] // Not every test file that shares this module uses it.
+    pub fn wait_history(&self, what: &str, check: impl Fn(&[String]) -> bool) -> Vec<String> {
+        self.wait_capture(what, Self::history, check)
+    }
+
+    fn wait_capture(
+        &self,
+        what: &str,
+        capture: fn(&Self) -> Vec<String>,
+        check: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let screen = self.screen();
+            let screen = capture(self);
             if check(&screen) {
                 return screen;
             }
