@@ -763,6 +763,32 @@ fn a_bad_salt_or_verifier_is_a_usage_error_that_says_so_before_the_name() {
 }
 
 #[test]
+fn a_private_room_port_needs_a_control_port_at_the_edge() {
+    // A private room sends only on port + 1: 65534 has 65535, 65535 has none.
+    assert_eq!(
+        parse(&std::format!(
+            "makeroom a 239.1.2.3 65534 private {SALT} {VERIFIER}"
+        )),
+        Ok(Command::MakePrivate(
+            room("a", [239, 1, 2, 3], 65534),
+            privacy()
+        ))
+    );
+    let line = std::format!("makeroom a 239.1.2.3 65535 private {SALT} {VERIFIER}");
+    let err = parse(&line).unwrap_err();
+    assert_eq!(err, ParseError::NoControlPort(65535));
+    assert_eq!(err.code(), ErrorCode::BadPort);
+    let msg = err.to_string();
+    assert!(msg.contains("port + 1"), "{msg}");
+    assert!(msg.contains("from 1024 to 65534"), "{msg}");
+    // An open room keeps 65535.
+    assert_eq!(
+        parse("makeroom a 239.1.2.3 65535"),
+        Ok(Command::MakeRoom(room("a", [239, 1, 2, 3], 65535)))
+    );
+}
+
+#[test]
 fn private_commands_encode_as_the_protocol_writes_them() {
     assert_eq!(encode_command(&Command::Salt).as_str(), "salt\n");
     assert_eq!(

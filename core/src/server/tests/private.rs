@@ -362,6 +362,32 @@ fn makeroom_with_a_name_only_and_private_picks_from_the_pool() {
 }
 
 #[test]
+fn a_private_room_at_port_65535_is_refused_it_has_no_control_port() {
+    let mut host = Host::new();
+    let mut conn = host.connect();
+    let given = salt(&mut host, &mut conn);
+    let line = format!("makeroom top 239.1.1.1 65535 private {given} {VERIFIER}\n");
+    let reply = host.feed(&mut conn, line.as_bytes());
+    assert!(
+        reply.starts_with("ERR badport 65535 cannot be a private room's port"),
+        "{reply}"
+    );
+    assert!(reply.contains("port + 1"), "{reply}");
+    assert!(host.directory_is_empty());
+    // The salt is kept: 65534 (its control port is 65535) is fine.
+    let line = format!("makeroom top 239.1.1.1 65534 private {given} {VERIFIER}\n");
+    assert_eq!(
+        host.feed(&mut conn, line.as_bytes()),
+        "OK created top 239.1.1.1 65534 private\n"
+    );
+    // An open room may still take 65535.
+    assert!(
+        host.feed(&mut conn, b"makeroom open 239.1.1.9 65535\n")
+            .starts_with("OK created open 239.1.1.9 65535")
+    );
+}
+
+#[test]
 fn the_fuzz_dictionarys_salt_is_the_first_a_server_seeded_with_sevens_answers() {
     // fuzz/dict/crdp.dict and the server_bytes seeds hold this salt, so
     // that the fuzzer's private makeroom can succeed: its server is seeded
