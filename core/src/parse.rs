@@ -344,10 +344,10 @@ fn make_room<'a>(args: &[&'a [u8]]) -> Result<Command, ParseError<'a>> {
         }),
         None => None,
     };
-    if let (Some(room), Some(_)) = (&room, &privacy) {
-        if room.port == u16::MAX {
-            return Err(ParseError::NoControlPort(room.port));
-        }
+    if let (Some(room), Some(_)) = (&room, &privacy)
+        && room.port == u16::MAX
+    {
+        return Err(ParseError::NoControlPort(room.port));
     }
     Ok(match (room, privacy) {
         (None, None) => Command::AllocRoom(name),
