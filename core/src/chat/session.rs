@@ -646,6 +646,19 @@ impl Session {
         self.pump();
     }
 
+    /// The host's wall clock reads `wall_ms` (Unix time in ms) at `now`. A
+    /// private session's sealed-at times and freshness checks follow it
+    /// (see [`Sealing::set_wall`]); an open session ignores it. A host
+    /// calls it often, each turn of its loop, so that a step of its wall
+    /// clock (NTP, a suspend) does not leave the session's clock behind.
+    pub fn handle_wall_clock(&mut self, now: Instant, wall_ms: u64) {
+        self.tick(now);
+        let now = self.now;
+        if let Some(sealing) = self.sealing.as_mut() {
+            sealing.set_wall(now, wall_ms);
+        }
+    }
+
     /// The user leaves the room: a goodbye goes out, and the session does
     /// nothing more.
     pub fn handle_leave(&mut self, now: Instant) {
