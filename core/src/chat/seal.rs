@@ -94,6 +94,17 @@ pub const MAX_SEALERS: usize = MAX_MEMBERS;
 /// clock (NTP, a suspend the monotonic clock did not count) is followed.
 pub const WALL_RESYNC: Duration = Duration::from_secs(1);
 
+/// How long a private session remembers a member that said goodbye (a
+/// sealed BYE): frames of that member id heard in this time do not make it
+/// join again. A replay of its older datagrams is fresh for at most
+/// [`MAX_CLOCK_SKEW`] after its sealing by a sender whose clock was up to
+/// [`MAX_CLOCK_SKEW`] ahead: twice that covers it.
+pub const DEPARTED_MEMORY: Duration = Duration::from_secs(2 * 120);
+
+/// How many departed members a private session remembers: as many as
+/// members ([`MAX_MEMBERS`]); when full, the oldest goodbye is forgotten.
+pub const MAX_DEPARTED: usize = MAX_MEMBERS;
+
 /// A session tells refused datagrams ([`crate::chat::Event::Refused`]) at
 /// the first one at once, then at most once per this, with the counts since
 /// the last notice.

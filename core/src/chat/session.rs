@@ -426,6 +426,9 @@ pub struct Session {
     /// `Some` in a private room.
     sealing: Option<Sealing>,
     refusals: sealed::Refusals,
+    /// In a private room: members that said goodbye, and when (see
+    /// [`DEPARTED_MEMORY`](super::seal::DEPARTED_MEMORY)).
+    departed: heapless::Deque<(MemberId, Instant), { super::seal::MAX_DEPARTED }>,
 }
 
 impl Session {
@@ -479,6 +482,7 @@ impl Session {
             stats: Stats::default(),
             sealing: None,
             refusals: sealed::Refusals::default(),
+            departed: heapless::Deque::new(),
         })
     }
 

@@ -637,3 +637,70 @@ fn a_session_follows_a_step_of_its_hosts_wall_clock() {
     assert_eq!(at_b, [String::from("before")]);
     assert_eq!((a.stats().stale, b.stats().stale), stale);
 }
+
+#[test]
+fn a_replay_of_a_departed_member_does_not_make_it_join_again() {
+    // Ann sees Bo's datagrams; Cy joined later and missed them, but sees
+    // Bo's goodbye. A replay of Bo's older datagrams (fresh, and new to
+    // Cy's replay window) must not show Bo as joining again.
+    let mut a = private(1, "Ann", 7);
+    let mut b = private(2, "Bo", 7);
+    let mut c = private(3, "Cy", 7);
+    let mut captured = Vec::new();
+    let _ = exchange(&mut a, &mut b, 0, 10);
+    b.handle_send(at(10), "before leaving").expect("sent");
+    let _ = drain(&mut a);
+    for ms in 10..400 {
+        b.handle_timeout(at(ms));
+        a.handle_timeout(at(ms));
+        for t in drain(&mut b).0 {
+            a.handle_datagram(at(ms), addr(2), t.channel, &t.data);
+            captured.push(t);
+        }
+        for t in drain(&mut a).0 {
+            b.handle_datagram(at(ms), addr(1), t.channel, &t.data);
+        }
+    }
+    assert!(!captured.is_empty());
+    b.handle_leave(at(400));
+    for t in drain(&mut b).0 {
+        a.handle_datagram(at(400), addr(2), t.channel, &t.data);
+        c.handle_datagram(at(400), addr(2), t.channel, &t.data);
+    }
+    let (_, ea) = drain(&mut a);
+    assert!(
+        ea.iter()
+            .any(|e| matches!(e, Event::Left { id, .. } if *id == MemberId(2)))
+    );
+    let _ = drain(&mut c);
+    for t in &captured {
+        c.handle_datagram(at(1000), addr(2), t.channel, &t.data);
+    }
+    c.handle_timeout(at(1000));
+    let (_, ec) = drain(&mut c);
+    assert!(
+        !ec.iter()
+            .any(|e| matches!(e, Event::Joined { id, .. } if *id == MemberId(2))),
+        "{ec:?}"
+    );
+    assert!(
+        !c.members().any(|m| m.id == Some(MemberId(2))),
+        "not shown as present"
+    );
+    // After DEPARTED_MEMORY the goodbye is forgotten (a replay is stale by
+    // then anyway: older than MAX_CLOCK_SKEW).
+    let later = 400 + u64::try_from(DEPARTED_MEMORY.as_millis()).expect("small");
+    c.handle_timeout(at(later));
+    let fresh = Sealing::new(&key(7), [9; SEALER_BYTES], at(0), WALL + later);
+    let mut b2 = Session::new_private(at(0), MemberId(2), "Bo", 9, fresh).expect("ok");
+    b2.handle_timeout(at(0));
+    for t in drain(&mut b2).0 {
+        c.handle_datagram(at(later), addr(2), t.channel, &t.data);
+    }
+    let (_, ec) = drain(&mut c);
+    assert!(
+        ec.iter()
+            .any(|e| matches!(e, Event::Joined { id, .. } if *id == MemberId(2))),
+        "{ec:?}"
+    );
+}
