@@ -640,6 +640,19 @@ impl Client {
         self.step();
     }
 
+    /// The host's wall clock reads `wall_ms` (Unix time in ms) at `now`.
+    /// A host calls it each turn of its loop: a private room's session
+    /// follows steps of the wall clock with it
+    /// ([`Session::handle_wall_clock`](crate::chat::Session::handle_wall_clock)).
+    /// Nothing else uses it.
+    pub fn handle_wall_clock(&mut self, now: Instant, wall_ms: u64) {
+        self.tick(now);
+        let now = self.now;
+        if let Some(session) = self.session.as_mut() {
+            session.handle_wall_clock(now, wall_ms);
+        }
+    }
+
     /// Time passed. Spurious calls are no-ops.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);

@@ -45,6 +45,9 @@ pub enum ParseError<'a> {
     NotAdminScoped(IpAddr),
     /// The port is not a number from 1024 to 65535.
     BadPort(&'a str),
+    /// A private room's port has no control port: a private room sends only
+    /// on port + 1, so its port must be below 65535.
+    NoControlPort(u16),
     /// The token is not [`MIN_TOKEN`](crate::limits::MIN_TOKEN) to
     /// [`MAX_TOKEN`](crate::limits::MAX_TOKEN) printable ASCII characters.
     BadToken(&'a str),
@@ -72,7 +75,7 @@ impl ParseError<'_> {
             | ParseError::BadVerifier(_) => ErrorCode::Usage,
             ParseError::BadName(_) => ErrorCode::BadName,
             ParseError::BadAddress(_) | ParseError::NotAdminScoped(_) => ErrorCode::BadAddress,
-            ParseError::BadPort(_) => ErrorCode::BadPort,
+            ParseError::BadPort(_) | ParseError::NoControlPort(_) => ErrorCode::BadPort,
         }
     }
 }
@@ -130,6 +133,13 @@ impl fmt::Display for ParseError<'_> {
                 f,
                 "{} is not a usable port; use a number from {MIN_ROOM_PORT} to 65535",
                 Quoted(port)
+            ),
+            ParseError::NoControlPort(port) => write!(
+                f,
+                "{port} cannot be a private room's port: a private room sends only on \
+                 its control port, port + 1, which does not exist for {port}; use a port \
+                 from {MIN_ROOM_PORT} to {}",
+                u16::MAX - 1
             ),
             ParseError::BadToken(token) => write!(
                 f,
@@ -317,7 +327,8 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ParseError<'_>> {
 /// <address> <port>`, `<name> private <salt> <verifier>`, `<name> <address>
 /// <port> private <salt> <verifier>`. Checked in this order: the count and
 /// the word `private` (any case), the salt and the verifier (all `usage`),
-/// then the name, the address and the port.
+/// then the name, the address and the port (a private room's port must
+/// have a control port, port + 1: 65535 is refused).
 fn make_room<'a>(args: &[&'a [u8]]) -> Result<Command, ParseError<'a>> {
     let usage = ParseError::Usage(CommandKind::MakeRoom);
     let is_private = |word: &[u8]| word.eq_ignore_ascii_case(b"private");
@@ -340,6 +351,11 @@ fn make_room<'a>(args: &[&'a [u8]]) -> Result<Command, ParseError<'a>> {
         }),
         None => None,
     };
+    if let (Some(room), Some(_)) = (&room, &privacy)
+        && room.port == u16::MAX
+    {
+        return Err(ParseError::NoControlPort(room.port));
+    }
     Ok(match (room, privacy) {
         (None, None) => Command::AllocRoom(name),
         (Some(room), None) => Command::MakeRoom(room),

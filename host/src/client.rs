@@ -402,6 +402,8 @@ impl Host {
                 .iter()
                 .map(|e| (e.key, e.readable, e.writable))
                 .collect();
+            let now = self.now();
+            self.client.handle_wall_clock(now, keys::wall_ms());
             for (key, readable, writable) in keys {
                 match key {
                     KEY_TCP => self.on_tcp(readable, writable),

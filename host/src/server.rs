@@ -25,7 +25,7 @@ use std::time::{Duration, Instant as StdInstant};
 
 use polling::{Event as Interest, Events, PollMode, Poller};
 use roomcast_core::{
-    AddressPool, Allocator, ConnId, Connection, Directory, Event, GroupPrefix, Instant,
+    AddressPool, Allocator, ConnId, Connection, Directory, ErrorCode, Event, GroupPrefix, Instant,
     PROTOCOL_VERSION, PortRange, Server, ServerConfig, Timeout, busy_reply,
     connections_quota_reply, limits,
 };
@@ -95,6 +95,56 @@ const ACCEPT_BUDGET: usize = 256;
 const LISTENER_KEY: usize = 0;
 const SIGNAL_KEY: usize = 1;
 const FIRST_CONN_KEY: usize = 2;
+
+/// Refusals that repeat are logged in summary: the first refusal of a
+/// connection over a quota (`ERR quota`), and the first connection turned
+/// away (`quota connections`, `busy`), each get a line; the ones after are
+/// counted and logged as one line with their count at most once per this
+/// (when the next comes after it), and a connection's count left over is
+/// logged when it closes. So a client flooding refused commands costs the
+/// log a few lines, not one per command.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Refusals of one kind not logged yet (see [`REFUSAL_LOG_INTERVAL`]).
+#[derive(Debug, Default)]
+struct Refusals {
+    /// Refused since the last line about them.
+    pending: u64,
+    /// When the last line about them was logged.
+    logged: Option<StdInstant>,
+}
+
+/// What to log for a refusal (see [`Refusals::note`]).
+#[derive(Debug, PartialEq, Eq)]
+enum RefusalLog {
+    /// The first one: log it as itself.
+    First,
+    /// Log this many refusals (this one included) in one line.
+    Summary(u64),
+    /// Count it, log nothing now.
+    Quiet,
+}
+
+impl Refusals {
+    /// One more refusal at `now`.
+    fn note(&mut self, now: StdInstant) -> RefusalLog {
+        let Some(logged) = self.logged else {
+            self.logged = Some(now);
+            return RefusalLog::First;
+        };
+        self.pending = self.pending.saturating_add(1);
+        if now.saturating_duration_since(logged) < REFUSAL_LOG_INTERVAL {
+            return RefusalLog::Quiet;
+        }
+        self.logged = Some(now);
+        RefusalLog::Summary(std::mem::take(&mut self.pending))
+    }
+
+    /// The refusals not logged yet; none are left.
+    fn take_pending(&mut self) -> u64 {
+        std::mem::take(&mut self.pending)
+    }
+}
 
 /// Options of `roomcast server`.
 #[derive(Debug, clap::Args)]
@@ -267,6 +317,13 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     // Withdrawn before the last line, so a client that reads it no longer
     // finds this server.
     drop(announcement);
+    let turned_away = host.turned_away.take_pending();
+    if turned_away > 0 {
+        log!(
+            Warn,
+            "{turned_away} more connections were turned away (busy or quota) before the stop"
+        );
+    }
     log!(Info, "stopped: closed {} connections", host.closed_at_stop);
     log::plain(format_args!("Chat Room Directory Server stopped."));
     Ok(())
@@ -339,6 +396,8 @@ struct Peer {
     timer: Option<Instant>,
     /// Listed in `Host::waiting` (its next reply waits for the disk).
     in_waiting: bool,
+    /// Its commands refused over a quota, for the log.
+    quota_refused: Refusals,
 }
 
 impl Peer {
@@ -385,6 +444,8 @@ struct Host {
     start: StdInstant,
     accept_paused_until: Option<StdInstant>,
     closed_at_stop: usize,
+    /// Connections turned away (`busy`, `quota connections`), for the log.
+    turned_away: Refusals,
 }
 
 impl Host {
@@ -420,6 +481,7 @@ impl Host {
             start: StdInstant::now(),
             accept_paused_until: None,
             closed_at_stop: 0,
+            turned_away: Refusals::default(),
         })
     }
 
@@ -657,12 +719,14 @@ impl Host {
 
     fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
         if self.live >= self.max_connections {
-            refuse_busy(stream, addr, self.max_connections);
+            let log = self.turned_away.note(StdInstant::now());
+            refuse_busy(stream, addr, self.max_connections, log);
             return;
         }
         let from_addr = self.per_client.get(&addr.ip()).copied().unwrap_or(0);
         if from_addr >= self.max_per_client {
-            refuse_quota(stream, addr, self.max_per_client);
+            let log = self.turned_away.note(StdInstant::now());
+            refuse_quota(stream, addr, self.max_per_client, log);
             return;
         }
         if let Err(e) = stream
@@ -703,6 +767,7 @@ impl Host {
             linger_until: None,
             timer: None,
             in_waiting: false,
+            quota_refused: Refusals::default(),
         });
         self.after_input(index);
     }
@@ -797,13 +862,34 @@ impl Host {
     }
 
     /// Logs what the core reported, naming the client each event is about.
+    /// A command refused over a quota is logged the first time, then in
+    /// summary (see [`REFUSAL_LOG_INTERVAL`]).
     fn drain_events(&mut self) {
         while let Some(event) = self.server.poll_event() {
-            let addr = event
-                .conn()
-                .and_then(|id| self.slot_of(id))
-                .and_then(|index| self.peers[index].as_ref())
-                .map(|peer| peer.addr);
+            let index = event.conn().and_then(|id| self.slot_of(id));
+            let peer = index.and_then(|index| self.peers[index].as_mut());
+            let addr = peer.as_ref().map(|peer| peer.addr);
+            if let (
+                Some(peer),
+                Event::Answered {
+                    error: Some(ErrorCode::Quota),
+                    ..
+                },
+            ) = (peer, &event)
+            {
+                match peer.quota_refused.note(StdInstant::now()) {
+                    RefusalLog::First => log_event(&event, addr),
+                    RefusalLog::Summary(n) => log!(
+                        Info,
+                        "client {}: {n} more commands refused over a quota \
+                         (ERR quota) in the last {} s or so",
+                        peer.addr,
+                        REFUSAL_LOG_INTERVAL.as_secs()
+                    ),
+                    RefusalLog::Quiet => {}
+                }
+                continue;
+            }
             log_event(&event, addr);
         }
     }
@@ -883,9 +969,18 @@ impl Host {
     }
 
     fn close(&mut self, index: usize, why: Close) {
-        let Some(peer) = self.peers.get_mut(index).and_then(Option::take) else {
+        let Some(mut peer) = self.peers.get_mut(index).and_then(Option::take) else {
             return;
         };
+        let refused = peer.quota_refused.take_pending();
+        if refused > 0 {
+            log!(
+                Info,
+                "client {}: {refused} more commands refused over a quota (ERR quota) \
+                 before it closed",
+                peer.addr
+            );
+        }
         let _ = self.poller.delete(&peer.stream);
         if let Some(at) = peer.timer {
             self.timers.remove(&(at, index));
@@ -1016,25 +1111,44 @@ fn log_event(event: &Event, addr: Option<SocketAddr>) {
 }
 
 /// Tells a client over the connection limit why it is turned away.
-fn refuse_busy(mut stream: TcpStream, addr: SocketAddr, max: usize) {
+/// Logged in summary (see [`REFUSAL_LOG_INTERVAL`]): `log` says what.
+fn refuse_busy(mut stream: TcpStream, addr: SocketAddr, max: usize, log: RefusalLog) {
     let line = busy_reply(max);
     // Best effort on a fresh socket: the kernel buffer takes one short line.
     let _ = stream.set_nonblocking(true);
     let _ = stream.write(line.as_bytes());
-    log!(
-        Warn,
-        "client {addr} refused: {max} clients connected already"
-    );
+    match log {
+        RefusalLog::First => log!(
+            Warn,
+            "client {addr} refused: {max} clients connected already"
+        ),
+        RefusalLog::Summary(n) => log_turned_away(n),
+        RefusalLog::Quiet => {}
+    }
 }
 
-fn refuse_quota(mut stream: TcpStream, addr: SocketAddr, max: usize) {
+/// Logged in summary (see [`REFUSAL_LOG_INTERVAL`]): `log` says what.
+fn refuse_quota(mut stream: TcpStream, addr: SocketAddr, max: usize, log: RefusalLog) {
     let line = connections_quota_reply(max);
     // Best effort on a fresh socket: the kernel buffer takes one short line.
     let _ = stream.set_nonblocking(true);
     let _ = stream.write(line.as_bytes());
+    match log {
+        RefusalLog::First => log!(
+            Warn,
+            "client {addr} refused: its address holds {max} connections already"
+        ),
+        RefusalLog::Summary(n) => log_turned_away(n),
+        RefusalLog::Quiet => {}
+    }
+}
+
+fn log_turned_away(n: u64) {
     log!(
         Warn,
-        "client {addr} refused: its address holds {max} connections already"
+        "{n} more connections were turned away (busy, or their address over its \
+         connection quota) in the last {} s or so",
+        REFUSAL_LOG_INTERVAL.as_secs()
     );
 }
 
@@ -1076,4 +1190,24 @@ fn is_out_of_descriptors(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_log_the_first_then_one_summary_per_interval_at_its_edge() {
+        let start = StdInstant::now();
+        let mut r = Refusals::default();
+        assert_eq!(r.note(start), RefusalLog::First);
+        assert_eq!(r.note(start), RefusalLog::Quiet);
+        let edge = start + REFUSAL_LOG_INTERVAL;
+        assert_eq!(r.note(edge - Duration::from_millis(1)), RefusalLog::Quiet);
+        assert_eq!(r.note(edge), RefusalLog::Summary(3));
+        assert_eq!(r.note(edge), RefusalLog::Quiet);
+        assert_eq!(r.take_pending(), 1);
+        assert_eq!(r.take_pending(), 0);
+        assert_eq!(r.note(edge + REFUSAL_LOG_INTERVAL), RefusalLog::Summary(1));
+    }
 }

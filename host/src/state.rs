@@ -550,29 +550,71 @@ fn parse_state(bytes: &[u8], directory: &mut Directory) -> Result<(), String> {
 }
 
 /// Splits a version-3 room line into the rest and, for a private room, its
-/// salt and verifier (the line's last three words: `private <salt>
-/// <verifier>`). An open room's line has four words, the third an address,
-/// so it is never taken for a private one.
+/// salt and verifier: a room line is `NAME ADDRESS PORT OWNER` (4 words,
+/// one space apart), then `private SALT VERIFIER` for a private room. A
+/// line of 4 words or fewer is returned whole (the caller names what is
+/// missing); past the owner, each error names the real problem: a word
+/// that is not `private`, a private room without its salt and verifier, a
+/// word too many, a salt or verifier that is not the canonical base64url
+/// of 16 bytes.
 fn split_privacy(line: &[u8], number: usize) -> Result<(&[u8], Option<Privacy>), String> {
-    let mut words = line.rsplitn(4, |&b| b == b' ');
-    let (Some(verifier), Some(salt), Some(word), Some(rest)) =
-        (words.next(), words.next(), words.next(), words.next())
-    else {
-        return Ok((line, None));
+    // Quoted short and escaped: the file may hold anything.
+    let text = |bytes: &[u8]| {
+        String::from_utf8_lossy(&bytes[..bytes.len().min(40)])
+            .escape_debug()
+            .to_string()
     };
-    if word != PRIVATE.as_bytes() {
+    let words: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    if words.len() <= 4 {
         return Ok((line, None));
     }
-    // Quoted short and escaped: the file may hold anything.
-    let text = |bytes: &[u8]| String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned();
+    if words.iter().any(|w| w.is_empty()) {
+        return Err(format!(
+            "line {number}: two spaces in a row (or a space at an end): the words of a \
+             room line are one space apart"
+        ));
+    }
+    let form = "a room line is 'NAME ADDRESS PORT OWNER', then 'private SALT VERIFIER' \
+                for a private room";
+    if words[4] != PRIVATE.as_bytes() {
+        return Err(format!(
+            "line {number}: unexpected word '{}' after the owner ({form})",
+            text(words[4])
+        ));
+    }
+    if words.len() < 7 {
+        return Err(format!(
+            "line {number}: a private room needs 'private SALT VERIFIER' after the owner"
+        ));
+    }
+    if let Some(extra) = words.get(7) {
+        return Err(format!(
+            "line {number}: unexpected word '{}' after the verifier ({form})",
+            text(extra)
+        ));
+    }
+    let (salt, verifier) = (words[5], words[6]);
+    // 22 base64url characters that Salt::parse refuses have non-zero pad
+    // bits: not the canonical text of 16 bytes.
+    let why = |bytes: &[u8]| {
+        if bytes.len() == KEY_TEXT
+            && bytes
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            "is not the canonical base64url of 16 bytes".to_owned()
+        } else {
+            format!("is not {KEY_TEXT} base64url characters")
+        }
+    };
     let salt = std::str::from_utf8(salt)
         .ok()
         .and_then(Salt::parse)
         .ok_or_else(|| {
             format!(
-                "line {number}: the private room's salt '{}' is not {KEY_TEXT} base64url \
-                 characters",
-                text(salt).escape_debug()
+                "line {number}: the private room's salt '{}' {}",
+                text(salt),
+                why(salt)
             )
         })?;
     let verifier = std::str::from_utf8(verifier)
@@ -580,12 +622,14 @@ fn split_privacy(line: &[u8], number: usize) -> Result<(&[u8], Option<Privacy>),
         .and_then(Verifier::parse)
         .ok_or_else(|| {
             format!(
-                "line {number}: the private room's verifier '{}' is not {KEY_TEXT} base64url \
-                 characters",
-                text(verifier).escape_debug()
+                "line {number}: the private room's verifier '{}' {}",
+                text(verifier),
+                why(verifier)
             )
         })?;
-    Ok((rest, Some(Privacy { salt, verifier })))
+    // The owner ends where the fifth word begins.
+    let owner_end = words[..4].iter().map(|w| w.len() + 1).sum::<usize>() - 1;
+    Ok((&line[..owner_end], Some(Privacy { salt, verifier })))
 }
 
 #[cfg(test)]
@@ -739,6 +783,59 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_private_room_line_names_the_real_problem() {
+        // The attack review's lines: each was "the owner is not 64 hex
+        // digits or '-'" or "not 22 base64url characters" before.
+        let owner = "ab".repeat(32);
+        let salt = "nh7C22ArFOdPsfAMd5owVw";
+        let cases = [
+            (
+                format!("sec 239.255.184.255 44541 {owner} private {salt}"),
+                "line 2: a private room needs 'private SALT VERIFIER' after the owner",
+            ),
+            (
+                format!("sec 239.255.184.255 44541 {owner} private {salt} {salt} extra"),
+                "line 2: unexpected word 'extra' after the verifier",
+            ),
+            (
+                format!("sec 239.255.184.255 44541 {owner} PRIVATE {salt} {salt}"),
+                "line 2: unexpected word 'PRIVATE' after the owner",
+            ),
+            (
+                format!("sec 239.255.184.255 44541 {owner} open"),
+                "line 2: unexpected word 'open' after the owner",
+            ),
+            (
+                format!("sec 239.255.184.255 44541 {owner}  private {salt} {salt}"),
+                "line 2: two spaces in a row",
+            ),
+            (
+                format!("sec 239.255.184.255 44541 {owner} private nh7C22ArFOdPsfAMd5owVx {salt}"),
+                "salt 'nh7C22ArFOdPsfAMd5owVx' is not the canonical base64url of 16 bytes",
+            ),
+            (
+                format!("sec 239.255.184.255 44541 {owner} private {salt} nh7C22ArFOdPsfAMd5owV+"),
+                "verifier 'nh7C22ArFOdPsfAMd5owV+' is not 22 base64url characters",
+            ),
+        ];
+        for (i, (room_line, why)) in cases.iter().enumerate() {
+            let path = temp_path(&format!("private{i}"));
+            fs::write(&path, format!("roomcast-state 3\n{room_line}\nend 1\n")).unwrap();
+            let state = StateFile::open(path).unwrap();
+            let err = state.load(&mut Box::new(Directory::new())).unwrap_err();
+            assert!(err.contains(why), "case {i}: {err}");
+            assert!(!err.contains("the owner is not"), "case {i}: {err}");
+        }
+        // And the good line loads.
+        let path = temp_path("private-good");
+        let good = format!("sec 239.255.184.255 44541 {owner} private {salt} {salt}");
+        fs::write(&path, format!("roomcast-state 3\n{good}\nend 1\n")).unwrap();
+        let mut dir = Box::new(Directory::new());
+        StateFile::open(path).unwrap().load(&mut dir).unwrap();
+        assert!(dir.get_with_privacy("sec").unwrap().1.is_some());
+    }
+
+    #[test]
     fn refuses_damaged_files_and_says_where() {
         let cases: [(&[u8], &str); 16] = [
             (b"roomcast-state 2", "complete line"),
@@ -754,11 +851,11 @@ mod tests {
             ),
             (
                 b"roomcast-state 3\nx 239.0.0.1 5000 - private\nend 1\n",
-                "line 2",
+                "line 2: a private room needs 'private SALT VERIFIER' after the owner",
             ),
             (
                 b"roomcast-state 3\nx 239.0.0.1 5000 - PRIVATE AQEBAQEBAQEBAQEBAQEBAQ AQEBAQEBAQEBAQEBAQEBAQ\nend 1\n",
-                "line 2",
+                "line 2: unexpected word 'PRIVATE' after the owner",
             ),
             (
                 b"roomcast-state 3\nx private AQEBAQEBAQEBAQEBAQEBAQ AQEBAQEBAQEBAQEBAQEBAQ\nend 1\n",

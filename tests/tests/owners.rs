@@ -208,6 +208,49 @@ fn commands_per_second_hold_at_their_edge() {
     assert!(over.starts_with("ERR quota rate: "), "{over}");
 }
 
+#[test]
+fn a_flood_of_refused_commands_logs_a_bounded_number_of_lines() {
+    // Thousands of commands over the rate quota: the first refusal is
+    // logged, the rest in summary with their count (at most one line per
+    // interval, the rest when the connection closes), not one line each.
+    const FLOOD: usize = 2000;
+    let server = ServerProcess::start(&["--commands-per-second", "1", "--command-burst", "5"]);
+    let mut c = server.connect();
+    c.send_raw("ping\n".repeat(FLOOD).as_bytes());
+    for _ in 0..5 {
+        assert_eq!(c.read_line(), "OK pong");
+    }
+    for _ in 5..FLOOD {
+        let over = c.read_line();
+        assert!(over.starts_with("ERR quota rate: "), "{over}");
+    }
+    drop(c);
+    server.stdout.wait_for("connection closed");
+    let log = server.log();
+    let quota: Vec<&str> = log.lines().filter(|l| l.contains("quota")).collect();
+    // The first, then a summary at most every 10 s, and one at the close.
+    assert!(
+        quota.len() <= 10,
+        "{} lines: {:?}",
+        quota.len(),
+        &quota[..10]
+    );
+    assert!(quota[0].ends_with(": ping: ERR quota"), "{quota:?}");
+    let counted: u64 = quota[1..]
+        .iter()
+        .map(|l| {
+            let (_, rest) = l.split_once(": ").expect("client: ...");
+            let n = rest.split(' ').next().unwrap();
+            n.parse::<u64>().unwrap_or_else(|_| panic!("{l}"))
+        })
+        .sum();
+    assert_eq!(counted + 1, (FLOOD - 5) as u64, "{quota:?}");
+    assert!(
+        quota.last().unwrap().ends_with("before it closed"),
+        "{quota:?}"
+    );
+}
+
 /// `roomcast client` with its own state folder (another account, as far as
 /// its tokens go), talking to the server on `port`.
 fn client_with_state(label: &str, state: &std::path::Path, port: u16) -> ClientProcess {

@@ -132,6 +132,22 @@ fn a_small_pool_is_filled_to_the_last_slot() {
 }
 
 #[test]
+fn a_pool_ending_at_65535_never_gives_65535_so_every_room_has_port_plus_1() {
+    // A private room sends only on port + 1: the pool reserves it in range,
+    // so even a pool that ends at the last port never hands that port out,
+    // by the random probes or by the walk.
+    for seed in 0..50 {
+        let mut alloc = Allocator::new(pool(&["239.255.1.0/31"], 65530, 65535), seed);
+        let mut directory = Directory::new();
+        let made = fill(&mut alloc, &mut directory, 100);
+        assert!(made >= 2, "seed {seed}: {made}");
+        for r in directory.rooms() {
+            assert!(r.port < u16::MAX, "seed {seed}: {r:?}");
+        }
+    }
+}
+
+#[test]
 fn rooms_made_by_hand_are_kept_clear_of() {
     // Every slot but one is taken or touched by rooms given explicitly.
     let mut directory = Directory::new();

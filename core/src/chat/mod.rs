@@ -62,8 +62,8 @@ mod session;
 
 pub use frame::{FrameError, MemberId};
 pub use seal::{
-    DatagramBuf, MAX_CLOCK_SKEW, MAX_SEALED, MAX_SEALERS, REFUSED_NOTICE, REPLAY_WINDOW,
-    SEAL_OVERHEAD, Sealing,
+    DEPARTED_MEMORY, DatagramBuf, MAX_CLOCK_SKEW, MAX_DEPARTED, MAX_SEALED, MAX_SEALERS,
+    REFUSED_NOTICE, REPLAY_WINDOW, SEAL_OVERHEAD, Sealing, WALL_RESYNC,
 };
 pub use session::{
     CONTROL_PORT_OFFSET, Channel, Event, MemberInfo, MessageText, Name, Session, Stats, Transmit,

@@ -17,10 +17,12 @@
 //!
 //! The nonce is sealer ‖ counter (24 bytes), the associated data the 29
 //! header bytes. A receiver opens the datagram, refuses it if its sealed-at
-//! time is more than [`MAX_CLOCK_SKEW`] from its own wall clock, and keeps
-//! per sealer the highest counter and a bitmap of the [`REPLAY_WINDOW`]
-//! counters up to it (RFC 4303 §3.4.3), so each datagram is taken at most
-//! once. PROTOCOL.md ("Private rooms: sealed frames") is the specification.
+//! time is more than [`MAX_CLOCK_SKEW`] from its own wall clock (the
+//! host's, given at the start and each turn: [`Sealing::set_wall`]), and
+//! keeps per sealer the highest counter and a bitmap of the
+//! [`REPLAY_WINDOW`] counters up to it (RFC 4303 §3.4.3), so each datagram
+//! of another sealer is taken at most once (its own are opened and not
+//! tracked). PROTOCOL.md ("Private rooms: sealed frames") is the specification.
 //!
 //! # Nonce uniqueness
 //!
@@ -84,6 +86,25 @@ pub const REPLAY_WINDOW: u64 = 128;
 /// heard least recently; only holders of the key can make new sealers.
 pub const MAX_SEALERS: usize = MAX_MEMBERS;
 
+/// How far the session's estimate of the wall clock (the anchor plus the
+/// monotonic time since) may drift from the wall time the host reports
+/// ([`Sealing::set_wall`]) before it is re-anchored to the host's. Smaller
+/// differences (the two clocks' rates, the host's own jitter) are kept, so
+/// the sealed-at times of one session do not wobble; a step of the host's
+/// clock (NTP, a suspend the monotonic clock did not count) is followed.
+pub const WALL_RESYNC: Duration = Duration::from_secs(1);
+
+/// How long a private session remembers a member that said goodbye (a
+/// sealed BYE): frames of that member id heard in this time do not make it
+/// join again. A replay of its older datagrams is fresh for at most
+/// [`MAX_CLOCK_SKEW`] after its sealing by a sender whose clock was up to
+/// [`MAX_CLOCK_SKEW`] ahead: twice that covers it.
+pub const DEPARTED_MEMORY: Duration = Duration::from_secs(2 * 120);
+
+/// How many departed members a private session remembers: as many as
+/// members ([`MAX_MEMBERS`]); when full, the oldest goodbye is forgotten.
+pub const MAX_DEPARTED: usize = MAX_MEMBERS;
+
 /// A session tells refused datagrams ([`crate::chat::Event::Refused`]) at
 /// the first one at once, then at most once per this, with the counts since
 /// the last notice.
@@ -137,7 +158,10 @@ impl Sealing {
     /// Sealing with the room's `key` and `sealer`, 16 bytes of fresh OS
     /// randomness (never reuse a sealer with the same key); `wall_ms` is
     /// the wall clock (Unix time in ms) at `now`. Later wall times are
-    /// `wall_ms` plus the time since `now`.
+    /// `wall_ms` plus the time since `now`, until the host reports its
+    /// wall clock again with [`Sealing::set_wall`], which it should do
+    /// often (each turn of its loop): the monotonic clock does not follow
+    /// steps of the wall clock, nor (on some systems) a suspend.
     pub fn new(key: &FrameKey, sealer: [u8; SEALER_BYTES], now: Instant, wall_ms: u64) -> Self {
         Sealing {
             key: key.clone(),
@@ -154,7 +178,19 @@ impl Sealing {
         self.sealer
     }
 
-    /// The wall clock (Unix ms) at `now`.
+    /// The host's wall clock is `wall_ms` (Unix ms) at `now`: if this
+    /// sealing's estimate differs from it by more than [`WALL_RESYNC`],
+    /// the estimate is re-anchored to it (a clock step, a suspend).
+    pub fn set_wall(&mut self, now: Instant, wall_ms: u64) {
+        let resync = u64::try_from(WALL_RESYNC.as_millis()).unwrap_or(u64::MAX);
+        if self.wall_ms(now).abs_diff(wall_ms) > resync {
+            self.anchor = self.anchor.max(now);
+            self.anchor_wall_ms = wall_ms;
+        }
+    }
+
+    /// The wall clock (Unix ms) at `now`, as estimated from the last
+    /// anchor.
     pub fn wall_ms(&self, now: Instant) -> u64 {
         let since =
             u64::try_from(now.saturating_since(self.anchor).as_millis()).unwrap_or(u64::MAX);

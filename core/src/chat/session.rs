@@ -426,6 +426,9 @@ pub struct Session {
     /// `Some` in a private room.
     sealing: Option<Sealing>,
     refusals: sealed::Refusals,
+    /// In a private room: members that said goodbye, and when (see
+    /// [`DEPARTED_MEMORY`](super::seal::DEPARTED_MEMORY)).
+    departed: heapless::Deque<(MemberId, Instant), { super::seal::MAX_DEPARTED }>,
 }
 
 impl Session {
@@ -479,6 +482,7 @@ impl Session {
             stats: Stats::default(),
             sealing: None,
             refusals: sealed::Refusals::default(),
+            departed: heapless::Deque::new(),
         })
     }
 
@@ -644,6 +648,19 @@ impl Session {
         self.tell_refusals();
         self.run_timers();
         self.pump();
+    }
+
+    /// The host's wall clock reads `wall_ms` (Unix time in ms) at `now`. A
+    /// private session's sealed-at times and freshness checks follow it
+    /// (see [`Sealing::set_wall`]); an open session ignores it. A host
+    /// calls it often, each turn of its loop, so that a step of its wall
+    /// clock (NTP, a suspend) does not leave the session's clock behind.
+    pub fn handle_wall_clock(&mut self, now: Instant, wall_ms: u64) {
+        self.tick(now);
+        let now = self.now;
+        if let Some(sealing) = self.sealing.as_mut() {
+            sealing.set_wall(now, wall_ms);
+        }
     }
 
     /// The user leaves the room: a goodbye goes out, and the session does

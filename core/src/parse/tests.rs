@@ -873,6 +873,32 @@ fn a_bad_salt_or_verifier_is_a_usage_error_that_says_so_before_the_name() {
 }
 
 #[test]
+fn a_private_room_port_needs_a_control_port_at_the_edge() {
+    // A private room sends only on port + 1: 65534 has 65535, 65535 has none.
+    assert_eq!(
+        parse(&std::format!(
+            "makeroom a 239.1.2.3 65534 private {SALT} {VERIFIER}"
+        )),
+        Ok(Command::MakePrivate(
+            room("a", [239, 1, 2, 3], 65534),
+            privacy()
+        ))
+    );
+    let line = std::format!("makeroom a 239.1.2.3 65535 private {SALT} {VERIFIER}");
+    let err = parse(&line).unwrap_err();
+    assert_eq!(err, ParseError::NoControlPort(65535));
+    assert_eq!(err.code(), ErrorCode::BadPort);
+    let msg = err.to_string();
+    assert!(msg.contains("port + 1"), "{msg}");
+    assert!(msg.contains("from 1024 to 65534"), "{msg}");
+    // An open room keeps 65535.
+    assert_eq!(
+        parse("makeroom a 239.1.2.3 65535"),
+        Ok(Command::MakeRoom(room("a", [239, 1, 2, 3], 65535)))
+    );
+}
+
+#[test]
 fn private_commands_encode_as_the_protocol_writes_them() {
     assert_eq!(encode_command(&Command::Salt).as_str(), "salt\n");
     assert_eq!(
@@ -887,13 +913,15 @@ fn private_commands_encode_as_the_protocol_writes_them() {
         Room {
             name: name(&"n".repeat(MAX_ROOM_NAME)),
             group: "ff15:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
-            port: 65535,
+            // The highest port a private room may have (65535 has no
+            // control port), as long as 65535.
+            port: 65534,
         },
         privacy(),
     );
     let line = encode_command(&longest);
     assert!(
-        line.ends_with(&std::format!(" 65535 private {SALT} {VERIFIER}\n")),
+        line.ends_with(&std::format!(" 65534 private {SALT} {VERIFIER}\n")),
         "{line}"
     );
     assert_eq!(line.len(), 142, "the longest command line");

@@ -213,7 +213,7 @@ impl Host {
 }
 
 /// The wall clock, in ms since the Unix epoch (0 if it is set before it).
-fn wall_ms() -> u64 {
+pub(super) fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -2,6 +2,7 @@
 
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::collections::BTreeSet;
+use std::string::String;
 use std::vec::Vec;
 
 use proptest::prelude::*;
@@ -552,4 +553,154 @@ fn decoded_inner_frames_are_the_ones_sealed() {
     let d = a.seal(at(0), &frame).expect("sealed");
     let inner = open(&mut b, at(0), &d).expect("opens");
     assert_eq!(decode(&inner), Ok((MemberId(42), Frame::Bye)));
+}
+
+#[test]
+fn set_wall_re_anchors_only_past_the_resync_edge() {
+    let resync = u64::try_from(WALL_RESYNC.as_millis()).expect("small");
+    let mut s = sealing(1, 0xA1);
+    // Within WALL_RESYNC of the estimate: kept.
+    s.set_wall(at(1000), WALL + 1000 + resync);
+    assert_eq!(s.wall_ms(at(1000)), WALL + 1000);
+    s.set_wall(at(1000), WALL + 1000 - resync);
+    assert_eq!(s.wall_ms(at(1000)), WALL + 1000);
+    // Past it, either way: the host's clock is taken.
+    s.set_wall(at(1000), WALL + 1000 + resync + 1);
+    assert_eq!(s.wall_ms(at(1000)), WALL + 1000 + resync + 1);
+    assert_eq!(s.wall_ms(at(3000)), WALL + 3000 + resync + 1);
+    s.set_wall(at(3000), WALL - 600_000);
+    assert_eq!(s.wall_ms(at(4000)), WALL - 599_000);
+}
+
+/// Runs `a` and `b` from `from` to `to` ms, each told its host's wall
+/// clock each turn (`wall_a`, `wall_b` at a time); returns the messages
+/// each got, as (text at a, text at b).
+fn exchange_with_walls(
+    a: &mut Session,
+    b: &mut Session,
+    (from, to): (u64, u64),
+    wall_a: impl Fn(u64) -> u64,
+    wall_b: impl Fn(u64) -> u64,
+) -> (Vec<String>, Vec<String>) {
+    let texts = |events: Vec<Event>| {
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Message { text, .. } => Some(String::from(text.as_str())),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
+    for ms in from..to {
+        let now = at(ms);
+        a.handle_wall_clock(now, wall_a(ms));
+        b.handle_wall_clock(now, wall_b(ms));
+        a.handle_timeout(now);
+        b.handle_timeout(now);
+        let (ta, ea) = drain(a);
+        at_a.extend(texts(ea));
+        for t in ta {
+            b.handle_datagram(now, addr(1), t.channel, &t.data);
+        }
+        let (tb, eb) = drain(b);
+        at_b.extend(texts(eb));
+        for t in tb {
+            a.handle_datagram(now, addr(2), t.channel, &t.data);
+        }
+    }
+    (at_a, at_b)
+}
+
+#[test]
+fn a_session_follows_a_step_of_its_hosts_wall_clock() {
+    let ten_min = 600_000;
+    // Bo's session starts while its host's clock is 10 min behind; then
+    // NTP steps the clock right (a suspend that the monotonic clock did
+    // not count leaves the session as far behind: the same case).
+    let mut a = private(1, "Ann", 7);
+    let s = Sealing::new(&key(7), [2; SEALER_BYTES], at(0), WALL - ten_min);
+    let mut b = Session::new_private(at(0), MemberId(2), "Bo", 2, s).expect("a valid name");
+    let right = |ms: u64| WALL + ms;
+    let behind = |ms: u64| WALL + ms - ten_min;
+    a.handle_send(at(0), "before").expect("sent");
+    let (at_a, at_b) = exchange_with_walls(&mut a, &mut b, (0, 50), right, behind);
+    assert!(at_a.is_empty() && at_b.is_empty(), "{at_a:?} {at_b:?}");
+    assert!(b.stats().stale > 0 && a.stats().stale > 0);
+    // The host's clock is stepped: the session follows at the next turn.
+    let stale = (a.stats().stale, b.stats().stale);
+    b.handle_wall_clock(at(50), right(50));
+    b.handle_send(at(50), "after the step").expect("sent");
+    let (at_a, at_b) = exchange_with_walls(&mut a, &mut b, (50, 3000), right, right);
+    assert_eq!(at_a, [String::from("after the step")]);
+    // "before" reaches Bo too, through the reliable layer's repair.
+    assert_eq!(at_b, [String::from("before")]);
+    assert_eq!((a.stats().stale, b.stats().stale), stale);
+}
+
+#[test]
+fn a_replay_of_a_departed_member_does_not_make_it_join_again() {
+    // Ann sees Bo's datagrams; Cy joined later and missed them, but sees
+    // Bo's goodbye. A replay of Bo's older datagrams (fresh, and new to
+    // Cy's replay window) must not show Bo as joining again.
+    let mut a = private(1, "Ann", 7);
+    let mut b = private(2, "Bo", 7);
+    let mut c = private(3, "Cy", 7);
+    let mut captured = Vec::new();
+    let _ = exchange(&mut a, &mut b, 0, 10);
+    b.handle_send(at(10), "before leaving").expect("sent");
+    let _ = drain(&mut a);
+    for ms in 10..400 {
+        b.handle_timeout(at(ms));
+        a.handle_timeout(at(ms));
+        for t in drain(&mut b).0 {
+            a.handle_datagram(at(ms), addr(2), t.channel, &t.data);
+            captured.push(t);
+        }
+        for t in drain(&mut a).0 {
+            b.handle_datagram(at(ms), addr(1), t.channel, &t.data);
+        }
+    }
+    assert!(!captured.is_empty());
+    b.handle_leave(at(400));
+    for t in drain(&mut b).0 {
+        a.handle_datagram(at(400), addr(2), t.channel, &t.data);
+        c.handle_datagram(at(400), addr(2), t.channel, &t.data);
+    }
+    let (_, ea) = drain(&mut a);
+    assert!(
+        ea.iter()
+            .any(|e| matches!(e, Event::Left { id, .. } if *id == MemberId(2)))
+    );
+    let _ = drain(&mut c);
+    for t in &captured {
+        c.handle_datagram(at(1000), addr(2), t.channel, &t.data);
+    }
+    c.handle_timeout(at(1000));
+    let (_, ec) = drain(&mut c);
+    assert!(
+        !ec.iter()
+            .any(|e| matches!(e, Event::Joined { id, .. } if *id == MemberId(2))),
+        "{ec:?}"
+    );
+    assert!(
+        !c.members().any(|m| m.id == Some(MemberId(2))),
+        "not shown as present"
+    );
+    // After DEPARTED_MEMORY the goodbye is forgotten (a replay is stale by
+    // then anyway: older than MAX_CLOCK_SKEW).
+    let later = 400 + u64::try_from(DEPARTED_MEMORY.as_millis()).expect("small");
+    c.handle_timeout(at(later));
+    let fresh = Sealing::new(&key(7), [9; SEALER_BYTES], at(0), WALL + later);
+    let mut b2 = Session::new_private(at(0), MemberId(2), "Bo", 9, fresh).expect("ok");
+    b2.handle_timeout(at(0));
+    for t in drain(&mut b2).0 {
+        c.handle_datagram(at(later), addr(2), t.channel, &t.data);
+    }
+    let (_, ec) = drain(&mut c);
+    assert!(
+        ec.iter()
+            .any(|e| matches!(e, Event::Joined { id, .. } if *id == MemberId(2))),
+        "{ec:?}"
+    );
 }

@@ -86,6 +86,7 @@ impl Session {
             return;
         };
         if matches!(frame, Frame::Bye) {
+            self.note_departed(sender);
             let m = &mut self.members[si];
             m.last_heard = self.now;
             if m.present {
@@ -106,7 +107,11 @@ impl Session {
             Frame::Data(d) if d.origin == sender => Some(d.name),
             _ => None,
         };
-        self.heard(si, from, name);
+        // A member gone (sealed BYE) does not come back by a replay of its
+        // older datagrams; its frames are still taken (repairs, history).
+        if !self.departed_recently(sender) {
+            self.heard(si, from, name);
+        }
         match frame {
             Frame::Data(d) => self.on_data(&d),
             Frame::Nak(n) => self.on_nak(&n),

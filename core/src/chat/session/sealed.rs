@@ -5,8 +5,9 @@ use core::net::SocketAddr;
 
 use super::{Channel, Event, Session, Transmit};
 use crate::Instant;
+use crate::chat::MemberId;
 use crate::chat::frame::{FrameBuf, decode};
-use crate::chat::seal::{DatagramBuf, MAX_SEALED, OpenError, REFUSED_NOTICE};
+use crate::chat::seal::{DEPARTED_MEMORY, DatagramBuf, MAX_SEALED, OpenError, REFUSED_NOTICE};
 
 /// Refusals not yet told, and when they were last told.
 #[derive(Clone, Copy, Debug, Default)]
@@ -77,6 +78,31 @@ impl Session {
             // Replays are also the network's duplicates: counted, not told.
             Err(OpenError::Replayed) => self.stats.replayed += 1,
         }
+    }
+
+    /// A private session remembers a member's goodbye for
+    /// [`DEPARTED_MEMORY`] (at most [`MAX_DEPARTED`](crate::chat::MAX_DEPARTED), the
+    /// oldest forgotten).
+    pub(super) fn note_departed(&mut self, id: MemberId) {
+        if self.sealing.is_none() {
+            return;
+        }
+        let now = self.now;
+        if let Some(entry) = self.departed.iter_mut().find(|(d, _)| *d == id) {
+            entry.1 = now;
+            return;
+        }
+        if self.departed.is_full() {
+            let _ = self.departed.pop_front();
+        }
+        let _ = self.departed.push_back((id, now));
+    }
+
+    /// Whether member `id` said goodbye in the last [`DEPARTED_MEMORY`].
+    pub(super) fn departed_recently(&self, id: MemberId) -> bool {
+        self.departed
+            .iter()
+            .any(|&(d, at)| d == id && self.now.saturating_since(at) < DEPARTED_MEMORY)
     }
 
     fn refuse(&mut self, why: Refusal) {

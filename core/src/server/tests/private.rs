@@ -273,7 +273,8 @@ fn the_longest_getroom_and_created_replies_fit_a_line() {
     let group = "ff15:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
     assert_eq!(group.len(), crate::limits::MAX_ADDRESS_TEXT);
     let given = salt(&mut host, &mut conn);
-    let line = format!("makeroom {long} {group} 65535 private {given} {VERIFIER}\n");
+    // 65534: the highest port of a private room (65535 has no control port).
+    let line = format!("makeroom {long} {group} 65534 private {given} {VERIFIER}\n");
     assert_eq!(line.len(), 142, "the longest makeroom");
     let reply = feed_raw(&mut host, &mut conn, &line);
     assert_eq!(
@@ -290,7 +291,7 @@ fn the_longest_getroom_and_created_replies_fit_a_line() {
     assert!(reply.len() < MAX_LINE);
     assert_eq!(
         reply,
-        format!("OK room {long} {group} 65535 private salt={given} verifier={VERIFIER}\n")
+        format!("OK room {long} {group} 65534 private salt={given} verifier={VERIFIER}\n")
     );
 }
 
@@ -363,6 +364,32 @@ fn makeroom_with_a_name_only_and_private_picks_from_the_pool() {
     assert!(
         host.feed(&mut conn, line.as_bytes())
             .starts_with("OK created second")
+    );
+}
+
+#[test]
+fn a_private_room_at_port_65535_is_refused_it_has_no_control_port() {
+    let mut host = Host::new();
+    let mut conn = host.connect();
+    let given = salt(&mut host, &mut conn);
+    let line = format!("makeroom top 239.1.1.1 65535 private {given} {VERIFIER}\n");
+    let reply = host.feed(&mut conn, line.as_bytes());
+    assert!(
+        reply.starts_with("ERR badport 65535 cannot be a private room's port"),
+        "{reply}"
+    );
+    assert!(reply.contains("port + 1"), "{reply}");
+    assert!(host.directory_is_empty());
+    // The salt is kept: 65534 (its control port is 65535) is fine.
+    let line = format!("makeroom top 239.1.1.1 65534 private {given} {VERIFIER}\n");
+    assert_eq!(
+        host.feed(&mut conn, line.as_bytes()),
+        "OK created top 239.1.1.1 65534 private\n"
+    );
+    // An open room may still take 65535.
+    assert!(
+        host.feed(&mut conn, b"makeroom open 239.1.1.9 65535\n")
+            .starts_with("OK created open 239.1.1.9 65535")
     );
 }
 
