@@ -201,6 +201,9 @@ enum Request {
     DeleteRoom(RoomName),
     Ping,
     Bye,
+    /// A `getroom` or `salt` whose `chat` or `makeroom --private` the user
+    /// cancelled with Ctrl-C: its answer is read and dropped.
+    Cancelled,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -362,7 +365,10 @@ impl Client {
                 .as_ref()
                 .is_none_or(crate::chat::Session::can_send)
             && !matches!(self.conn, Conn::Connecting { .. })
-            && self.pending.iter().all(|p| p.request == Request::Ping)
+            && self
+                .pending
+                .iter()
+                .all(|p| matches!(p.request, Request::Ping | Request::Cancelled))
             && self.listing.is_none()
             && self.joining.is_none()
             && self.deriving.is_none()
@@ -375,6 +381,38 @@ impl Client {
     /// server that is slow (or hostile) never keeps the user from leaving.
     pub fn acts_at_once(&self, line: &[u8]) -> bool {
         !self.exited && self.chat.is_none() && commands::is_quit(line)
+    }
+
+    /// The room a `chat` or `makeroom ... --private` waits for the
+    /// directory server about (its lookup, its salt or its creation), or
+    /// whose key the host is deriving. A host that reads input ahead meanwhile
+    /// must not let a line typed then reach the room or the history: the
+    /// user may have typed the room's passphrase there.
+    pub fn room_pending(&self) -> Option<&RoomName> {
+        if let Some(deriving) = &self.deriving {
+            return Some(match deriving {
+                Deriving::Make { at, .. } => at.name(),
+                Deriving::Join { room, .. } => &room.name,
+            });
+        }
+        if let Conn::Connecting {
+            purpose: Purpose::Lookup(name),
+            ..
+        }
+        | Conn::Open {
+            purpose: Purpose::Lookup(name),
+            ..
+        } = &self.conn
+        {
+            return Some(name);
+        }
+        self.pending.iter().find_map(|p| match &p.request {
+            Request::GetRoom(name) | Request::Lookup(name) | Request::MakePrivate(name) => {
+                Some(name)
+            }
+            Request::Salt(at) => Some(at.name()),
+            _ => None,
+        })
     }
 
     /// Whether the client has exited (after [`Output::Exit`]).
@@ -419,6 +457,8 @@ impl Client {
         }
         if self.chat.is_some() || self.joining.is_some() {
             self.leave_chat();
+        } else if self.cancel_room_lookup() {
+            // Said by `cancel_room_lookup`.
         } else if self.deriving.is_some() {
             self.key_failed(KeyFailure::Cancelled);
         } else {
@@ -906,7 +946,7 @@ impl Client {
             .pending
             .iter()
             .map(|p| &p.request)
-            .find(|&r| *r != Request::Ping);
+            .find(|&r| !matches!(r, Request::Ping | Request::Cancelled));
         let _ = match request {
             Some(Request::Greeting) => write!(note, " Is it a roomcast directory server?"),
             Some(Request::GetDir) => write!(note, " The room list did not arrive in full."),
@@ -934,7 +974,8 @@ impl Client {
                 | Request::ShowRoom(_)
                 | Request::Salt(_)
                 | Request::Ping
-                | Request::Bye,
+                | Request::Bye
+                | Request::Cancelled,
             )
             | None => Ok(()),
         };

@@ -573,3 +573,76 @@ fn the_fuzz_seeds_verifier_is_that_of_its_secret() {
     let keys = RoomKeys::derive(&RoomSecret([7; SECRET_BYTES]));
     assert_eq!(keys.verifier.to_text().as_str(), "WIJfw1JUh1xsxOiQQcwevw");
 }
+
+#[test]
+fn a_getroom_answer_about_another_room_enters_nothing() {
+    let mut c = hostile_connected();
+    user(&mut c, 10, "chat lobby");
+    let out = hostile_sends(&mut c, 11, b"OK room other 239.1.1.1 5000 open\n");
+    assert_eq!(
+        actions(&out),
+        [Output::Close, Output::Prompt(Prompt::Main)],
+        "{out:?}"
+    );
+    assert!(all_shown(&out).contains("another room"), "{out:?}");
+    // The same name in another case is the same room.
+    let mut c = hostile_connected();
+    user(&mut c, 10, "chat lobby");
+    let out = hostile_sends(&mut c, 11, b"OK room LOBBY 239.1.1.1 5000 open\n");
+    assert!(
+        matches!(actions(&out)[..], [Output::JoinGroup { .. }]),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_private_makeroom_answer_about_another_room_or_not_private_keeps_nothing() {
+    let salt = Salt([7; 16]);
+    let token = "ab".repeat(32);
+    for answer in [
+        format!("OK created z 239.9.9.9 4000 token={token} private\n"),
+        format!("OK created y 239.9.9.9 4000 token={token}\n"),
+    ] {
+        let mut c = hostile_connected();
+        c.handle_user_line(t(10), b"makeroom y --private");
+        drain(&mut c);
+        let out = hostile_sends(&mut c, 11, format!("OK salt={salt}\n").as_bytes());
+        assert!(
+            out.iter().any(|o| matches!(o, Output::DeriveKey { .. })),
+            "{out:?}"
+        );
+        c.handle_room_secret(t(12), 1, Ok((RoomSecret([1; SECRET_BYTES]), [2; 16])));
+        drain(&mut c);
+        let out = hostile_sends(&mut c, 13, answer.as_bytes());
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::OwnerToken { .. })),
+            "{answer}: {out:?}"
+        );
+        assert!(actions(&out).contains(&Output::Close), "{answer}: {out:?}");
+        assert!(!all_shown(&out).contains("Room '"), "{answer}: {out:?}");
+        assert!(
+            all_shown(&out).contains("made private"),
+            "{answer}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_while_getroom_is_pending_cancels_the_chat() {
+    let mut c = hostile_connected();
+    user(&mut c, 10, "chat lobby");
+    assert_eq!(c.room_pending().map(|n| n.as_str()), Some("lobby"));
+    assert!(!c.ready_for_input());
+    c.handle_interrupt(t(11));
+    let out = drain(&mut c);
+    assert!(
+        all_shown(&out).contains("You did not enter room 'lobby': cancelled."),
+        "{out:?}"
+    );
+    assert!(c.ready_for_input());
+    assert_eq!(c.room_pending(), None);
+    // The late answer is dropped: nothing is entered or derived.
+    let out = hostile_sends(&mut c, 12, b"OK room lobby 239.1.1.1 5000 open\n");
+    assert!(actions(&out).is_empty(), "{out:?}");
+    assert_eq!(c.mode(), Mode::Connected);
+}
