@@ -182,6 +182,11 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
         chatlog,
         prompt: Prompt::Main,
         awaiting_line: false,
+        drop_next_line: false,
+        held: false,
+        held_told: false,
+        held_fresh: false,
+        history: Vec::new(),
         typed: VecDeque::new(),
         busy_since: None,
         resolved_tx,
@@ -344,6 +349,19 @@ struct Host {
     prompt: Prompt,
     /// A line was asked of the terminal and has not come yet.
     awaiting_line: bool,
+    /// The line asked of the terminal is dropped when it comes: a room
+    /// turned out private meanwhile (see `keys.rs`).
+    drop_next_line: bool,
+    /// The line asked of the terminal is a held one (`request_held`):
+    /// rustyline is not editing, so messages are written at once.
+    held: bool,
+    /// The cursor is still at the end of the held prompt: a message
+    /// written now starts a new line first.
+    held_fresh: bool,
+    /// The user was told to press Enter to end the held line.
+    held_told: bool,
+    /// Lines the client took, for the terminal's history.
+    history: Vec<String>,
     /// Input that came while the machine was busy, oldest first.
     typed: VecDeque<Input>,
     /// Since when the machine has not been ready for input.
@@ -523,18 +541,21 @@ impl Host {
                 };
                 let text = format!("[history {}] {chat}", sent.strftime("%H:%M"));
                 let text = self.style.notice(&text, true);
-                self.terminal.print(&text, self.awaiting_line, true);
+                let editing = self.editing();
+                self.terminal.print(&text, editing, true);
             }
             Output::Show(Message::Chat { payload, truncated }) => {
                 let now = jiff::Zoned::now();
                 self.log(&now, &payload, truncated);
                 let text = self.style.chat(&now, &payload, truncated);
-                self.terminal.print(&text, self.awaiting_line, true);
+                let editing = self.editing();
+                self.terminal.print(&text, editing, true);
             }
             Output::Show(message) => {
                 let in_room = self.prompt.mode() == Mode::Chat || self.client.mode() == Mode::Chat;
                 let text = self.style.notice(&message.to_string(), in_room);
-                self.terminal.print(&text, self.awaiting_line, false);
+                let editing = self.editing();
+                self.terminal.print(&text, editing, false);
             }
             Output::Prompt(prompt) => self.prompt = prompt,
             Output::Exit => self.exit = true,
@@ -555,7 +576,8 @@ impl Host {
                     );
                     let in_room = self.client.mode() == Mode::Chat;
                     let text = self.style.notice(&text, in_room);
-                    self.terminal.print(&text, self.awaiting_line, false);
+                    let editing = self.editing();
+                    self.terminal.print(&text, editing, false);
                 }
             }
         }
@@ -569,7 +591,8 @@ impl Host {
         };
         if let Some(error) = log.write(room.as_str(), now, payload, truncated) {
             let text = self.style.notice(&error, true);
-            self.terminal.print(&text, self.awaiting_line, false);
+            let editing = self.editing();
+            self.terminal.print(&text, editing, false);
         }
     }
 
@@ -592,6 +615,24 @@ impl Host {
                 return true;
             }
             self.awaiting_line = false;
+            let input = match input {
+                Input::Held(result) => {
+                    self.drop_next_line = false;
+                    self.held = false;
+                    match self.on_held(result) {
+                        Some(input) => input,
+                        None => return true,
+                    }
+                }
+                Input::Line(_) if std::mem::take(&mut self.drop_next_line) => {
+                    self.say_dropped(1);
+                    return true;
+                }
+                input => {
+                    self.drop_next_line = false;
+                    input
+                }
+            };
             if self.typed.len() >= TYPE_AHEAD && !self.acts_at_once(&input) {
                 // The machine refuses it, saying so.
                 self.hand_over(input);
@@ -614,6 +655,13 @@ impl Host {
             self.hand_over(input);
             return true;
         }
+        if self.held && !self.held_told && self.client.room_pending().is_none() {
+            // The lookup is over; the line held is still being read.
+            self.held_told = true;
+            let text = self.style.notice("(Press Enter to go on.)", false);
+            self.editing();
+            self.terminal.print(&text, false, false);
+        }
         let room = tty || self.typed.len() < TYPE_AHEAD;
         let wanted = if self.client.ready_for_input() {
             self.typed.is_empty()
@@ -621,10 +669,37 @@ impl Host {
             self.read_ahead_in() == Some(Duration::ZERO)
         };
         if !self.awaiting_line && room && wanted && !self.client.has_exited() {
-            self.terminal.request_line(&self.prompt);
+            match self.client.room_pending() {
+                // Never an echoing prompt while a room is looked up: the
+                // user might type its passphrase there (see `keys.rs`).
+                Some(name) if tty && !self.client.ready_for_input() => {
+                    let prompt = format!(
+                        "(waiting for the directory server about room '{name}'; Ctrl-C \
+                         cancels) "
+                    );
+                    self.terminal.request_held(&prompt);
+                    self.held = true;
+                    self.held_told = false;
+                    self.held_fresh = true;
+                }
+                _ => {
+                    let history = std::mem::take(&mut self.history);
+                    self.terminal.request_line(&self.prompt, history);
+                }
+            }
             self.awaiting_line = true;
         }
         false
+    }
+
+    /// Whether rustyline is editing a line (messages then go above its
+    /// prompt, through its printer).
+    /// Ends the line of a held prompt first (see `held_fresh`).
+    fn editing(&mut self) -> bool {
+        if self.held && std::mem::take(&mut self.held_fresh) {
+            self.terminal.print("", false, false);
+        }
+        self.awaiting_line && !self.held
     }
 
     /// Whether the machine takes `input` at once, ready or not.
@@ -632,7 +707,7 @@ impl Host {
         match input {
             Input::Line(line) => self.client.acts_at_once(line),
             Input::LeaveChat | Input::Interrupt | Input::Eof => true,
-            Input::Closed | Input::Secret(_) => false,
+            Input::Closed | Input::Secret(_) | Input::Held(_) => false,
         }
     }
 
@@ -650,13 +725,19 @@ impl Host {
                         tokens::complete_deleteroom(text, server.as_str(), &self.tokens)
                     });
                 let line = completed.map_or(line, String::into_bytes);
+                if self.terminal.is_tty()
+                    && let Ok(text) = std::str::from_utf8(&line)
+                    && !text.trim().is_empty()
+                {
+                    self.history.push(text.to_string());
+                }
                 self.client.handle_user_line(now, &line)
             }
             Input::LeaveChat => self.client.handle_leave_chat(now),
             Input::Interrupt => self.client.handle_interrupt(now),
             Input::Eof | Input::Closed => self.client.handle_end_of_input(now),
-            // Handled as it comes (`feed_input`).
-            Input::Secret(_) => {}
+            // Handled as they come (`feed_input`).
+            Input::Secret(_) | Input::Held(_) => {}
         }
     }
 

@@ -427,11 +427,15 @@ fn slow_relay(to: std::net::SocketAddr, delay: Duration) -> u16 {
     port
 }
 
-/// With a slow server the client reads input ahead (so leaving works at
-/// once); the passphrase is then asked only after that line, and never of
-/// a user who left with it: the terminal is left as it was (echo on).
+/// With a slow server the client reads input ahead (so Ctrl-C acts at
+/// once), without echo and saying it waits: a passphrase typed there (or
+/// any line) is dropped, never shown, sent to the room, run or kept in the
+/// history, and the user is told; the passphrase is then asked at its own
+/// prompt. Ctrl-C while the room is looked up cancels the `chat`; the
+/// terminal is left as it was (echo on). Before the fix, the line read
+/// ahead was echoed, kept in the history, and sent to the room.
 #[test]
-fn a_slow_server_asks_the_passphrase_after_the_line_read_ahead() {
+fn a_slow_server_drops_the_line_typed_ahead_and_asks_the_passphrase() {
     netns::isolated(|| {
         let server = ServerProcess::start(&[]);
         let dir = tempfile::tempdir().unwrap();
@@ -459,18 +463,25 @@ fn a_slow_server_asks_the_passphrase_after_the_line_read_ahead() {
                 "the terminal was left without echo:\n{modes}"
             );
         };
+        let waiting = "(waiting for the directory server about room 'secret'; Ctrl-C cancels)";
 
-        // Enter pressed at the line read ahead: then the passphrase.
+        // The passphrase typed ahead, at the line read while waiting.
         let stty = dir.path().join("stty-1");
         let tmux = Tmux::start(&command(&stty));
         tmux.wait_last_line("roomcast>");
         tmux.type_text("chat secret");
         tmux.press("Enter");
-        tmux.wait_screen("the notice", |s| {
+        tmux.wait_last_line(waiting);
+        tmux.type_text(PASS);
+        tmux.press("Enter");
+        tmux.wait_screen("the line dropped", |s| {
             s.iter().any(|l| {
-                l == "Room 'secret' is private: press Enter to type its passphrase (it will not \
-                      be shown)."
+                l.starts_with("The line typed while the room was looked up was dropped: not sent")
             })
+        });
+        tmux.wait_screen("the notice", |s| {
+            s.iter()
+                .any(|l| l.starts_with("Room 'secret' is private: press Enter to go on"))
         });
         tmux.press("Enter");
         tmux.wait_last_line("Passphrase for room 'secret':");
@@ -478,21 +489,40 @@ fn a_slow_server_asks_the_passphrase_after_the_line_read_ahead() {
         tmux.press("Enter");
         tmux.wait_last_line("[secret] Bob>");
         ann.expect("Bob joined");
+        // The history holds the command, not the line dropped.
+        tmux.press("Up");
+        tmux.wait_last_line("[secret] Bob> chat secret");
+        tmux.press("Up");
+        tmux.wait_last_line("[secret] Bob> chat secret");
+        tmux.press("C-u");
+        tmux.type_text("after the passphrase");
+        tmux.press("Enter");
+        ann.expect("Bob: after the passphrase");
+        assert!(
+            !tmux.screen().iter().any(|l| l.contains("horse")),
+            "{:#?}",
+            tmux.screen()
+        );
+        assert_eq!(ann.stdout.count("horse"), 0, "{:#?}", ann.stdout.all());
         tmux.press("C-d");
         echo_on(&stty);
         drop(tmux);
 
-        // 'quit' typed at the line read ahead: no passphrase is asked, and
-        // the terminal keeps its echo.
+        // Ctrl-C while the room is looked up cancels the chat; the late
+        // answer enters nothing, no passphrase is asked, and the terminal
+        // keeps its echo.
         let stty = dir.path().join("stty-2");
         let tmux = Tmux::start(&command(&stty));
         tmux.wait_last_line("roomcast>");
         tmux.type_text("chat secret");
         tmux.press("Enter");
-        tmux.wait_screen("the notice", |s| {
+        tmux.wait_last_line(waiting);
+        tmux.press("C-c");
+        tmux.wait_screen("the chat cancelled", |s| {
             s.iter()
-                .any(|l| l.starts_with("Room 'secret' is private: press Enter"))
+                .any(|l| l == "You did not enter room 'secret': cancelled.")
         });
+        tmux.wait_last_line("roomcast>");
         tmux.type_text("quit");
         tmux.press("Enter");
         echo_on(&stty);
@@ -500,7 +530,7 @@ fn a_slow_server_asks_the_passphrase_after_the_line_read_ahead() {
             !tmux
                 .screen()
                 .iter()
-                .any(|l| l.starts_with("Passphrase for room")),
+                .any(|l| l.starts_with("Passphrase for room") || l.starts_with("Entering")),
             "{:#?}",
             tmux.screen()
         );
