@@ -415,6 +415,21 @@ impl Client {
         })
     }
 
+    /// The room [`Output::JoinGroup`] is for, until the host answers it,
+    /// and whether it is entered as private (with its key checked): an
+    /// open room is entered with `false`.
+    pub fn joining(&self) -> Option<(&Room, bool)> {
+        self.joining
+            .as_ref()
+            .map(|room| (room, self.room_key.is_some()))
+    }
+
+    /// The directory server `connect` and `chat` use (the last one
+    /// connected to), as named.
+    pub fn server(&self) -> &ServerAddr {
+        &self.server
+    }
+
     /// Whether the client has exited (after [`Output::Exit`]).
     pub fn has_exited(&self) -> bool {
         self.exited
@@ -654,6 +669,20 @@ impl Client {
                 room.port,
                 Clean(detail)
             );
+        }
+        self.step();
+    }
+
+    /// The host refuses to carry out [`Output::JoinGroup`] (say, an open
+    /// room it knows as private): the client stays out of the room, and
+    /// `why` (worded for people, whole sentences) is shown.
+    pub fn handle_join_refused(&mut self, now: Instant, why: &str) {
+        self.tick(now);
+        if self.joining.take().is_some() {
+            self.session = None;
+            self.room_key = None;
+            self.who_out.clear();
+            say!(self, "{}", Clean(why));
         }
         self.step();
     }

@@ -26,6 +26,7 @@ mod config;
 mod keys;
 mod net;
 mod passphrase;
+mod private_rooms;
 mod style;
 mod terminal;
 mod tokens;
@@ -170,6 +171,7 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
         derived_tx,
         derived,
         tokens: tokens::Tokens::new(),
+        private_rooms: private_rooms::PrivateRooms::new(),
         client,
         poller,
         start,
@@ -333,6 +335,8 @@ enum Deferred {
     KeyFailed(String),
     /// The user cancelled at the passphrase prompt.
     KeyCancelled,
+    /// `Output::JoinGroup` not carried out, and why (`refuse_open`).
+    JoinRefused(String),
 }
 
 struct Host {
@@ -376,6 +380,8 @@ struct Host {
     buf: Vec<u8>,
     /// The owner tokens of rooms made from this account.
     tokens: tokens::Tokens,
+    /// The private rooms entered from this account.
+    private_rooms: private_rooms::PrivateRooms,
     /// `--passphrase-file`.
     passphrase_file: Option<PathBuf>,
     /// The key the machine waits for, if it waits for one.
@@ -464,6 +470,7 @@ impl Host {
                         self.client
                             .handle_room_secret(now, 0, Err(KeyFailure::Refused(&e)))
                     }
+                    Deferred::JoinRefused(why) => self.client.handle_join_refused(now, &why),
                     Deferred::KeyCancelled => {
                         self.client
                             .handle_room_secret(now, 0, Err(KeyFailure::Cancelled))
@@ -484,6 +491,11 @@ impl Host {
             }
             Output::Close => self.close_tcp(),
             Output::JoinGroup { group, port } => {
+                if let Some(why) = self.refuse_open() {
+                    self.deferred.push(Deferred::JoinRefused(why));
+                    return;
+                }
+                self.remember_private();
                 self.leave_group();
                 match Group::join(group, port, self.iface.as_ref(), self.ttl) {
                     Ok(joined) => {

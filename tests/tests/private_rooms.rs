@@ -536,3 +536,72 @@ fn a_slow_server_drops_the_line_typed_ahead_and_asks_the_passphrase() {
         );
     });
 }
+
+/// The downgrade (F1): a directory server that calls a private room open
+/// (a forged one announced on the LAN, say) is not believed by a client
+/// of an account that entered the room as private: not by its name, nor
+/// by its group and port. And a client given a passphrase never enters an
+/// open room. Before the fix, each of these entered the room open and
+/// sent its words in clear.
+#[test]
+fn an_open_room_where_a_private_one_was_is_refused() {
+    netns::isolated(|| {
+        let server = ServerProcess::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = pass_file(&dir, PASS);
+        let ann = ann_makes_and_enters(server.port, &file, &[]);
+
+        // The forged directory: the room's name, group and port, open.
+        let forged = ServerProcess::start(&[]);
+        let mut crdp = forged.connect();
+        assert!(
+            crdp.ask(&format!("makeroom secret {GROUP} {PORT}"))
+                .starts_with("OK")
+        );
+        assert!(
+            crdp.ask("makeroom plain 239.77.5.9 47300")
+                .starts_with("OK")
+        );
+        // Another: another name on the private room's address.
+        let other = ServerProcess::start(&[]);
+        let mut crdp2 = other.connect();
+        assert!(
+            crdp2
+                .ask(&format!("makeroom lounge {GROUP} {PORT}"))
+                .starts_with("OK")
+        );
+
+        // The same account (the tests' clients share one state folder),
+        // without a passphrase.
+        let mut vic = ClientProcess::start("vic", forged.port, &["--name", "Vic"]);
+        let said = vic.run("chat secret", "You did not enter it");
+        assert!(
+            said.contains("Room 'secret' (239.77.5.1 port 47200) is OPEN on the directory server")
+                && said.contains("as private before"),
+            "{said}"
+        );
+        let mut wes = ClientProcess::start("wes", other.port, &["--name", "Wes"]);
+        let said = wes.run("chat lounge", "You did not enter it");
+        assert!(said.contains("entered room 'secret'"), "{said}");
+
+        // A passphrase given: an open room is refused, whatever it is.
+        let mut pat = ClientProcess::start(
+            "pat",
+            forged.port,
+            &["--name", "Pat", "--passphrase-file", &file],
+        );
+        pat.run(
+            "chat plain",
+            "Room 'plain' is OPEN: anyone on the LAN can read it, although a passphrase was \
+             given (--passphrase-file). You did not enter it",
+        );
+        // Nobody got in: all stay at the prompt.
+        for c in [&mut vic, &mut wes, &mut pat] {
+            c.run("name", "Your chat name is");
+            assert_eq!(c.stdout.count("Entering chat room"), 0);
+        }
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(ann.stdout.count("plain message"), 0);
+        assert_eq!(ann.stdout.count("joined"), 0);
+    });
+}

@@ -188,6 +188,76 @@ impl Host {
         self.terminal.print(&text, editing, false);
     }
 
+    /// Why the room about to be entered OPEN must not be (F1, the
+    /// downgrade): a passphrase was given (`--passphrase-file` or
+    /// ROOMCAST_PASSPHRASE: whoever gives one expects a private room), or
+    /// this client entered a room of that name, or at that address, as
+    /// private before. `None`: enter it.
+    pub(super) fn refuse_open(&self) -> Option<String> {
+        let (room, false) = self.client.joining()? else {
+            return None;
+        };
+        let given = match passphrase::source(self.passphrase_file.as_deref()) {
+            Source::File(_) => Some("--passphrase-file"),
+            Source::Env(_) => Some(passphrase::ENV_VAR),
+            Source::Terminal => None,
+        };
+        if let Some(given) = given {
+            return Some(format!(
+                "Room '{}' is OPEN: anyone on the LAN can read it, although a passphrase was \
+                 given ({given}). You did not enter it: a passphrase says you expect a private \
+                 room, and a directory server can be forged. To enter an open room, start \
+                 roomcast without {given}.",
+                room.name
+            ));
+        }
+        let known = self.private_rooms.matching(room)?;
+        let forget = self.private_rooms.path().map_or(String::new(), |path| {
+            format!(
+                " If you know it was made again as an open room, forget it: remove the line \
+                 '{} {} {} {}' from {}.",
+                known.server,
+                known.room,
+                known.group,
+                known.port,
+                path.display()
+            )
+        });
+        Some(format!(
+            "Room '{}' ({} port {}) is OPEN on the directory server at {}, but this client \
+             entered room '{}' ({} port {}) as private before (from {}). You did not enter it: \
+             the directory server may be forged (anyone on the LAN can announce one), or the \
+             room was deleted and made again open.{forget}",
+            room.name,
+            room.group,
+            room.port,
+            self.client.server(),
+            known.room,
+            known.group,
+            known.port,
+            known.server
+        ))
+    }
+
+    /// Remembers the room about to be entered as private (see
+    /// `private_rooms.rs`); a failure is said, once per room.
+    pub(super) fn remember_private(&mut self) {
+        let Some((room, true)) = self.client.joining() else {
+            return;
+        };
+        let server = self.client.server().to_string();
+        if let Err(e) = self.private_rooms.remember(&server, room) {
+            let text = format!(
+                "Could not remember that room '{}' is private ({e}); this client will not \
+                 notice if a directory server calls it open later.",
+                room.name
+            );
+            let text = self.style.notice(&text, false);
+            let editing = self.editing();
+            self.terminal.print(&text, editing, false);
+        }
+    }
+
     /// A passphrase typed (or not) at the terminal.
     pub(super) fn on_secret(&mut self, result: Result<Option<Passphrase>, String>) {
         let Some(job) = self.key_job.as_mut() else {
