@@ -155,6 +155,11 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
     let poller = Arc::new(Poller::new().map_err(|e| format!("cannot start: {e}"))?);
     let terminal = Terminal::start(poller.clone(), style.colour)
         .map_err(|e| format!("cannot use the terminal: {e}"))?;
+    let wake = poller.clone();
+    let signals = crate::platform::client_signals(move || {
+        let _ = wake.notify();
+    })
+    .map_err(|e| format!("cannot watch signals: {e}"))?;
     let start = std::time::Instant::now();
     let mut config = ClientConfig::new(server, DEFAULT_PORT, name);
     config.known_servers = known_servers(&discovered);
@@ -166,6 +171,7 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
     let (derived_tx, derived) = keys::channel();
     let mut host = Host {
         passphrase_file: args.passphrase_file.clone(),
+        signals,
         key_job: None,
         key_seq: 0,
         derived_tx,
@@ -384,6 +390,8 @@ struct Host {
     private_rooms: private_rooms::PrivateRooms,
     /// `--passphrase-file`.
     passphrase_file: Option<PathBuf>,
+    /// SIGINT with the terminal in its usual mode (`platform::client_signals`).
+    signals: Receiver<()>,
     /// The key the machine waits for, if it waits for one.
     key_job: Option<keys::KeyJob>,
     /// Numbers the key jobs.
@@ -436,6 +444,7 @@ impl Host {
             }
             self.on_resolved();
             self.on_derived();
+            self.on_sigint();
             if self
                 .client
                 .poll_timeout()
@@ -444,6 +453,22 @@ impl Host {
                 let now = self.now();
                 self.client.handle_timeout(now);
             }
+        }
+    }
+
+    /// Ctrl-C while no line is read (the terminal in its usual mode: a
+    /// room's key being derived, or a server waited for): in a terminal,
+    /// as Ctrl-C at the prompt (it cancels a `chat` under way); otherwise
+    /// the process ends, as by default.
+    fn on_sigint(&mut self) {
+        while self.signals.try_recv().is_ok() {
+            if !self.terminal.is_tty() {
+                self.shutdown();
+                crate::platform::die_of_sigint();
+            }
+            let now = self.now();
+            self.client.handle_interrupt(now);
+            self.drain();
         }
     }
 

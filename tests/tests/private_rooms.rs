@@ -605,3 +605,50 @@ fn an_open_room_where_a_private_one_was_is_refused() {
         assert_eq!(ann.stdout.count("joined"), 0);
     });
 }
+
+/// A client killed (SIGTERM, SIGHUP) while it reads a passphrase without
+/// echo puts the terminal back first (F3): the shell after it has its
+/// echo. Before the fix, the terminal stayed without echo, ICANON and ISIG.
+#[test]
+fn a_client_killed_at_the_passphrase_prompt_restores_the_terminal() {
+    netns::isolated(|| {
+        let server = ServerProcess::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = pass_file(&dir, PASS);
+        let _ann = ann_makes_and_enters(server.port, &file, &[]);
+        for signal in ["TERM", "HUP"] {
+            let stty = dir.path().join(format!("stty-{signal}"));
+            let command = format!(
+                "sh -c 'env -u ROOMCAST_PASSPHRASE {} client --server 127.0.0.1:{} \
+                 --iface 127.0.0.1 --name Bob --time-format none; stty -a > {}; sleep 30'",
+                roomcast_bin().display(),
+                server.port,
+                stty.display()
+            );
+            let tmux = Tmux::start(&command);
+            tmux.wait_last_line("roomcast>");
+            tmux.type_text("chat secret");
+            tmux.press("Enter");
+            tmux.wait_last_line("Passphrase for room 'secret':");
+            // The client is the shell's child.
+            let shell = tmux.format("#{pane_pid}");
+            let children =
+                std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+            let client = children.split_whitespace().next().expect("the client");
+            let killed = std::process::Command::new("kill")
+                .args([&format!("-{signal}"), client])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            eventually("the client to exit and stty to run", || {
+                std::fs::read_to_string(&stty).is_ok_and(|s| s.contains("echo"))
+            });
+            let modes = std::fs::read_to_string(&stty).unwrap();
+            let words: Vec<&str> = modes.split_whitespace().collect();
+            assert!(
+                words.contains(&"echo") && words.contains(&"icanon") && words.contains(&"isig"),
+                "{signal}: the terminal was left without echo:\n{modes}"
+            );
+        }
+    });
+}
