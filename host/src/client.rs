@@ -163,6 +163,7 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
     let start = std::time::Instant::now();
     let mut config = ClientConfig::new(server, DEFAULT_PORT, name);
     config.known_servers = known_servers(&discovered);
+    config.passphrase_source = passphrase::source_name(args.passphrase_file.as_deref());
     // The room protocol's member ids and timer seeds come from here.
     config.random_seed =
         Some(getrandom::u64().map_err(|e| format!("cannot read random bytes: {e}"))?);

@@ -192,8 +192,8 @@ fn the_passphrase_chats_both_ways_and_the_wire_holds_no_words_or_names() {
         replay
             .send_to(b"Eve: plain words", SocketAddrV4::new(GROUP, PORT))
             .unwrap();
-        bob.expect("[1 plain message ignored: this room is private]");
-        ann.expect("[1 plain message ignored: this room is private]");
+        bob.expect("[1 unencrypted datagram ignored: this room is private]");
+        ann.expect("[1 unencrypted datagram ignored: this room is private]");
         // A message typed after the replays arrives once: so had the
         // replays been shown, they would have come before it.
         ann.send("after the replay");
@@ -246,8 +246,9 @@ fn a_wrong_passphrase_is_told_at_once_and_shows_nothing() {
         );
         eve.run(
             "chat secret",
-            "Wrong passphrase for room 'secret': it is not the one the room was made with. \
-             Try 'chat secret' again.",
+            "Wrong passphrase for room 'secret': the passphrase from ROOMCAST_PASSPHRASE is \
+             not this room's. Give this room's passphrase there (or start roomcast without \
+             ROOMCAST_PASSPHRASE to type it), then 'chat secret' again.",
         );
         // She is at the prompt, not in the room.
         eve.run("name", "Your chat name is Eve.");
@@ -601,7 +602,7 @@ fn an_open_room_where_a_private_one_was_is_refused() {
             assert_eq!(c.stdout.count("Entering chat room"), 0);
         }
         thread::sleep(Duration::from_millis(300));
-        assert_eq!(ann.stdout.count("plain message"), 0);
+        assert_eq!(ann.stdout.count("unencrypted datagram"), 0);
         assert_eq!(ann.stdout.count("joined"), 0);
     });
 }

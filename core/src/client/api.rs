@@ -53,6 +53,11 @@ pub struct ClientConfig {
     /// member id and timer seed from them. `None` (the default): plain
     /// `Name: text` datagrams only, as the original assignment's clients.
     pub random_seed: Option<u64>,
+    /// Where private rooms' passphrases come from when not typed: the
+    /// option or variable's name (`--passphrase-file`,
+    /// `ROOMCAST_PASSPHRASE`), said when that passphrase is wrong. `None`
+    /// (the default): typed at the terminal.
+    pub passphrase_source: Option<&'static str>,
 }
 
 /// A directory server known by name, for `connect NAME`.
@@ -77,6 +82,7 @@ impl ClientConfig {
             keepalive_interval: KEEPALIVE_INTERVAL,
             known_servers: heapless::Vec::new(),
             random_seed: None,
+            passphrase_source: None,
         }
     }
 }

@@ -411,13 +411,23 @@ impl Client {
             }
             Some(Deriving::Join { room, privacy }) => {
                 if !keys.verifier.matches(&privacy.verifier) {
-                    say!(
-                        self,
-                        "Wrong passphrase for room '{}': it is not the one the room was made \
-                         with. Try 'chat {}' again.",
-                        Clean(&room.name),
-                        Clean(&room.name)
-                    );
+                    match self.config.passphrase_source {
+                        None => say!(
+                            self,
+                            "Wrong passphrase for room '{}': it is not the one the room was \
+                             made with. Try 'chat {}' again.",
+                            Clean(&room.name),
+                            Clean(&room.name)
+                        ),
+                        Some(source) => say!(
+                            self,
+                            "Wrong passphrase for room '{}': the passphrase from {source} is \
+                             not this room's. Give this room's passphrase there (or start \
+                             roomcast without {source} to type it), then 'chat {}' again.",
+                            Clean(&room.name),
+                            Clean(&room.name)
+                        ),
+                    }
                     return;
                 }
                 self.room_key = Some(RoomKey {

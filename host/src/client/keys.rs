@@ -197,12 +197,7 @@ impl Host {
         let (room, false) = self.client.joining()? else {
             return None;
         };
-        let given = match passphrase::source(self.passphrase_file.as_deref()) {
-            Source::File(_) => Some("--passphrase-file"),
-            Source::Env(_) => Some(passphrase::ENV_VAR),
-            Source::Terminal => None,
-        };
-        if let Some(given) = given {
+        if let Some(given) = passphrase::source_name(self.passphrase_file.as_deref()) {
             return Some(format!(
                 "Room '{}' is OPEN: anyone on the LAN can read it, although a passphrase was \
                  given ({given}). You did not enter it: a passphrase says you expect a private \

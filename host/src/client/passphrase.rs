@@ -46,6 +46,16 @@ pub enum Source<'a> {
     Terminal,
 }
 
+/// The name of the source that applies, if it is not the terminal: the
+/// option or the variable, as the user gave it.
+pub fn source_name(file: Option<&Path>) -> Option<&'static str> {
+    match source(file) {
+        Source::File(_) => Some("--passphrase-file"),
+        Source::Env(_) => Some(ENV_VAR),
+        Source::Terminal => None,
+    }
+}
+
 /// The source that applies: the file if one was given, else the
 /// environment variable if it is set, else the terminal.
 pub fn source(file: Option<&Path>) -> Source<'_> {

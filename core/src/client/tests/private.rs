@@ -404,7 +404,7 @@ fn a_plain_datagram_in_a_private_room_is_refused_and_counted() {
     let out = drain(&mut mel);
     assert_eq!(
         shown(&out),
-        ["[1 plain message ignored: this room is private]"]
+        ["[1 unencrypted datagram ignored: this room is private]"]
     );
     // One too long for any plain copy is not shown cut either.
     let long = vec![b'x'; MAX_DATAGRAM + 10];
@@ -420,8 +420,8 @@ fn a_plain_datagram_in_a_private_room_is_refused_and_counted() {
     let later = all_shown(&drain(&mut mel));
     assert!(
         later
-            .contains("[1 message could not be decrypted: wrong passphrase, or not for this room]")
-            && later.contains("[1 plain message ignored: this room is private]"),
+            .contains("[1 message could not be decrypted: wrong passphrase, not for this room, or the room was made again]")
+            && later.contains("[1 unencrypted datagram ignored: this room is private]"),
         "{later}"
     );
 }
@@ -645,4 +645,24 @@ fn ctrl_c_while_getroom_is_pending_cancels_the_chat() {
     let out = hostile_sends(&mut c, 12, b"OK room lobby 239.1.1.1 5000 open\n");
     assert!(actions(&out).is_empty(), "{out:?}");
     assert_eq!(c.mode(), Mode::Connected);
+}
+
+#[test]
+fn a_wrong_passphrase_from_a_file_or_the_environment_names_its_source() {
+    let (mut net, mel) = with_secret_room();
+    say(&mut net, mel, "chat secret");
+    let mut config = member("Eve", 3);
+    config.passphrase_source = Some("ROOMCAST_PASSPHRASE");
+    let eve = net.add_client(config);
+    net.clients[eve].passphrase = Some(b"wrong horse battery staple".to_vec());
+    let out = say(&mut net, eve, "chat secret");
+    assert_eq!(
+        shown(&out).last().map(String::as_str),
+        Some(
+            "Wrong passphrase for room 'secret': the passphrase from ROOMCAST_PASSPHRASE is \
+             not this room's. Give this room's passphrase there (or start roomcast without \
+             ROOMCAST_PASSPHRASE to type it), then 'chat secret' again."
+        )
+    );
+    assert_eq!(net.client(eve).mode(), Mode::Main);
 }
