@@ -93,8 +93,8 @@ pub struct ClientArgs {
     #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     log_dir: Option<PathBuf>,
     /// Read the passphrase of private rooms from this file (its bytes, with
-    /// one trailing line ending removed; a regular file of at most 1024
-    /// bytes). Without it, the ROOMCAST_PASSPHRASE environment variable
+    /// one trailing line ending removed; a regular file; the passphrase at
+    /// most 1024 bytes, plus that line ending). Without it, the ROOMCAST_PASSPHRASE environment variable
     /// gives it, else it is asked at the terminal without echo.
     #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     passphrase_file: Option<PathBuf>,
