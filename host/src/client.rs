@@ -602,6 +602,18 @@ impl Host {
                 salt,
                 confirm,
             } => self.derive_key(room, salt, confirm),
+            Output::PrivateRoom { server, room } => {
+                if let Err(e) = self.private_rooms.remember(server.as_str(), &room) {
+                    let text = format!(
+                        "Could not remember that room '{}' is private ({e}); this client will \
+                         not notice if a directory server calls it open later.",
+                        room.name
+                    );
+                    let text = self.style.notice(&text, false);
+                    let editing = self.editing();
+                    self.terminal.print(&text, editing, false);
+                }
+            }
             Output::OwnerToken {
                 server,
                 room,

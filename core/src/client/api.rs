@@ -10,7 +10,7 @@ use crate::limits::{
 };
 use crate::owner::Token;
 use crate::privacy::Salt;
-use crate::wire::{LineBuf, RoomName};
+use crate::wire::{LineBuf, Room, RoomName};
 
 use super::names::{ChatName, ServerAddr};
 use super::render::{Message, Prompt};
@@ -207,5 +207,15 @@ pub enum Output {
         room: RoomName,
         /// Its owner token.
         token: Token,
+    },
+    /// A private room was made from this client (`makeroom ... --private`
+    /// answered): the host may remember it, so that a directory server
+    /// that later calls a room of that name or address open is not
+    /// believed.
+    PrivateRoom {
+        /// The directory server, as the client named it.
+        server: ServerAddr,
+        /// The room, as the server made it.
+        room: Room,
     },
 }

@@ -208,6 +208,11 @@ impl Client {
                 );
             }
         };
+        let server = self.conn_server();
+        self.emit(Output::PrivateRoom {
+            server,
+            room: room.clone(),
+        });
         say!(
             self,
             "Room '{}' created (private: only people with its passphrase can read it): \

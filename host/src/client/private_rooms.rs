@@ -1,4 +1,4 @@
-//! The private rooms this client has entered, kept so that a directory
+//! The private rooms this client has made or entered, kept so that a directory
 //! server that later calls one of them open (a forged directory announced
 //! on the LAN, or a room deleted and made again open) is not believed: the
 //! client refuses to enter such a room, and says why (SECURITY.md, the
