@@ -209,6 +209,9 @@ enum Request {
     DeleteRoom(RoomName),
     Ping,
     Bye,
+    /// A `getroom` or `salt` whose `chat` or `makeroom --private` the user
+    /// cancelled with Ctrl-C: its answer is read and dropped.
+    Cancelled,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -374,7 +377,10 @@ impl Client {
                 .as_ref()
                 .is_none_or(crate::chat::Session::can_send)
             && !matches!(self.conn, Conn::Connecting { .. })
-            && self.pending.iter().all(|p| p.request == Request::Ping)
+            && self
+                .pending
+                .iter()
+                .all(|p| matches!(p.request, Request::Ping | Request::Cancelled))
             && self.listing.is_none()
             && self.joining.is_none()
             && self.deriving.is_none()
@@ -387,6 +393,53 @@ impl Client {
     /// server that is slow (or hostile) never keeps the user from leaving.
     pub fn acts_at_once(&self, line: &[u8]) -> bool {
         !self.exited && self.chat.is_none() && commands::is_quit(line)
+    }
+
+    /// The room a `chat` or `makeroom ... --private` waits for the
+    /// directory server about (its lookup, its salt or its creation), or
+    /// whose key the host is deriving. A host that reads input ahead meanwhile
+    /// must not let a line typed then reach the room or the history: the
+    /// user may have typed the room's passphrase there.
+    pub fn room_pending(&self) -> Option<&RoomName> {
+        if let Some(deriving) = &self.deriving {
+            return Some(match deriving {
+                Deriving::Make { at, .. } => at.name(),
+                Deriving::Join { room, .. } => &room.name,
+            });
+        }
+        if let Conn::Connecting {
+            purpose: Purpose::Lookup(name),
+            ..
+        }
+        | Conn::Open {
+            purpose: Purpose::Lookup(name),
+            ..
+        } = &self.conn
+        {
+            return Some(name);
+        }
+        self.pending.iter().find_map(|p| match &p.request {
+            Request::GetRoom(name) | Request::Lookup(name) | Request::MakePrivate(name) => {
+                Some(name)
+            }
+            Request::Salt(at) => Some(at.name()),
+            _ => None,
+        })
+    }
+
+    /// The room [`Output::JoinGroup`] is for, until the host answers it,
+    /// and whether it is entered as private (with its key checked): an
+    /// open room is entered with `false`.
+    pub fn joining(&self) -> Option<(&Room, bool)> {
+        self.joining
+            .as_ref()
+            .map(|room| (room, self.room_key.is_some()))
+    }
+
+    /// The directory server `connect` and `chat` use (the last one
+    /// connected to), as named.
+    pub fn server(&self) -> &ServerAddr {
+        &self.server
     }
 
     /// Whether the client has exited (after [`Output::Exit`]).
@@ -431,6 +484,8 @@ impl Client {
         }
         if self.chat.is_some() || self.joining.is_some() {
             self.leave_chat();
+        } else if self.cancel_room_lookup() {
+            // Said by `cancel_room_lookup`.
         } else if self.deriving.is_some() {
             self.key_failed(KeyFailure::Cancelled);
         } else {
@@ -627,6 +682,20 @@ impl Client {
                 room.port,
                 Clean(detail)
             );
+        }
+        self.step();
+    }
+
+    /// The host refuses to carry out [`Output::JoinGroup`] (say, an open
+    /// room it knows as private): the client stays out of the room, and
+    /// `why` (worded for people, whole sentences) is shown.
+    pub fn handle_join_refused(&mut self, now: Instant, why: &str) {
+        self.tick(now);
+        if self.joining.take().is_some() {
+            self.session = None;
+            self.room_key = None;
+            self.who_out.clear();
+            say!(self, "{}", Clean(why));
         }
         self.step();
     }
@@ -932,7 +1001,7 @@ impl Client {
             .pending
             .iter()
             .map(|p| &p.request)
-            .find(|&r| *r != Request::Ping);
+            .find(|&r| !matches!(r, Request::Ping | Request::Cancelled));
         let _ = match request {
             Some(Request::Greeting) => write!(note, " Is it a roomcast directory server?"),
             Some(Request::GetDir | Request::GetDirFull) => {
@@ -962,7 +1031,8 @@ impl Client {
                 | Request::ShowRoom(_)
                 | Request::Salt(_)
                 | Request::Ping
-                | Request::Bye,
+                | Request::Bye
+                | Request::Cancelled,
             )
             | None => Ok(()),
         };

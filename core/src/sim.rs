@@ -747,7 +747,8 @@ impl Net {
             | Output::Sent(_)
             | Output::Prompt(_)
             | Output::Exit
-            | Output::OwnerToken { .. } => {}
+            | Output::OwnerToken { .. }
+            | Output::PrivateRoom { .. } => {}
         }
     }
 

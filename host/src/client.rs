@@ -26,6 +26,7 @@ mod config;
 mod keys;
 mod net;
 pub(crate) mod passphrase;
+mod private_rooms;
 mod style;
 mod terminal;
 mod tokens;
@@ -92,8 +93,8 @@ pub struct ClientArgs {
     #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
     log_dir: Option<PathBuf>,
     /// Read the passphrase of private rooms from this file (its bytes, with
-    /// one trailing line ending removed; a regular file of at most 1024
-    /// bytes). Without it, the ROOMCAST_PASSPHRASE environment variable
+    /// one trailing line ending removed; a regular file; the passphrase at
+    /// most 1024 bytes, plus that line ending). Without it, the ROOMCAST_PASSPHRASE environment variable
     /// gives it, else it is asked at the terminal without echo.
     #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
     passphrase_file: Option<PathBuf>,
@@ -154,9 +155,15 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
     let poller = Arc::new(Poller::new().map_err(|e| format!("cannot start: {e}"))?);
     let terminal = Terminal::start(poller.clone(), style.colour)
         .map_err(|e| format!("cannot use the terminal: {e}"))?;
+    let wake = poller.clone();
+    let signals = crate::platform::client_signals(move || {
+        let _ = wake.notify();
+    })
+    .map_err(|e| format!("cannot watch signals: {e}"))?;
     let start = std::time::Instant::now();
     let mut config = ClientConfig::new(server, DEFAULT_PORT, name);
     config.known_servers = known_servers(&discovered);
+    config.passphrase_source = passphrase::source_name(args.passphrase_file.as_deref());
     // The room protocol's member ids and timer seeds come from here.
     config.random_seed =
         Some(getrandom::u64().map_err(|e| format!("cannot read random bytes: {e}"))?);
@@ -165,11 +172,13 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
     let (derived_tx, derived) = keys::channel();
     let mut host = Host {
         passphrase_file: args.passphrase_file.clone(),
+        signals,
         key_job: None,
         key_seq: 0,
         derived_tx,
         derived,
         tokens: tokens::Tokens::new(),
+        private_rooms: private_rooms::PrivateRooms::new(),
         client,
         poller,
         start,
@@ -182,6 +191,11 @@ pub fn run(args: ClientArgs) -> Result<(), String> {
         chatlog,
         prompt: Prompt::Main,
         awaiting_line: false,
+        drop_next_line: false,
+        held: false,
+        held_told: false,
+        held_fresh: false,
+        history: Vec::new(),
         typed: VecDeque::new(),
         busy_since: None,
         resolved_tx,
@@ -328,6 +342,8 @@ enum Deferred {
     KeyFailed(String),
     /// The user cancelled at the passphrase prompt.
     KeyCancelled,
+    /// `Output::JoinGroup` not carried out, and why (`refuse_open`).
+    JoinRefused(String),
 }
 
 struct Host {
@@ -344,6 +360,19 @@ struct Host {
     prompt: Prompt,
     /// A line was asked of the terminal and has not come yet.
     awaiting_line: bool,
+    /// The line asked of the terminal is dropped when it comes: a room
+    /// turned out private meanwhile (see `keys.rs`).
+    drop_next_line: bool,
+    /// The line asked of the terminal is a held one (`request_held`):
+    /// rustyline is not editing, so messages are written at once.
+    held: bool,
+    /// The cursor is still at the end of the held prompt: a message
+    /// written now starts a new line first.
+    held_fresh: bool,
+    /// The user was told to press Enter to end the held line.
+    held_told: bool,
+    /// Lines the client took, for the terminal's history.
+    history: Vec<String>,
     /// Input that came while the machine was busy, oldest first.
     typed: VecDeque<Input>,
     /// Since when the machine has not been ready for input.
@@ -358,8 +387,12 @@ struct Host {
     buf: Vec<u8>,
     /// The owner tokens of rooms made from this account.
     tokens: tokens::Tokens,
+    /// The private rooms entered from this account.
+    private_rooms: private_rooms::PrivateRooms,
     /// `--passphrase-file`.
     passphrase_file: Option<PathBuf>,
+    /// SIGINT with the terminal in its usual mode (`platform::client_signals`).
+    signals: Receiver<()>,
     /// The key the machine waits for, if it waits for one.
     key_job: Option<keys::KeyJob>,
     /// Numbers the key jobs.
@@ -414,6 +447,7 @@ impl Host {
             }
             self.on_resolved();
             self.on_derived();
+            self.on_sigint();
             if self
                 .client
                 .poll_timeout()
@@ -422,6 +456,22 @@ impl Host {
                 let now = self.now();
                 self.client.handle_timeout(now);
             }
+        }
+    }
+
+    /// Ctrl-C while no line is read (the terminal in its usual mode: a
+    /// room's key being derived, or a server waited for): in a terminal,
+    /// as Ctrl-C at the prompt (it cancels a `chat` under way); otherwise
+    /// the process ends, as by default.
+    fn on_sigint(&mut self) {
+        while self.signals.try_recv().is_ok() {
+            if !self.terminal.is_tty() {
+                self.shutdown();
+                crate::platform::die_of_sigint();
+            }
+            let now = self.now();
+            self.client.handle_interrupt(now);
+            self.drain();
         }
     }
 
@@ -448,6 +498,7 @@ impl Host {
                         self.client
                             .handle_room_secret(now, 0, Err(KeyFailure::Refused(&e)))
                     }
+                    Deferred::JoinRefused(why) => self.client.handle_join_refused(now, &why),
                     Deferred::KeyCancelled => {
                         self.client
                             .handle_room_secret(now, 0, Err(KeyFailure::Cancelled))
@@ -468,6 +519,11 @@ impl Host {
             }
             Output::Close => self.close_tcp(),
             Output::JoinGroup { group, port } => {
+                if let Some(why) = self.refuse_open() {
+                    self.deferred.push(Deferred::JoinRefused(why));
+                    return;
+                }
+                self.remember_private();
                 self.leave_group();
                 match Group::join(group, port, self.iface.as_ref(), self.ttl) {
                     Ok(joined) => {
@@ -525,18 +581,21 @@ impl Host {
                 };
                 let text = format!("[history {}] {chat}", sent.strftime("%H:%M"));
                 let text = self.style.notice(&text, true);
-                self.terminal.print(&text, self.awaiting_line, true);
+                let editing = self.editing();
+                self.terminal.print(&text, editing, true);
             }
             Output::Show(Message::Chat { payload, truncated }) => {
                 let now = jiff::Zoned::now();
                 self.log(&now, &payload, truncated);
                 let text = self.style.chat(&now, &payload, truncated);
-                self.terminal.print(&text, self.awaiting_line, true);
+                let editing = self.editing();
+                self.terminal.print(&text, editing, true);
             }
             Output::Show(message) => {
                 let in_room = self.prompt.mode() == Mode::Chat || self.client.mode() == Mode::Chat;
                 let text = self.style.notice(&message.to_string(), in_room);
-                self.terminal.print(&text, self.awaiting_line, false);
+                let editing = self.editing();
+                self.terminal.print(&text, editing, false);
             }
             Output::Prompt(prompt) => self.prompt = prompt,
             Output::Exit => self.exit = true,
@@ -545,6 +604,18 @@ impl Host {
                 salt,
                 confirm,
             } => self.derive_key(room, salt, confirm),
+            Output::PrivateRoom { server, room } => {
+                if let Err(e) = self.private_rooms.remember(server.as_str(), &room) {
+                    let text = format!(
+                        "Could not remember that room '{}' is private ({e}); this client will \
+                         not notice if a directory server calls it open later.",
+                        room.name
+                    );
+                    let text = self.style.notice(&text, false);
+                    let editing = self.editing();
+                    self.terminal.print(&text, editing, false);
+                }
+            }
             Output::OwnerToken {
                 server,
                 room,
@@ -557,7 +628,8 @@ impl Host {
                     );
                     let in_room = self.client.mode() == Mode::Chat;
                     let text = self.style.notice(&text, in_room);
-                    self.terminal.print(&text, self.awaiting_line, false);
+                    let editing = self.editing();
+                    self.terminal.print(&text, editing, false);
                 }
             }
         }
@@ -571,7 +643,8 @@ impl Host {
         };
         if let Some(error) = log.write(room.as_str(), now, payload, truncated) {
             let text = self.style.notice(&error, true);
-            self.terminal.print(&text, self.awaiting_line, false);
+            let editing = self.editing();
+            self.terminal.print(&text, editing, false);
         }
     }
 
@@ -594,6 +667,24 @@ impl Host {
                 return true;
             }
             self.awaiting_line = false;
+            let input = match input {
+                Input::Held(result) => {
+                    self.drop_next_line = false;
+                    self.held = false;
+                    match self.on_held(result) {
+                        Some(input) => input,
+                        None => return true,
+                    }
+                }
+                Input::Line(_) if std::mem::take(&mut self.drop_next_line) => {
+                    self.say_dropped(1);
+                    return true;
+                }
+                input => {
+                    self.drop_next_line = false;
+                    input
+                }
+            };
             if self.typed.len() >= TYPE_AHEAD && !self.acts_at_once(&input) {
                 // The machine refuses it, saying so.
                 self.hand_over(input);
@@ -616,6 +707,13 @@ impl Host {
             self.hand_over(input);
             return true;
         }
+        if self.held && !self.held_told && self.client.room_pending().is_none() {
+            // The lookup is over; the line held is still being read.
+            self.held_told = true;
+            let text = self.style.notice("(Press Enter to go on.)", false);
+            self.editing();
+            self.terminal.print(&text, false, false);
+        }
         let room = tty || self.typed.len() < TYPE_AHEAD;
         let wanted = if self.client.ready_for_input() {
             self.typed.is_empty()
@@ -623,10 +721,37 @@ impl Host {
             self.read_ahead_in() == Some(Duration::ZERO)
         };
         if !self.awaiting_line && room && wanted && !self.client.has_exited() {
-            self.terminal.request_line(&self.prompt);
+            match self.client.room_pending() {
+                // Never an echoing prompt while a room is looked up: the
+                // user might type its passphrase there (see `keys.rs`).
+                Some(name) if tty && !self.client.ready_for_input() => {
+                    let prompt = format!(
+                        "(waiting for the directory server about room '{name}'; Ctrl-C \
+                         cancels) "
+                    );
+                    self.terminal.request_held(&prompt);
+                    self.held = true;
+                    self.held_told = false;
+                    self.held_fresh = true;
+                }
+                _ => {
+                    let history = std::mem::take(&mut self.history);
+                    self.terminal.request_line(&self.prompt, history);
+                }
+            }
             self.awaiting_line = true;
         }
         false
+    }
+
+    /// Whether rustyline is editing a line (messages then go above its
+    /// prompt, through its printer).
+    /// Ends the line of a held prompt first (see `held_fresh`).
+    fn editing(&mut self) -> bool {
+        if self.held && std::mem::take(&mut self.held_fresh) {
+            self.terminal.print("", false, false);
+        }
+        self.awaiting_line && !self.held
     }
 
     /// Whether the machine takes `input` at once, ready or not.
@@ -634,7 +759,7 @@ impl Host {
         match input {
             Input::Line(line) => self.client.acts_at_once(line),
             Input::LeaveChat | Input::Interrupt | Input::Eof => true,
-            Input::Closed | Input::Secret(_) => false,
+            Input::Closed | Input::Secret(_) | Input::Held(_) => false,
         }
     }
 
@@ -652,13 +777,19 @@ impl Host {
                         tokens::complete_deleteroom(text, server.as_str(), &self.tokens)
                     });
                 let line = completed.map_or(line, String::into_bytes);
+                if self.terminal.is_tty()
+                    && let Ok(text) = std::str::from_utf8(&line)
+                    && !text.trim().is_empty()
+                {
+                    self.history.push(text.to_string());
+                }
                 self.client.handle_user_line(now, &line)
             }
             Input::LeaveChat => self.client.handle_leave_chat(now),
             Input::Interrupt => self.client.handle_interrupt(now),
             Input::Eof | Input::Closed => self.client.handle_end_of_input(now),
-            // Handled as it comes (`feed_input`).
-            Input::Secret(_) => {}
+            // Handled as they come (`feed_input`).
+            Input::Secret(_) | Input::Held(_) => {}
         }
     }
 

@@ -721,6 +721,80 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 
 // ---- Typing a passphrase ----
 
+/// The terminal modes a [`NoEcho`] replaced, while it is active: the
+/// client's signal thread ([`client_signals`]) puts them back before the
+/// process dies of a signal, so that a client killed at the passphrase
+/// prompt never leaves the terminal without echo.
+#[cfg(unix)]
+static SAVED_TERMINAL: std::sync::Mutex<Option<rustix::termios::Termios>> =
+    std::sync::Mutex::new(None);
+
+/// Puts back the terminal modes a [`NoEcho`] replaced, if one is active;
+/// true if it was.
+#[cfg(unix)]
+fn restore_saved_terminal() -> bool {
+    use std::os::fd::AsFd as _;
+    let saved = SAVED_TERMINAL.lock().unwrap_or_else(|e| e.into_inner());
+    match &*saved {
+        Some(modes) => {
+            let _ = rustix::termios::tcsetattr(
+                io::stdin().as_fd(),
+                rustix::termios::OptionalActions::Now,
+                modes,
+            );
+            true
+        }
+        None => false,
+    }
+}
+
+/// The client's signals. SIGTERM, SIGHUP and SIGQUIT (and a SIGINT that
+/// comes while a [`NoEcho`] is active: sent by `kill`, since Ctrl-C is then
+/// a byte) restore the terminal, then end the process as they would have.
+/// Any other SIGINT (Ctrl-C with the terminal in its usual mode, say while
+/// a room's key is derived) is handed to the client: one `()` on the
+/// channel, and `wake` is called; the client then calls [`die_of_sigint`]
+/// if it does not take it. Windows: nothing is installed (the channel
+/// stays empty).
+pub fn client_signals(
+    wake: impl Fn() + Send + 'static,
+) -> io::Result<std::sync::mpsc::Receiver<()>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    if restore_saved_terminal() || signal != SIGINT {
+                        let _ = signal_hook::low_level::emulate_default_handler(signal);
+                        continue;
+                    }
+                    if tx.send(()).is_err() {
+                        let _ = signal_hook::low_level::emulate_default_handler(signal);
+                    }
+                    wake();
+                }
+            })?;
+    }
+    #[cfg(windows)]
+    {
+        let _ = (tx, wake);
+    }
+    Ok(rx)
+}
+
+/// Ends the process as SIGINT does by default (a SIGINT the client did not
+/// take: see [`client_signals`]).
+pub fn die_of_sigint() {
+    #[cfg(unix)]
+    {
+        let _ = signal_hook::low_level::emulate_default_handler(signal_hook::consts::SIGINT);
+    }
+}
+
 /// The terminal on standard input set up to read a passphrase: no echo,
 /// bytes as they are typed (so Ctrl-C and Ctrl-D arrive as bytes that
 /// cancel, rather than a signal that would kill the client with echo
@@ -753,7 +827,12 @@ impl NoEcho {
                 !(LocalModes::ECHO | LocalModes::ICANON | LocalModes::ISIG | LocalModes::IEXTEN);
             quiet.special_codes[SpecialCodeIndex::VMIN] = 1;
             quiet.special_codes[SpecialCodeIndex::VTIME] = 0;
-            rustix::termios::tcsetattr(stdin.as_fd(), OptionalActions::Now, &quiet)?;
+            *SAVED_TERMINAL.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved.clone());
+            if let Err(e) = rustix::termios::tcsetattr(stdin.as_fd(), OptionalActions::Now, &quiet)
+            {
+                *SAVED_TERMINAL.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                return Err(e.into());
+            }
             Ok(NoEcho { saved })
         }
         #[cfg(windows)]
@@ -817,6 +896,7 @@ impl Drop for NoEcho {
         #[cfg(unix)]
         {
             use std::os::fd::AsFd as _;
+            *SAVED_TERMINAL.lock().unwrap_or_else(|e| e.into_inner()) = None;
             let _ = rustix::termios::tcsetattr(
                 io::stdin().as_fd(),
                 rustix::termios::OptionalActions::Now,

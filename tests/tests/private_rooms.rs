@@ -192,8 +192,8 @@ fn the_passphrase_chats_both_ways_and_the_wire_holds_no_words_or_names() {
         replay
             .send_to(b"Eve: plain words", SocketAddrV4::new(GROUP, PORT))
             .unwrap();
-        bob.expect("[1 plain message ignored: this room is private]");
-        ann.expect("[1 plain message ignored: this room is private]");
+        bob.expect("[1 unencrypted datagram ignored: this room is private]");
+        ann.expect("[1 unencrypted datagram ignored: this room is private]");
         // A message typed after the replays arrives once: so had the
         // replays been shown, they would have come before it.
         ann.send("after the replay");
@@ -246,8 +246,9 @@ fn a_wrong_passphrase_is_told_at_once_and_shows_nothing() {
         );
         eve.run(
             "chat secret",
-            "Wrong passphrase for room 'secret': it is not the one the room was made with. \
-             Try 'chat secret' again.",
+            "Wrong passphrase for room 'secret': the passphrase from ROOMCAST_PASSPHRASE is \
+             not this room's. Give this room's passphrase there (or start roomcast without \
+             ROOMCAST_PASSPHRASE to type it), then 'chat secret' again.",
         );
         // She is at the prompt, not in the room.
         eve.run("name", "Your chat name is Eve.");
@@ -427,11 +428,15 @@ fn slow_relay(to: std::net::SocketAddr, delay: Duration) -> u16 {
     port
 }
 
-/// With a slow server the client reads input ahead (so leaving works at
-/// once); the passphrase is then asked only after that line, and never of
-/// a user who left with it: the terminal is left as it was (echo on).
+/// With a slow server the client reads input ahead (so Ctrl-C acts at
+/// once), without echo and saying it waits: a passphrase typed there (or
+/// any line) is dropped, never shown, sent to the room, run or kept in the
+/// history, and the user is told; the passphrase is then asked at its own
+/// prompt. Ctrl-C while the room is looked up cancels the `chat`; the
+/// terminal is left as it was (echo on). Before the fix, the line read
+/// ahead was echoed, kept in the history, and sent to the room.
 #[test]
-fn a_slow_server_asks_the_passphrase_after_the_line_read_ahead() {
+fn a_slow_server_drops_the_line_typed_ahead_and_asks_the_passphrase() {
     netns::isolated(|| {
         let server = ServerProcess::start(&[]);
         let dir = tempfile::tempdir().unwrap();
@@ -459,18 +464,25 @@ fn a_slow_server_asks_the_passphrase_after_the_line_read_ahead() {
                 "the terminal was left without echo:\n{modes}"
             );
         };
+        let waiting = "(waiting for the directory server about room 'secret'; Ctrl-C cancels)";
 
-        // Enter pressed at the line read ahead: then the passphrase.
+        // The passphrase typed ahead, at the line read while waiting.
         let stty = dir.path().join("stty-1");
         let tmux = Tmux::start(&command(&stty));
         tmux.wait_last_line("roomcast>");
         tmux.type_text("chat secret");
         tmux.press("Enter");
-        tmux.wait_screen("the notice", |s| {
+        tmux.wait_last_line(waiting);
+        tmux.type_text(PASS);
+        tmux.press("Enter");
+        tmux.wait_screen("the line dropped", |s| {
             s.iter().any(|l| {
-                l == "Room 'secret' is private: press Enter to type its passphrase (it will not \
-                      be shown)."
+                l.starts_with("The line typed while the room was looked up was dropped: not sent")
             })
+        });
+        tmux.wait_screen("the notice", |s| {
+            s.iter()
+                .any(|l| l.starts_with("Room 'secret' is private: press Enter to go on"))
         });
         tmux.press("Enter");
         tmux.wait_last_line("Passphrase for room 'secret':");
@@ -478,21 +490,40 @@ fn a_slow_server_asks_the_passphrase_after_the_line_read_ahead() {
         tmux.press("Enter");
         tmux.wait_last_line("[secret] Bob>");
         ann.expect("Bob joined");
+        // The history holds the command, not the line dropped.
+        tmux.press("Up");
+        tmux.wait_last_line("[secret] Bob> chat secret");
+        tmux.press("Up");
+        tmux.wait_last_line("[secret] Bob> chat secret");
+        tmux.press("C-u");
+        tmux.type_text("after the passphrase");
+        tmux.press("Enter");
+        ann.expect("Bob: after the passphrase");
+        assert!(
+            !tmux.screen().iter().any(|l| l.contains("horse")),
+            "{:#?}",
+            tmux.screen()
+        );
+        assert_eq!(ann.stdout.count("horse"), 0, "{:#?}", ann.stdout.all());
         tmux.press("C-d");
         echo_on(&stty);
         drop(tmux);
 
-        // 'quit' typed at the line read ahead: no passphrase is asked, and
-        // the terminal keeps its echo.
+        // Ctrl-C while the room is looked up cancels the chat; the late
+        // answer enters nothing, no passphrase is asked, and the terminal
+        // keeps its echo.
         let stty = dir.path().join("stty-2");
         let tmux = Tmux::start(&command(&stty));
         tmux.wait_last_line("roomcast>");
         tmux.type_text("chat secret");
         tmux.press("Enter");
-        tmux.wait_screen("the notice", |s| {
+        tmux.wait_last_line(waiting);
+        tmux.press("C-c");
+        tmux.wait_screen("the chat cancelled", |s| {
             s.iter()
-                .any(|l| l.starts_with("Room 'secret' is private: press Enter"))
+                .any(|l| l == "You did not enter room 'secret': cancelled.")
         });
+        tmux.wait_last_line("roomcast>");
         tmux.type_text("quit");
         tmux.press("Enter");
         echo_on(&stty);
@@ -500,9 +531,125 @@ fn a_slow_server_asks_the_passphrase_after_the_line_read_ahead() {
             !tmux
                 .screen()
                 .iter()
-                .any(|l| l.starts_with("Passphrase for room")),
+                .any(|l| l.starts_with("Passphrase for room") || l.starts_with("Entering")),
             "{:#?}",
             tmux.screen()
         );
+    });
+}
+
+/// The downgrade (F1): a directory server that calls a private room open
+/// (a forged one announced on the LAN, say) is not believed by a client
+/// of an account that entered the room as private: not by its name, nor
+/// by its group and port. And a client given a passphrase never enters an
+/// open room. Before the fix, each of these entered the room open and
+/// sent its words in clear.
+#[test]
+fn an_open_room_where_a_private_one_was_is_refused() {
+    netns::isolated(|| {
+        let server = ServerProcess::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = pass_file(&dir, PASS);
+        let ann = ann_makes_and_enters(server.port, &file, &[]);
+
+        // The forged directory: the room's name, group and port, open.
+        let forged = ServerProcess::start(&[]);
+        let mut crdp = forged.connect();
+        assert!(
+            crdp.ask(&format!("makeroom secret {GROUP} {PORT}"))
+                .starts_with("OK")
+        );
+        assert!(
+            crdp.ask("makeroom plain 239.77.5.9 47300")
+                .starts_with("OK")
+        );
+        // Another: another name on the private room's address.
+        let other = ServerProcess::start(&[]);
+        let mut crdp2 = other.connect();
+        assert!(
+            crdp2
+                .ask(&format!("makeroom lounge {GROUP} {PORT}"))
+                .starts_with("OK")
+        );
+
+        // The same account (the tests' clients share one state folder),
+        // without a passphrase.
+        let mut vic = ClientProcess::start("vic", forged.port, &["--name", "Vic"]);
+        let said = vic.run("chat secret", "You did not enter it");
+        assert!(
+            said.contains("Room 'secret' (239.77.5.1 port 47200) is OPEN on the directory server")
+                && said.contains("as private before"),
+            "{said}"
+        );
+        let mut wes = ClientProcess::start("wes", other.port, &["--name", "Wes"]);
+        let said = wes.run("chat lounge", "You did not enter it");
+        assert!(said.contains("entered room 'secret'"), "{said}");
+
+        // A passphrase given: an open room is refused, whatever it is.
+        let mut pat = ClientProcess::start(
+            "pat",
+            forged.port,
+            &["--name", "Pat", "--passphrase-file", &file],
+        );
+        pat.run(
+            "chat plain",
+            "Room 'plain' is OPEN: anyone on the LAN can read it, although a passphrase was \
+             given (--passphrase-file). You did not enter it",
+        );
+        // Nobody got in: all stay at the prompt.
+        for c in [&mut vic, &mut wes, &mut pat] {
+            c.run("name", "Your chat name is");
+            assert_eq!(c.stdout.count("Entering chat room"), 0);
+        }
+        thread::sleep(Duration::from_millis(300));
+        assert_eq!(ann.stdout.count("unencrypted datagram"), 0);
+        assert_eq!(ann.stdout.count("joined"), 0);
+    });
+}
+
+/// A client killed (SIGTERM, SIGHUP) while it reads a passphrase without
+/// echo puts the terminal back first (F3): the shell after it has its
+/// echo. Before the fix, the terminal stayed without echo, ICANON and ISIG.
+#[test]
+fn a_client_killed_at_the_passphrase_prompt_restores_the_terminal() {
+    netns::isolated(|| {
+        let server = ServerProcess::start(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = pass_file(&dir, PASS);
+        let _ann = ann_makes_and_enters(server.port, &file, &[]);
+        for signal in ["TERM", "HUP"] {
+            let stty = dir.path().join(format!("stty-{signal}"));
+            let command = format!(
+                "sh -c 'env -u ROOMCAST_PASSPHRASE {} client --server 127.0.0.1:{} \
+                 --iface 127.0.0.1 --name Bob --time-format none; stty -a > {}; sleep 30'",
+                roomcast_bin().display(),
+                server.port,
+                stty.display()
+            );
+            let tmux = Tmux::start(&command);
+            tmux.wait_last_line("roomcast>");
+            tmux.type_text("chat secret");
+            tmux.press("Enter");
+            tmux.wait_last_line("Passphrase for room 'secret':");
+            // The client is the shell's child.
+            let shell = tmux.format("#{pane_pid}");
+            let children =
+                std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+            let client = children.split_whitespace().next().expect("the client");
+            let killed = std::process::Command::new("kill")
+                .args([&format!("-{signal}"), client])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            eventually("the client to exit and stty to run", || {
+                std::fs::read_to_string(&stty).is_ok_and(|s| s.contains("echo"))
+            });
+            let modes = std::fs::read_to_string(&stty).unwrap();
+            let words: Vec<&str> = modes.split_whitespace().collect();
+            assert!(
+                words.contains(&"echo") && words.contains(&"icanon") && words.contains(&"isig"),
+                "{signal}: the terminal was left without echo:\n{modes}"
+            );
+        }
     });
 }

@@ -10,7 +10,7 @@ use crate::limits::{
 };
 use crate::owner::Token;
 use crate::privacy::Salt;
-use crate::wire::{LineBuf, RoomName};
+use crate::wire::{LineBuf, Room, RoomName};
 
 use super::names::{ChatName, ServerAddr};
 use super::render::{Message, Prompt};
@@ -53,6 +53,11 @@ pub struct ClientConfig {
     /// member id and timer seed from them. `None` (the default): plain
     /// `Name: text` datagrams only, as the original assignment's clients.
     pub random_seed: Option<u64>,
+    /// Where private rooms' passphrases come from when not typed: the
+    /// option or variable's name (`--passphrase-file`,
+    /// `ROOMCAST_PASSPHRASE`), said when that passphrase is wrong. `None`
+    /// (the default): typed at the terminal.
+    pub passphrase_source: Option<&'static str>,
 }
 
 /// A directory server known by name, for `connect NAME`.
@@ -77,6 +82,7 @@ impl ClientConfig {
             keepalive_interval: KEEPALIVE_INTERVAL,
             known_servers: heapless::Vec::new(),
             random_seed: None,
+            passphrase_source: None,
         }
     }
 }
@@ -201,5 +207,15 @@ pub enum Output {
         room: RoomName,
         /// Its owner token.
         token: Token,
+    },
+    /// A private room was made from this client (`makeroom ... --private`
+    /// answered): the host may remember it, so that a directory server
+    /// that later calls a room of that name or address open is not
+    /// believed.
+    PrivateRoom {
+        /// The directory server, as the client named it.
+        server: ServerAddr,
+        /// The room, as the server made it.
+        room: Room,
     },
 }

@@ -11,7 +11,7 @@ use crate::privacy::{RoomKeys, Salt, Verifier};
 use crate::wire::{Command, Privacy, Room, RoomName};
 
 use super::render::{Clean, make_text};
-use super::{Client, Deriving, KeyFailure, MakeAt, Output, Request, RoomKey};
+use super::{Client, Conn, Deriving, KeyFailure, MakeAt, Output, Purpose, Request, RoomKey};
 
 /// The flag that makes `makeroom` make a private room.
 pub(super) const PRIVATE_FLAG: &str = "--private";
@@ -82,6 +82,20 @@ pub(super) fn parse_salt(text: &str) -> Option<Salt> {
     text.split(' ')
         .find_map(|word| word.strip_prefix("salt="))
         .and_then(Salt::parse)
+}
+
+/// The room a private `makeroom` of `name` made, from the text after
+/// `OK`: `created NAME ADDRESS PORT token=TOKEN private`; `None` if the
+/// answer names another room or does not say `private`.
+pub(super) fn private_made(name: &RoomName, text: &str) -> Option<Room> {
+    let rest = text.strip_prefix("created ")?;
+    let mut words = rest.split(' ').filter(|w| !w.is_empty());
+    let (n, a, p) = (words.next()?, words.next()?, words.next()?);
+    let mut line = heapless::String::<MAX_ROOM_LINE>::new();
+    write!(line, "{n} {a} {p}").ok()?;
+    let room = parse_room_line(line.as_bytes()).ok()?;
+    let private = words.any(|w| w == "private");
+    (private && crate::text::same_name(&room.name, name)).then_some(room)
 }
 
 /// Whether a `makeroom` line asks for a private room: `--private` among
@@ -178,37 +192,40 @@ impl Client {
         }
     }
 
-    /// The server's `OK` to a private `makeroom`.
+    /// The server's `OK` to a private `makeroom`: `created NAME ADDRESS
+    /// PORT token=TOKEN private`. An answer about another room, or without
+    /// the word `private`, is a protocol error: the room may be open there.
     pub(super) fn made_private(&mut self, name: &RoomName, text: &str) {
-        let made = text.strip_prefix("created ").and_then(|rest| {
-            let mut words = rest.split(' ').filter(|w| !w.is_empty());
-            let (n, a, p) = (words.next()?, words.next()?, words.next()?);
-            let mut line = heapless::String::<MAX_ROOM_LINE>::new();
-            write!(line, "{n} {a} {p}").ok()?;
-            parse_room_line(line.as_bytes()).ok()
+        let room = match private_made(name, text) {
+            Some(room) => room,
+            None => {
+                let mut line = heapless::String::<MAX_LINE>::new();
+                let _ = write!(line, "OK {text}");
+                return self.protocol_error(
+                    "an answer to a private 'makeroom' that does not say this room was made \
+                     private",
+                    line.as_bytes(),
+                );
+            }
+        };
+        let server = self.conn_server();
+        self.emit(Output::PrivateRoom {
+            server,
+            room: room.clone(),
         });
-        let private = "(private: only people with its passphrase can read it)";
-        match made {
-            Some(room) => say!(
-                self,
-                "Room '{}' created {private}: multicast group {} port {}. Type 'chat {}' to \
-                 enter it.",
-                Clean(&room.name),
-                room.group,
-                room.port,
-                Clean(&room.name)
-            ),
-            None => say!(
-                self,
-                "Room '{}' created {private}. Type 'chat {}' to enter it.",
-                Clean(name),
-                Clean(name)
-            ),
-        }
+        say!(
+            self,
+            "Room '{}' created (private: only people with its passphrase can read it): \
+             multicast group {} port {}. Type 'chat {}' to enter it.",
+            Clean(&room.name),
+            room.group,
+            room.port,
+            Clean(&room.name)
+        );
     }
 
     /// The server's `OK` to `getroom` for `chat`.
-    pub(super) fn getroom_ok(&mut self, text: &str) {
+    pub(super) fn getroom_ok(&mut self, asked: &RoomName, text: &str) {
         let info = match parse_room_info(text) {
             Ok(info) => info,
             Err(InfoError::Malformed) => {
@@ -226,6 +243,14 @@ impl Client {
                 );
             }
         };
+        if !crate::text::same_name(&info.room.name, asked) {
+            let mut line = heapless::String::<MAX_LINE>::new();
+            let _ = write!(line, "OK {text}");
+            return self.protocol_error(
+                "an answer to 'getroom' about another room than the one asked",
+                line.as_bytes(),
+            );
+        }
         match info.privacy {
             None => self.join_room(info.room),
             Some(_) if self.random.is_none() => say!(
@@ -268,6 +293,59 @@ impl Client {
             );
         }
         self.end_lookup_connection();
+    }
+
+    /// Ctrl-C while a `chat` waits for the directory server's answer
+    /// about its room, or a `makeroom --private` for its salt: the command
+    /// is cancelled (its answer, when it comes, is dropped), and the user is
+    /// told. False if no such answer is awaited.
+    pub(super) fn cancel_room_lookup(&mut self) -> bool {
+        if self.deriving.is_some() {
+            return false;
+        }
+        if let Conn::Connecting {
+            purpose: Purpose::Lookup(name),
+            ..
+        }
+        | Conn::Open {
+            purpose: Purpose::Lookup(name),
+            ..
+        } = &self.conn
+        {
+            let name = name.clone();
+            self.reset_connection();
+            say!(
+                self,
+                "You did not enter room '{}': cancelled.",
+                Clean(&name)
+            );
+            return true;
+        }
+        let mut cancelled: Option<(bool, RoomName)> = None;
+        for pending in self.pending.iter_mut() {
+            let what = match &pending.request {
+                Request::GetRoom(name) => (false, name.clone()),
+                Request::Salt(at) => (true, at.name().clone()),
+                _ => continue,
+            };
+            pending.request = Request::Cancelled;
+            cancelled = Some(what);
+        }
+        match cancelled {
+            Some((true, name)) => {
+                say!(self, "Room '{}' was not created: cancelled.", Clean(&name));
+                true
+            }
+            Some((false, name)) => {
+                say!(
+                    self,
+                    "You did not enter room '{}': cancelled.",
+                    Clean(&name)
+                );
+                true
+            }
+            None => false,
+        }
     }
 
     /// Says there is no room `name`, and how to find one.
@@ -338,13 +416,23 @@ impl Client {
             }
             Some(Deriving::Join { room, privacy }) => {
                 if !keys.verifier.matches(&privacy.verifier) {
-                    say!(
-                        self,
-                        "Wrong passphrase for room '{}': it is not the one the room was made \
-                         with. Try 'chat {}' again.",
-                        Clean(&room.name),
-                        Clean(&room.name)
-                    );
+                    match self.config.passphrase_source {
+                        None => say!(
+                            self,
+                            "Wrong passphrase for room '{}': it is not the one the room was \
+                             made with. Try 'chat {}' again.",
+                            Clean(&room.name),
+                            Clean(&room.name)
+                        ),
+                        Some(source) => say!(
+                            self,
+                            "Wrong passphrase for room '{}': the passphrase from {source} is \
+                             not this room's. Give this room's passphrase there (or start \
+                             roomcast without {source} to type it), then 'chat {}' again.",
+                            Clean(&room.name),
+                            Clean(&room.name)
+                        ),
+                    }
                     return;
                 }
                 self.room_key = Some(RoomKey {

@@ -59,6 +59,12 @@ impl Client {
         let (Request::MakeRoom(name) | Request::MakePrivate(name)) = request else {
             return;
         };
+        if matches!(request, Request::MakePrivate(_))
+            && super::private::private_made(name, text).is_none()
+        {
+            // A protocol error (`made_private`): nothing is kept.
+            return;
+        }
         // `token=` may be followed by more words (` private`).
         let Some(token) = text.split(' ').find_map(|w| w.strip_prefix("token=")) else {
             return;
@@ -149,11 +155,11 @@ impl Client {
             Request::DeleteRoom(name) => {
                 say!(self, "Room {} deleted.", Clean(&name))
             }
-            Request::GetRoom(_) => self.getroom_ok(text),
+            Request::GetRoom(name) => self.getroom_ok(&name, text),
             Request::ShowRoom(name) => self.show_room(&name, text),
             Request::Salt(at) => self.salt_ok(at, text),
             Request::MakePrivate(name) => self.made_private(&name, text),
-            Request::Ping => {}
+            Request::Ping | Request::Cancelled => {}
             Request::Bye => {
                 let server = self.conn_server();
                 self.reset_connection();
@@ -225,7 +231,7 @@ impl Client {
             Request::DeleteRoom(name) => {
                 say!(self, "Room {} was not deleted: {message}", Clean(&name))
             }
-            Request::Ping => {}
+            Request::Ping | Request::Cancelled => {}
             Request::Bye => {
                 self.reset_connection();
                 say!(self, "Disconnected from the directory server at {server}.");

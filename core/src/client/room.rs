@@ -17,10 +17,11 @@
 //! - a loss: `[2 messages from Ann could not be recovered]`;
 //! - presence: `Ann joined`, `Ann left`, `Ann left (not heard from for 15 s)`;
 //! - in a private room, what was refused (never shown as text):
-//!   `[3 messages could not be decrypted: wrong passphrase, or not for this
-//!   room]`, `[2 messages refused: their sender's clock is more than 2 min
-//!   off this computer's]`, `[4 plain messages ignored: this room is
-//!   private]`.
+//!   `[3 messages could not be decrypted: wrong passphrase, not for this
+//!   room, or the room was made again]`, `[2 messages refused: sent more
+//!   than 2 min ago, or a clock is off]`, `[4 unencrypted datagrams
+//!   ignored: this room is private]` (plain `Name: text` datagrams, and
+//!   anything on the control port that is not sealed).
 //!
 //! In a private room the session is sealed
 //! ([`Session::new_private`]): frames go out sealed on the control port
@@ -271,8 +272,8 @@ impl Client {
         if undecryptable > 0 {
             say!(
                 self,
-                "[{undecryptable} message{} could not be decrypted: wrong passphrase, or not \
-                 for this room]",
+                "[{undecryptable} message{} could not be decrypted: wrong passphrase, not for \
+                 this room, or the room was made again]",
                 s(undecryptable)
             );
         }
@@ -280,15 +281,14 @@ impl Client {
             let skew = crate::chat::MAX_CLOCK_SKEW.as_secs() / 60;
             say!(
                 self,
-                "[{stale} message{} refused: their sender's clock is more than {skew} min off \
-                 this computer's]",
+                "[{stale} message{} refused: sent more than {skew} min ago, or a clock is off]",
                 s(stale)
             );
         }
         if plain > 0 {
             say!(
                 self,
-                "[{plain} plain message{} ignored: this room is private]",
+                "[{plain} unencrypted datagram{} ignored: this room is private]",
                 s(plain)
             );
         }

@@ -6,10 +6,15 @@
 //! `Client::handle_room_secret`, with the wall clock in Unix ms.
 //!
 //! While a key is wanted the host reads no other input ahead: the next
-//! thing the terminal reads is the passphrase, without echo. Should a line
-//! already be asked for (the server was slow to answer, and input is read
-//! ahead so that leaving works), the user is told to press Enter; the
-//! passphrase prompt follows that line.
+//! thing the terminal reads is the passphrase, without echo. In a terminal,
+//! a line read ahead while the room was looked up (the server was slow to
+//! answer, and input is read ahead so that Ctrl-C and Ctrl-D act at once)
+//! is read without echo too, and dropped: the user may have typed the
+//! passphrase there. Should that line still be asked for when the room
+//! turns out private, the user is told to press Enter; the passphrase
+//! prompt follows. Lines already read ahead then (typed before the
+//! answer) are dropped as well, and the user told so (without echoing
+//! them): never sent to the room, never run, never in the history.
 
 use std::sync::mpsc;
 use std::thread;
@@ -19,6 +24,7 @@ use roomcast_core::privacy::{RoomSecret, Salt};
 use roomcast_core::{KeyFailure, RoomName};
 
 use super::passphrase::{self, Passphrase, Source};
+use super::terminal::Input;
 use super::{Deferred, Host};
 
 /// A key the client machine waits for.
@@ -54,6 +60,18 @@ impl Host {
     /// source that applies.
     pub(super) fn derive_key(&mut self, room: RoomName, salt: Salt, confirm: bool) {
         self.key_seq += 1;
+        if self.terminal.is_tty() {
+            // Typed while the room was looked up: maybe its passphrase.
+            let before = self.typed.len();
+            self.typed.retain(|input| !matches!(input, Input::Line(_)));
+            let dropped = before - self.typed.len();
+            if dropped > 0 {
+                self.say_dropped(dropped);
+            }
+            if self.awaiting_line {
+                self.drop_next_line = true;
+            }
+        }
         let job = KeyJob {
             room,
             salt,
@@ -96,12 +114,13 @@ impl Host {
                     // Asked once that line is back (`ask_passphrase`), and
                     // only if the user did not leave with it.
                     let text = format!(
-                        "Room '{}' is private: press Enter to type its passphrase (it will \
-                         not be shown).",
+                        "Room '{}' is private: press Enter to go on to its passphrase \
+                         prompt (what you typed meanwhile is dropped, not sent).",
                         job.room
                     );
                     let text = self.style.notice(&text, false);
-                    self.terminal.print(&text, true, false);
+                    let editing = self.editing();
+                    self.terminal.print(&text, editing, false);
                     self.key_job = Some(KeyJob {
                         prompt: Some(prompt),
                         ..job
@@ -128,6 +147,109 @@ impl Host {
         }
         if let Some(prompt) = self.key_job.as_mut().and_then(|job| job.prompt.take()) {
             self.terminal.request_secret(&prompt);
+        }
+    }
+
+    /// A line typed without echo while a room was looked up: dropped
+    /// (said without echoing it); Ctrl-C or Ctrl-D there cancel the command
+    /// (returned as `Interrupt`, for the machine).
+    pub(super) fn on_held(&mut self, result: Result<Option<Passphrase>, String>) -> Option<Input> {
+        match result {
+            Ok(Some(typed)) if typed.is_empty() => None,
+            Ok(Some(_)) => {
+                self.say_dropped(1);
+                None
+            }
+            Ok(None) if self.client.room_pending().is_some() => Some(Input::Interrupt),
+            Ok(None) => None,
+            Err(e) => {
+                let text = self.style.notice(&e, false);
+                self.terminal.print(&text, false, false);
+                None
+            }
+        }
+    }
+
+    /// Tells the user that `n` lines typed while a room was looked up were
+    /// dropped (without showing them).
+    pub(super) fn say_dropped(&mut self, n: usize) {
+        let text = if n == 1 {
+            "The line typed while the room was looked up was dropped: not sent, not run, not \
+             kept (it may have been a passphrase)."
+                .to_string()
+        } else {
+            format!(
+                "The {n} lines typed while the room was looked up were dropped: not sent, not \
+                 run, not kept (one may have been a passphrase)."
+            )
+        };
+        let text = self.style.notice(&text, false);
+        let editing = self.editing();
+        self.terminal.print(&text, editing, false);
+    }
+
+    /// Why the room about to be entered OPEN must not be (F1, the
+    /// downgrade): a passphrase was given (`--passphrase-file` or
+    /// ROOMCAST_PASSPHRASE: whoever gives one expects a private room), or
+    /// this client entered a room of that name, or at that address, as
+    /// private before. `None`: enter it.
+    pub(super) fn refuse_open(&self) -> Option<String> {
+        let (room, false) = self.client.joining()? else {
+            return None;
+        };
+        if let Some(given) = passphrase::source_name(self.passphrase_file.as_deref()) {
+            return Some(format!(
+                "Room '{}' is OPEN: anyone on the LAN can read it, although a passphrase was \
+                 given ({given}). You did not enter it: a passphrase says you expect a private \
+                 room, and a directory server can be forged. To enter an open room, start \
+                 roomcast without {given}.",
+                room.name
+            ));
+        }
+        let known = self.private_rooms.matching(room)?;
+        let forget = self.private_rooms.path().map_or(String::new(), |path| {
+            format!(
+                " If you know it was made again as an open room, forget it: remove the line \
+                 '{} {} {} {}' from {}.",
+                known.server,
+                known.room,
+                known.group,
+                known.port,
+                path.display()
+            )
+        });
+        Some(format!(
+            "Room '{}' ({} port {}) is OPEN on the directory server at {}, but this client \
+             entered room '{}' ({} port {}) as private before (from {}). You did not enter it: \
+             the directory server may be forged (anyone on the LAN can announce one), or the \
+             room was deleted and made again open.{forget}",
+            room.name,
+            room.group,
+            room.port,
+            self.client.server(),
+            known.room,
+            known.group,
+            known.port,
+            known.server
+        ))
+    }
+
+    /// Remembers the room about to be entered as private (see
+    /// `private_rooms.rs`); a failure is said, once per room.
+    pub(super) fn remember_private(&mut self) {
+        let Some((room, true)) = self.client.joining() else {
+            return;
+        };
+        let server = self.client.server().to_string();
+        if let Err(e) = self.private_rooms.remember(&server, room) {
+            let text = format!(
+                "Could not remember that room '{}' is private ({e}); this client will not \
+                 notice if a directory server calls it open later.",
+                room.name
+            );
+            let text = self.style.notice(&text, false);
+            let editing = self.editing();
+            self.terminal.print(&text, editing, false);
         }
     }
 

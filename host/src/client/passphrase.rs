@@ -46,6 +46,16 @@ pub enum Source<'a> {
     Terminal,
 }
 
+/// The name of the source that applies, if it is not the terminal: the
+/// option or the variable, as the user gave it.
+pub fn source_name(file: Option<&Path>) -> Option<&'static str> {
+    match source(file) {
+        Source::File(_) => Some("--passphrase-file"),
+        Source::Env(_) => Some(ENV_VAR),
+        Source::Terminal => None,
+    }
+}
+
 /// The source that applies: the file if one was given, else the
 /// environment variable if it is set, else the terminal.
 pub fn source(file: Option<&Path>) -> Source<'_> {
@@ -92,13 +102,24 @@ pub fn no_source() -> String {
 pub fn read_file(path: &Path) -> Result<Passphrase, String> {
     let shown = path.display();
     let cannot = |e: std::io::Error| format!("cannot read the passphrase file {shown}: {e}");
-    let meta = std::fs::metadata(path).map_err(cannot)?;
+    // Opened first, then checked (fstat of the file opened): a path
+    // swapped for a FIFO between a check and the open cannot hang the
+    // client. O_NONBLOCK makes opening a FIFO return at once; on a regular
+    // file it changes nothing.
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let file = options.open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
     if !meta.is_file() {
         return Err(format!(
             "the passphrase file {shown} is not a regular file (a folder, a FIFO or a device?)"
         ));
     }
-    let file = std::fs::File::open(path).map_err(cannot)?;
     // Room for every byte read, so the buffer never moves (and never leaves
     // a copy of the passphrase behind).
     let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_FILE + 1));
@@ -212,7 +233,8 @@ pub fn edit_typed(
             }
             CTRL_U => typed.clear(),
             ESC => state = State::Escape,
-            b if b < 0x20 => {}
+            // TAB is kept, as a file or the variable keeps it.
+            b if b < 0x20 && b != b'\t' => {}
             b => {
                 if typed.len() <= MAX_PASSPHRASE {
                     typed.push(b);
@@ -345,6 +367,8 @@ mod tests {
         // Arrow keys and other control bytes are not part of it.
         assert_eq!(typed(b"a\x1b[Db\x1bOCc\x01\r").unwrap(), b"abc");
         assert_eq!(typed(b"\r").unwrap(), b"");
+        // TAB is kept, as a file or ROOMCAST_PASSPHRASE keeps it.
+        assert_eq!(typed(b"a\tb\r").unwrap(), b"a\tb");
         // Ctrl-C, Ctrl-D, Ctrl-] and the end of input cancel.
         assert_eq!(typed(b"abc\x03def\r"), None);
         assert_eq!(typed(b"abc\x04"), None);

@@ -23,7 +23,12 @@
 //! mode), turns the terminal's echo off ([`platform::NoEcho`]), reads the
 //! bytes typed itself (`passphrase::edit_typed`), and turns echo back on.
 //! The passphrase never goes through rustyline, so it is in no history
-//! and no kill ring. With input not a terminal, nothing can be typed
+//! and no kill ring. While a room is looked up (`chat`, `makeroom
+//! --private`), a line read ahead is read the same way
+//! ([`Terminal::request_held`]): what is typed then is not shown, never in
+//! the history, and dropped, for it may be the passphrase typed ahead of
+//! its prompt. A line goes to the history only once the client took it.
+//! With input not a terminal, nothing can be typed
 //! without echo: the host says to use `--passphrase-file` or
 //! `ROOMCAST_PASSPHRASE` instead.
 //!
@@ -128,13 +133,30 @@ pub enum Input {
     /// `Ok(None)`: the user cancelled (Ctrl-C, Ctrl-D); `Err`: it could
     /// not be read, worded for people.
     Secret(Result<Option<Passphrase>, String>),
+    /// A line typed without echo while a room was looked up
+    /// ([`Terminal::request_held`]), as `Secret`: the host drops it.
+    Held(Result<Option<Passphrase>, String>),
+}
+
+/// What the reading thread reads next.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadKind {
+    /// A line, edited with rustyline.
+    Line,
+    /// A passphrase, without echo.
+    Secret,
+    /// A line while a room is looked up, without echo, to be dropped.
+    Held,
 }
 
 struct LineRequest {
     prompt: String,
     in_chat: bool,
-    /// Read a passphrase without echo, not a line.
-    secret: bool,
+    kind: ReadKind,
+    /// Lines the client took since the last request, for the history
+    /// (a line read is added only once the client took it, so a line the
+    /// host drops never reaches it).
+    history: Vec<String>,
 }
 
 /// The terminal, seen from the event loop.
@@ -254,12 +276,28 @@ impl Terminal {
         }
     }
 
-    /// Asks the reading thread for the next line, shown with `prompt`.
-    pub fn request_line(&self, prompt: &Prompt) {
+    /// Asks the reading thread for the next line, shown with `prompt`;
+    /// `history` are the lines taken since the last request.
+    pub fn request_line(&self, prompt: &Prompt, history: Vec<String>) {
         let _ = self.requests.send(LineRequest {
             prompt: prompt.to_string(),
             in_chat: prompt.mode() == Mode::Chat,
-            secret: false,
+            kind: ReadKind::Line,
+            history,
+        });
+    }
+
+    /// Asks the reading thread for a line typed while a room is looked up:
+    /// read without echo (the user may be typing the room's passphrase
+    /// ahead of its prompt), kept out of the history, and handed back as
+    /// [`Input::Held`] for the host to drop; Ctrl-C or Ctrl-D end it
+    /// (`Ok(None)`). Only in a terminal.
+    pub fn request_held(&self, prompt: &str) {
+        let _ = self.requests.send(LineRequest {
+            prompt: prompt.to_string(),
+            in_chat: false,
+            kind: ReadKind::Held,
+            history: Vec::new(),
         });
     }
 
@@ -270,7 +308,8 @@ impl Terminal {
         let _ = self.requests.send(LineRequest {
             prompt: prompt.to_string(),
             in_chat: false,
-            secret: true,
+            kind: ReadKind::Secret,
+            history: Vec::new(),
         });
     }
 
@@ -384,8 +423,15 @@ fn editor_thread(
     leave: Arc<AtomicBool>,
 ) {
     for request in requests {
-        if request.secret {
-            if !deliver(&inputs, &poller, read_secret(&request.prompt)) {
+        for line in &request.history {
+            let _ = editor.add_history_entry(line.as_str());
+        }
+        if request.kind != ReadKind::Line {
+            let input = match read_secret(&request.prompt) {
+                Input::Secret(result) if request.kind == ReadKind::Held => Input::Held(result),
+                input => input,
+            };
+            if !deliver(&inputs, &poller, input) {
                 return;
             }
             continue;
@@ -393,12 +439,7 @@ fn editor_thread(
         in_chat.store(request.in_chat, Ordering::SeqCst);
         leave.store(false, Ordering::SeqCst);
         let input = match editor.readline(&request.prompt) {
-            Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
-                }
-                Input::Line(line.into_bytes())
-            }
+            Ok(line) => Input::Line(line.into_bytes()),
             Err(ReadlineError::Interrupted) if leave.swap(false, Ordering::SeqCst) => {
                 Input::LeaveChat
             }
@@ -510,7 +551,15 @@ fn plain_thread(requests: Receiver<LineRequest>, inputs: Sender<Input>, poller: 
     let stdin = io::stdin();
     let mut stdin = stdin.lock();
     for request in requests {
-        if request.secret {
+        if request.kind == ReadKind::Held {
+            // The host asks only in a terminal.
+            let input = Input::Held(Ok(None));
+            if !deliver(&inputs, &poller, input) {
+                return;
+            }
+            continue;
+        }
+        if request.kind == ReadKind::Secret {
             // The host asks only in a terminal; say why if it did not.
             let input = Input::Secret(Err(passphrase::no_source()));
             if !deliver(&inputs, &poller, input) {

@@ -31,6 +31,10 @@ fn render(outputs: &[Output]) -> String {
             Output::OwnerToken { server, room, .. } => {
                 s.push_str(&format!("[keep the token of {room} on {server}]\n"))
             }
+            Output::PrivateRoom { server, room } => s.push_str(&format!(
+                "[remember {} as private on {server}]\n",
+                room.name
+            )),
         }
     }
     s
@@ -153,6 +157,7 @@ Connected to the directory server at localhost:5577. Type 'help' for its command
 [derive the key of secret, confirm: true]
 [send \"makeroom secret 239.1.1.9 6000 private SALT-OR-VERIFIER SALT-OR-VERIFIER\\n\"]
 [keep the token of secret on localhost:5577]
+[remember secret as private on localhost:5577]
 Room 'secret' created (private: only people with its passphrase can read it): multicast group 239.1.1.9 port 6000. Type 'chat secret' to enter it.
 [send \"getdir full\\n\"]
 ROOM    ADDRESS    PORT   ACCESS

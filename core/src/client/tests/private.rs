@@ -404,7 +404,7 @@ fn a_plain_datagram_in_a_private_room_is_refused_and_counted() {
     let out = drain(&mut mel);
     assert_eq!(
         shown(&out),
-        ["[1 plain message ignored: this room is private]"]
+        ["[1 unencrypted datagram ignored: this room is private]"]
     );
     // One too long for any plain copy is not shown cut either.
     let long = vec![b'x'; MAX_DATAGRAM + 10];
@@ -420,8 +420,8 @@ fn a_plain_datagram_in_a_private_room_is_refused_and_counted() {
     let later = all_shown(&drain(&mut mel));
     assert!(
         later
-            .contains("[1 message could not be decrypted: wrong passphrase, or not for this room]")
-            && later.contains("[1 plain message ignored: this room is private]"),
+            .contains("[1 message could not be decrypted: wrong passphrase, not for this room, or the room was made again]")
+            && later.contains("[1 unencrypted datagram ignored: this room is private]"),
         "{later}"
     );
 }
@@ -704,4 +704,97 @@ fn full_listing_lines_must_say_a_known_kind() {
             "{out:?}"
         );
     }
+}
+
+#[test]
+fn a_getroom_answer_about_another_room_enters_nothing() {
+    let mut c = hostile_connected();
+    user(&mut c, 10, "chat lobby");
+    let out = hostile_sends(&mut c, 11, b"OK room other 239.1.1.1 5000 open\n");
+    assert_eq!(
+        actions(&out),
+        [Output::Close, Output::Prompt(Prompt::Main)],
+        "{out:?}"
+    );
+    assert!(all_shown(&out).contains("another room"), "{out:?}");
+    // The same name in another case is the same room.
+    let mut c = hostile_connected();
+    user(&mut c, 10, "chat lobby");
+    let out = hostile_sends(&mut c, 11, b"OK room LOBBY 239.1.1.1 5000 open\n");
+    assert!(
+        matches!(actions(&out)[..], [Output::JoinGroup { .. }]),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_private_makeroom_answer_about_another_room_or_not_private_keeps_nothing() {
+    let salt = Salt([7; 16]);
+    let token = "ab".repeat(32);
+    for answer in [
+        format!("OK created z 239.9.9.9 4000 token={token} private\n"),
+        format!("OK created y 239.9.9.9 4000 token={token}\n"),
+    ] {
+        let mut c = hostile_connected();
+        c.handle_user_line(t(10), b"makeroom y --private");
+        drain(&mut c);
+        let out = hostile_sends(&mut c, 11, format!("OK salt={salt}\n").as_bytes());
+        assert!(
+            out.iter().any(|o| matches!(o, Output::DeriveKey { .. })),
+            "{out:?}"
+        );
+        c.handle_room_secret(t(12), 1, Ok((RoomSecret([1; SECRET_BYTES]), [2; 16])));
+        drain(&mut c);
+        let out = hostile_sends(&mut c, 13, answer.as_bytes());
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::OwnerToken { .. })),
+            "{answer}: {out:?}"
+        );
+        assert!(actions(&out).contains(&Output::Close), "{answer}: {out:?}");
+        assert!(!all_shown(&out).contains("Room '"), "{answer}: {out:?}");
+        assert!(
+            all_shown(&out).contains("made private"),
+            "{answer}: {out:?}"
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_while_getroom_is_pending_cancels_the_chat() {
+    let mut c = hostile_connected();
+    user(&mut c, 10, "chat lobby");
+    assert_eq!(c.room_pending().map(|n| n.as_str()), Some("lobby"));
+    assert!(!c.ready_for_input());
+    c.handle_interrupt(t(11));
+    let out = drain(&mut c);
+    assert!(
+        all_shown(&out).contains("You did not enter room 'lobby': cancelled."),
+        "{out:?}"
+    );
+    assert!(c.ready_for_input());
+    assert_eq!(c.room_pending(), None);
+    // The late answer is dropped: nothing is entered or derived.
+    let out = hostile_sends(&mut c, 12, b"OK room lobby 239.1.1.1 5000 open\n");
+    assert!(actions(&out).is_empty(), "{out:?}");
+    assert_eq!(c.mode(), Mode::Connected);
+}
+
+#[test]
+fn a_wrong_passphrase_from_a_file_or_the_environment_names_its_source() {
+    let (mut net, mel) = with_secret_room();
+    say(&mut net, mel, "chat secret");
+    let mut config = member("Eve", 3);
+    config.passphrase_source = Some("ROOMCAST_PASSPHRASE");
+    let eve = net.add_client(config);
+    net.clients[eve].passphrase = Some(b"wrong horse battery staple".to_vec());
+    let out = say(&mut net, eve, "chat secret");
+    assert_eq!(
+        shown(&out).last().map(String::as_str),
+        Some(
+            "Wrong passphrase for room 'secret': the passphrase from ROOMCAST_PASSPHRASE is \
+             not this room's. Give this room's passphrase there (or start roomcast without \
+             ROOMCAST_PASSPHRASE to type it), then 'chat secret' again."
+        )
+    );
+    assert_eq!(net.client(eve).mode(), Mode::Main);
 }
