@@ -7,7 +7,7 @@ use super::frame::{Data, FrameBuf, MemberId, decode, encode_bye, encode_data, is
 use super::limits::{
     HEARTBEAT_MIN, MAX_EVENTS, MAX_MEMBERS, MAX_MESSAGE, MAX_OUTBOX, MAX_PENDING_NAKS,
     MAX_PENDING_REPAIRS, MAX_STORED, MEMBER_TIMEOUT, NAK_DELAY, NAK_RATE, OWN_ECHO, REPAIR_RATE,
-    SEND_BURST, SEND_QUEUE_BYTES, SEND_RATE,
+    SEND_BURST, SEND_RATE,
 };
 use super::seal::{DatagramBuf, Sealing};
 use crate::Instant;
@@ -412,7 +412,7 @@ pub struct Session {
     plain_shown: heapless::Deque<(SocketAddr, u64), OWN_ECHO>,
     self_addr: Option<SocketAddr>,
     /// Lines waiting for [`SEND_RATE`]: each a 2-byte length and the text.
-    queue: heapless::Deque<u8, SEND_QUEUE_BYTES>,
+    queue: send::ByteRing,
     /// How many lines `queue` holds.
     queued: usize,
     /// The pace of new messages: per second, and the burst
@@ -469,7 +469,7 @@ impl Session {
             echo: heapless::Deque::new(),
             plain_shown: heapless::Deque::new(),
             self_addr: None,
-            queue: heapless::Deque::new(),
+            queue: send::ByteRing::new(),
             queued: 0,
             pace: (SEND_RATE, SEND_BURST),
             send_bucket: Bucket {
