@@ -13,6 +13,7 @@
 //! work, with an example.
 
 pub mod lan;
+pub mod loopback;
 pub mod netns;
 
 use std::io::{BufRead, BufReader, Read, Write};

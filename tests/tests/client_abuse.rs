@@ -11,16 +11,16 @@
 mod client_common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use client_common::ClientProcess;
 use client_common::tmux::Tmux;
+use roomcast_tests::loopback::{Capture, sender};
 use roomcast_tests::{ServerProcess, netns, roomcast_bin};
-use socket2::{Domain, Protocol, Socket, Type};
 
 /// Datagrams a second in a flood of 1 kB messages: more than a debug build
 /// of the client can show on a pipe, so it must choose between showing them
@@ -33,74 +33,6 @@ const TERMINAL_FLOOD_RATE: u32 = 100_000;
 
 /// A 0x1D byte on a line of its own: what Ctrl-] types in a cooked terminal.
 const LEAVE: &[u8] = b"\x1d\n";
-
-/// A socket that sends to a group the way a hostile peer on the LAN would,
-/// but only over loopback, with TTL 1.
-fn sender() -> UdpSocket {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-    socket.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
-    socket.set_multicast_ttl_v4(1).unwrap();
-    socket.set_multicast_loop_v4(true).unwrap();
-    socket.into()
-}
-
-/// A member of `group`:`port` on loopback, to see what clients send: a
-/// thread takes every datagram as it comes (so a flood does not fill the
-/// socket's buffer) and keeps those that `keep` picks.
-struct Listener {
-    kept: Arc<Mutex<Vec<Vec<u8>>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Listener {
-    fn start(group: Ipv4Addr, port: u16, keep: fn(&[u8]) -> bool) -> Listener {
-        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-        socket.set_reuse_address(true).unwrap();
-        socket.set_reuse_port(true).unwrap();
-        socket.set_multicast_all_v4(false).unwrap();
-        let _ = socket.set_recv_buffer_size(4 << 20);
-        socket.bind(&SocketAddrV4::new(group, port).into()).unwrap();
-        socket
-            .join_multicast_v4(&group, &Ipv4Addr::LOCALHOST)
-            .unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let socket: UdpSocket = socket.into();
-        let kept = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (sink, done) = (kept.clone(), stop.clone());
-        thread::spawn(move || {
-            let mut buf = vec![0; 65536];
-            while !done.load(Ordering::SeqCst) {
-                if let Ok(n) = socket.recv(&mut buf)
-                    && keep(&buf[..n])
-                {
-                    sink.lock().unwrap().push(buf[..n].to_vec());
-                }
-            }
-        });
-        Listener { kept, stop }
-    }
-
-    /// Waits up to `within` for a datagram equal to `wanted`.
-    fn receive(&self, wanted: &[u8], within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if self.kept.lock().unwrap().iter().any(|d| d == wanted) {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-        false
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
 
 /// Datagrams from anyone but the flood's sender.
 fn not_mallory(datagram: &[u8]) -> bool {
@@ -163,7 +95,7 @@ fn a_flood_keeps_the_piped_client_responsive_and_bounded() {
         let server = server_with_room("flood", group, port);
         let mut ann = ClientProcess::start("ann", server.port, &["--name", "Ann"]);
         ann.run("chat flood", "Entering chat room flood");
-        let room = Listener::start(group, port, not_mallory);
+        let room = Capture::start(group, port, not_mallory);
         let before = rss_kib(ann.pid());
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -258,7 +190,7 @@ fn a_flood_keeps_the_terminal_responsive() {
         let (group, port) = (Ipv4Addr::new(239, 77, 9, 2), 47902);
         let server = server_with_room("storm", group, port);
         let (tmux, pid) = terminal_client(&server, "storm");
-        let room = Listener::start(group, port, not_mallory);
+        let room = Capture::start(group, port, not_mallory);
         let before = rss_kib(pid);
 
         // Escape sequences from the room are shown, not obeyed: the screen is
@@ -337,7 +269,7 @@ fn a_terminal_that_is_not_read_costs_bounded_memory() {
         let (group, port) = (Ipv4Addr::new(239, 77, 9, 3), 47903);
         let server = server_with_room("jam", group, port);
         let (tmux, pid) = terminal_client(&server, "jam");
-        let room = Listener::start(group, port, not_mallory);
+        let room = Capture::start(group, port, not_mallory);
         let before = rss_kib(pid);
 
         // The terminal stops reading (tmux is stopped): the client's writes to

@@ -9,16 +9,14 @@
 
 mod client_common;
 
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::thread;
 use std::time::Duration;
 
 use client_common::tmux::Tmux;
 use client_common::{ClientProcess, eventually};
+use roomcast_tests::loopback::{Capture, everything, sender};
 use roomcast_tests::{ServerProcess, netns, roomcast_bin};
-use socket2::{Domain, Protocol, Socket, Type};
 
 /// The passphrase of the room the tests make.
 const PASS: &str = "correct horse battery staple";
@@ -26,63 +24,6 @@ const PASS: &str = "correct horse battery staple";
 /// The room's group and port (its control port is the next one).
 const GROUP: Ipv4Addr = Ipv4Addr::new(239, 77, 5, 1);
 const PORT: u16 = 47200;
-
-/// A member of [`GROUP`] on loopback, on one port, keeping every datagram
-/// it receives (a thread takes them as they come).
-struct Capture {
-    kept: Arc<Mutex<Vec<Vec<u8>>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Capture {
-    fn start(port: u16) -> Capture {
-        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-        socket.set_reuse_address(true).unwrap();
-        socket.set_reuse_port(true).unwrap();
-        socket.set_multicast_all_v4(false).unwrap();
-        let _ = socket.set_recv_buffer_size(4 << 20);
-        socket.bind(&SocketAddrV4::new(GROUP, port).into()).unwrap();
-        socket
-            .join_multicast_v4(&GROUP, &Ipv4Addr::LOCALHOST)
-            .unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let socket: UdpSocket = socket.into();
-        let kept = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (sink, done) = (kept.clone(), stop.clone());
-        thread::spawn(move || {
-            let mut buf = vec![0; 65536];
-            while !done.load(Ordering::SeqCst) {
-                if let Ok(n) = socket.recv(&mut buf) {
-                    sink.lock().unwrap().push(buf[..n].to_vec());
-                }
-            }
-        });
-        Capture { kept, stop }
-    }
-
-    fn datagrams(&self) -> Vec<Vec<u8>> {
-        self.kept.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
-
-/// A socket that sends to the group on loopback, as any host on the LAN
-/// could.
-fn sender() -> UdpSocket {
-    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
-    socket.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
-    socket.set_multicast_ttl_v4(1).unwrap();
-    socket.set_multicast_loop_v4(true).unwrap();
-    socket.into()
-}
 
 /// A file holding `passphrase` and a line ending, as `echo` writes it.
 fn pass_file(dir: &tempfile::TempDir, passphrase: &str) -> String {
@@ -117,8 +58,8 @@ fn the_passphrase_chats_both_ways_and_the_wire_holds_no_words_or_names() {
         let dir = tempfile::tempdir().unwrap();
         let file = pass_file(&dir, PASS);
         // Everything sent to the room, on both its ports, from the start.
-        let plain_port = Capture::start(PORT);
-        let control_port = Capture::start(PORT + 1);
+        let plain_port = Capture::start(GROUP, PORT, everything);
+        let control_port = Capture::start(GROUP, PORT + 1, everything);
 
         let logs = dir.path().join("logs");
         let mut ann =
