@@ -23,6 +23,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
+
+#[path = "common/ops.rs"]
+mod ops;
 use roomcast_core::Instant;
 use roomcast_core::chat::frame::{FLAG_REPAIR, Frame, decode};
 use roomcast_core::chat::limits::{MAX_HOLDBACK, MAX_STORED, NAK_RATE, REPAIR_RATE};
@@ -40,20 +43,8 @@ fuzz_target!(|data: &[u8]| {
     let mut naks: Vec<Instant> = Vec::new();
     let mut repairs: Vec<Instant> = Vec::new();
     let mut rest = data;
-    while let Some((&head, tail)) = rest.split_first() {
-        let mut len = usize::from(head & 0x1f);
-        let mut tail = tail;
-        if len == 31 {
-            let Some((&extra, t)) = tail.split_first() else {
-                return;
-            };
-            len += usize::from(extra);
-            tail = t;
-        }
-        let len = len.min(tail.len());
-        let (bytes, tail) = tail.split_at(len);
-        rest = tail;
-        match head >> 5 {
+    while let Some((op, bytes)) = ops::next_op(&mut rest) {
+        match op {
             k @ 0..=2 => s.handle_datagram(now, addr(k), Channel::Control, bytes),
             3 => s.handle_datagram(now, addr(3), Channel::Plain, bytes),
             4 => {

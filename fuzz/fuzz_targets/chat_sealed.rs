@@ -28,6 +28,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
+
+#[path = "common/ops.rs"]
+mod ops;
 use roomcast_core::Instant;
 use roomcast_core::chat::limits::{MAX_HOLDBACK, MAX_STORED};
 use roomcast_core::chat::seal::OpenError;
@@ -56,20 +59,8 @@ fuzz_target!(|data: &[u8]| {
     let mut last: Option<Vec<u8>> = None;
     let mut buf = [0u8; MAX_SEALED];
     let mut rest = data;
-    while let Some((&head, tail)) = rest.split_first() {
-        let mut len = usize::from(head & 0x1f);
-        let mut tail = tail;
-        if len == 31 {
-            let Some((&extra, t)) = tail.split_first() else {
-                return;
-            };
-            len += usize::from(extra);
-            tail = t;
-        }
-        let len = len.min(tail.len());
-        let (bytes, tail) = tail.split_at(len);
-        rest = tail;
-        match head >> 5 {
+    while let Some((op, bytes)) = ops::next_op(&mut rest) {
+        match op {
             k @ 0..=2 => {
                 if let Some(d) = peers[usize::from(k)].seal(now, bytes) {
                     s.handle_datagram(now, addr(k), Channel::Control, &d);
