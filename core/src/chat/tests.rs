@@ -16,11 +16,13 @@ use super::limits::{
 use super::{Channel, Event, MemberId, Session, Transmit, UsageError};
 use crate::Instant;
 
-fn at(ms: u64) -> Instant {
+/// `ms` milliseconds after the tests' zero.
+pub(super) fn at(ms: u64) -> Instant {
     Instant::from_micros(ms * 1000)
 }
 
-fn addr(n: u8) -> SocketAddr {
+/// A member's address: 10.0.0.`n`, port 40000.
+pub(super) fn addr(n: u8) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)), 40000)
 }
 
@@ -28,7 +30,8 @@ fn session(id: u64, name: &str) -> Session {
     Session::new(at(0), MemberId(id), name, id).expect("a valid name")
 }
 
-fn drain(s: &mut Session) -> (Vec<Transmit>, Vec<Event>) {
+/// Everything `s` has to send and to tell, drained.
+pub(super) fn drain(s: &mut Session) -> (Vec<Transmit>, Vec<Event>) {
     let mut t = Vec::new();
     while let Some(x) = s.poll_transmit() {
         t.push(x);

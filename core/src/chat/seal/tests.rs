@@ -1,6 +1,5 @@
 //! Sealed frames: the seal itself, the replay window, and private sessions.
 
-use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::collections::BTreeSet;
 use std::string::String;
 use std::vec::Vec;
@@ -10,19 +9,12 @@ use proptest::prelude::*;
 use super::*;
 use crate::chat::frame::{Frame, decode, encode_bye};
 use crate::chat::limits::MAX_MESSAGE;
-use crate::chat::{Channel, Event, MemberId, Session, Transmit};
+use crate::chat::tests::{addr, at, drain};
+use crate::chat::{Channel, Event, MemberId, Session};
 use crate::privacy::SECRET_BYTES;
 
 /// A wall clock (Unix ms) of the tests: 2026-11-27.
 const WALL: u64 = 1_795_000_000_000;
-
-fn at(ms: u64) -> Instant {
-    Instant::from_micros(ms * 1000)
-}
-
-fn addr(n: u8) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)), 40000)
-}
 
 fn key(n: u8) -> FrameKey {
     FrameKey([n; SECRET_BYTES])
@@ -40,18 +32,6 @@ fn open(r: &mut Sealing, now: Instant, d: &[u8]) -> Result<Vec<u8>, OpenError> {
 fn private(id: u64, name: &str, k: u8) -> Session {
     let s = Sealing::new(&key(k), [id as u8; SEALER_BYTES], at(0), WALL);
     Session::new_private(at(0), MemberId(id), name, id, s).expect("a valid name")
-}
-
-fn drain(s: &mut Session) -> (Vec<Transmit>, Vec<Event>) {
-    let mut t = Vec::new();
-    while let Some(x) = s.poll_transmit() {
-        t.push(x);
-    }
-    let mut e = Vec::new();
-    while let Some(x) = s.poll_event() {
-        e.push(x);
-    }
-    (t, e)
 }
 
 fn counter_of(d: &[u8]) -> u64 {
