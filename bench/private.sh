@@ -31,15 +31,8 @@ if [ "${IN_SANDBOX:-0}" != 1 ]; then
     timeout 1800 tools/sandbox bash "$0"
 fi
 
-timed() {
-  # Runs "$@", then prints its JSON line with the CPU seconds it used.
-  local t out
-  t=$(mktemp)
-  out=$(/usr/bin/time -o "$t" -f '%U %S' "$@")
-  read -r user sys <"$t"
-  rm -f "$t"
-  echo "${out%\}},\"cpu_user_s\":$user,\"cpu_sys_s\":$sys}"
-}
+# shellcheck source=bench/timed.sh
+. bench/timed.sh
 
 echo "# bench seal (ns per message; 3 x 7 runs)"
 for _ in 1 2 3; do

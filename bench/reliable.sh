@@ -34,15 +34,8 @@ if [ "${IN_SANDBOX:-0}" != 1 ]; then
   exec env IN_SANDBOX=1 ROOMCAST_BIN="$BIN" RUNS="$RUNS" timeout 1800 tools/sandbox bash "$0"
 fi
 
-timed() {
-  # Runs "$@", then prints its JSON line with the CPU seconds it used.
-  local t out
-  t=$(mktemp)
-  out=$(/usr/bin/time -o "$t" -f '%U %S' "$@")
-  read -r user sys <"$t"
-  rm -f "$t"
-  echo "${out%\}},\"cpu_user_s\":$user,\"cpu_sys_s\":$sys}"
-}
+# shellcheck source=bench/timed.sh
+. bench/timed.sh
 
 loss_rule() {
   nft add table inet loss
